@@ -1,0 +1,82 @@
+//! `seismo project create <slug>`: prints the DSN and the OTLP key (or the project as JSON).
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::database;
+use crate::config::Config;
+use crate::ingest::sentry::auth::Dsn;
+use crate::store::projects::{self, Project};
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project and print its DSN and OTLP key.
+    Create {
+        /// Lower-case letters, digits, `-` and `_`, e.g. `checkout`.
+        slug: String,
+        /// A display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// Events accepted per minute before ingestion answers 429 (default: no quota).
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Print the project as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(config: Config, command: ProjectCommand) -> anyhow::Result<()> {
+    let ProjectCommand::Create {
+        slug,
+        name,
+        rate_limit,
+        json,
+    } = command;
+    let rate_limit = rate_limit.map(i32::try_from).transpose()?;
+    let database = database::open(&config).await?;
+    let mut conn = database.pool.acquire().await?;
+    let created = projects::create(
+        &mut conn,
+        &slug,
+        name.as_deref().unwrap_or(&slug),
+        rate_limit,
+    )
+    .await;
+    drop(conn);
+    database.close().await;
+    let project = created?;
+    if json {
+        println!("{}", project_json(&project, &config));
+    } else {
+        print_human(&project, &config);
+    }
+    Ok(())
+}
+
+/// The project as DESIGN.md §3.5 shows it.
+pub fn project_json(project: &Project, config: &Config) -> serde_json::Value {
+    json!({
+        "id": project.id,
+        "slug": project.slug,
+        "name": project.name,
+        "dsn": dsn(project, config),
+        "otlp_key": project.public_key,
+        "created_at": project.created_at,
+    })
+}
+
+pub fn dsn(project: &Project, config: &Config) -> Option<String> {
+    let key = project.public_key.as_deref()?;
+    Some(Dsn::for_project(&config.public_url, key, project.id).to_string())
+}
+
+pub fn print_human(project: &Project, config: &Config) {
+    println!("project {} (id {})", project.slug, project.id);
+    if let Some(dsn) = dsn(project, config) {
+        println!("  DSN:      {dsn}");
+    }
+    if let Some(key) = &project.public_key {
+        println!("  OTLP key: {key}   (OTEL_EXPORTER_OTLP_HEADERS=x-seismo-key={key})");
+    }
+}

@@ -1,0 +1,35 @@
+//! `seismo token create <name>`: prints a management API token, once.
+
+use clap::Subcommand;
+
+use super::database;
+use crate::config::Config;
+use crate::store::tokens;
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (it is stored hashed and cannot be shown again).
+    Create {
+        name: String,
+        /// Print `{"token": "…"}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Create { name, json } = command;
+    let database = database::open(&config).await?;
+    let created = tokens::create(&database.pool, &name).await;
+    database.close().await;
+    let token = created?;
+    if json {
+        println!("{}", serde_json::json!({ "token": token }));
+    } else {
+        println!("{token}");
+        eprintln!(
+            "Store it now: Seismo keeps only its hash. Use it as: Authorization: Bearer <token>"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `GET /api/v1/issues/{id}/events` and `GET /api/v1/events/{event_id}`: events in the
+//! shape of DESIGN.md §3.5, with the original payload.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::ApiToken;
+use super::pagination::{self, Page};
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::ingest::Exception;
+use crate::store::events::{self, EventRecord};
+use crate::store::issues;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/issues/{id}/events", get(list))
+        .route("/api/v1/events/{event_id}", get(show))
+}
+
+#[derive(Serialize)]
+struct EventView {
+    event_id: String,
+    issue_id: i64,
+    project_id: i64,
+    received_at: DateTime<Utc>,
+    timestamp: DateTime<Utc>,
+    level: String,
+    source: String,
+    platform: Option<String>,
+    release: Option<String>,
+    environment: Option<String>,
+    service: Option<String>,
+    title: String,
+    message: Option<String>,
+    exception: Vec<Exception>,
+    tags: BTreeMap<String, String>,
+    trace_id: Option<String>,
+    handled: bool,
+    payload: serde_json::Value,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(record: EventRecord) -> EventView {
+        EventView {
+            event_id: record.event_id.simple().to_string(),
+            issue_id: record.issue_id,
+            project_id: record.project_id,
+            received_at: record.received_at,
+            timestamp: record.timestamp,
+            level: record.level,
+            source: record.source,
+            platform: record.platform,
+            release: record.release,
+            environment: record.environment,
+            service: record.service,
+            title: record.title,
+            message: record.document.message,
+            exception: record.document.exception,
+            tags: record.document.tags,
+            trace_id: record.trace_id,
+            handled: record.handled,
+            payload: record.document.payload,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    Path(issue_id): Path<i64>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<EventView>>, ApiError> {
+    if issues::get(&state.pool, issue_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("issue {issue_id}")));
+    }
+    let limit = pagination::limit(query.limit)?;
+    let before = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let records = events::list_for_issue(&state.pool, issue_id, before, limit).await?;
+    let views: Vec<EventView> = records.into_iter().map(EventView::from).collect();
+    Ok(Json(pagination::page(views, limit, |e| {
+        format!("{}|{}", e.received_at.to_rfc3339(), e.event_id)
+    })))
+}
+
+fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let text = pagination::decode(cursor)?;
+    let invalid = || ApiError::bad_request("cursor is not valid");
+    let (at, id) = text.split_once('|').ok_or_else(invalid)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?;
+    let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+    Ok((at.with_timezone(&Utc), id))
+}
+
+async fn show(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Json<EventView>, ApiError> {
+    let id = Uuid::try_parse(&event_id)
+        .map_err(|_| ApiError::bad_request(format!("{event_id:?} is not an event id")))?;
+    let record = events::get(&state.pool, id).await?;
+    record
+        .map(|r| Json(EventView::from(r)))
+        .ok_or_else(|| ApiError::not_found(format!("event {event_id}")))
+}

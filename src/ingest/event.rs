@@ -1,0 +1,141 @@
+//! `ErrorEvent`: the one internal shape every source (Sentry, OTLP, native JSON) normalizes to.
+//!
+//! Everything downstream — grouping, the writer, detection, the API — reads only this type,
+//! so a new source is a new parser and nothing else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where an event came in; also the `source` label of the ingestion metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Sentry,
+    OtlpHttp,
+    OtlpGrpc,
+    Native,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sentry => "sentry",
+            Source::OtlpHttp => "otlp_http",
+            Source::OtlpGrpc => "otlp_grpc",
+            Source::Native => "native",
+        }
+    }
+}
+
+/// Severity, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+
+    /// Parses the names SDKs use (`warn`, `critical`, …) case-insensitively.
+    pub fn from_name(name: &str) -> Option<Level> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "debug" | "trace" => Some(Level::Debug),
+            "info" | "log" | "notice" | "default" => Some(Level::Info),
+            "warning" | "warn" => Some(Level::Warning),
+            "error" | "err" => Some(Level::Error),
+            "fatal" | "critical" | "crit" | "emergency" | "alert" | "panic" => Some(Level::Fatal),
+            _ => None,
+        }
+    }
+
+    /// Numeric levels as Python's `logging` defines them (10 debug … 50 critical).
+    pub fn from_number(n: f64) -> Level {
+        match n {
+            n if n >= 50.0 => Level::Fatal,
+            n if n >= 40.0 => Level::Error,
+            n if n >= 30.0 => Level::Warning,
+            n if n >= 20.0 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stack frame, as much as the source told us.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    pub function: Option<String>,
+    pub module: Option<String>,
+    pub filename: Option<String>,
+    pub lineno: Option<u32>,
+    pub in_app: Option<bool>,
+}
+
+/// One exception of a chain. Frames are ordered caller first, crashing frame last
+/// (Sentry's order).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Exception {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub value: Option<String>,
+    pub module: Option<String>,
+    pub frames: Vec<Frame>,
+}
+
+/// The normalized error event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorEvent {
+    pub event_id: Uuid,
+    pub project_id: i64,
+    pub source: Source,
+    pub received_at: DateTime<Utc>,
+    /// When the error happened, as the client said (falls back to `received_at`).
+    pub timestamp: DateTime<Utc>,
+    pub level: Level,
+    pub platform: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub message: Option<String>,
+    /// The exception chain, innermost cause first, the raised exception last (Sentry's order).
+    pub exceptions: Vec<Exception>,
+    pub tags: BTreeMap<String, String>,
+    /// A fingerprint the client chose; may contain `{{ default }}`.
+    pub fingerprint: Option<Vec<String>>,
+    /// The transaction or route the error happened in, when known.
+    pub transaction: Option<String>,
+    pub trace_id: Option<String>,
+    /// False when the application did not catch the error (crash, `mechanism.handled=false`).
+    pub handled: bool,
+    /// The original payload, as received (minus NUL characters).
+    pub payload: serde_json::Value,
+}
+
+impl ErrorEvent {
+    /// The exception that was raised last: the one the issue is named after.
+    pub fn main_exception(&self) -> Option<&Exception> {
+        self.exceptions.last()
+    }
+}

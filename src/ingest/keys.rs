@@ -1,0 +1,49 @@
+//! Ingestion keys → projects, cached so the hot path does not query PostgreSQL per request.
+//! A revoked key keeps working for at most `POSITIVE_TTL`; an unknown key is re-checked after
+//! `NEGATIVE_TTL`, so a key created a moment ago works almost at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use crate::store::projects::{self, KeyGrant};
+use crate::store::StoreError;
+
+const POSITIVE_TTL: Duration = Duration::from_secs(30);
+const NEGATIVE_TTL: Duration = Duration::from_secs(2);
+/// Bounds memory when clients send many random keys.
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Instant, Option<KeyGrant>)>>,
+}
+
+impl KeyCache {
+    pub async fn lookup(&self, pool: &PgPool, key: &str) -> Result<Option<KeyGrant>, StoreError> {
+        if let Some(grant) = self.cached(key) {
+            return Ok(grant);
+        }
+        let grant = projects::grant_for_key(pool, key).await?;
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key.to_owned(), (Instant::now(), grant.clone()));
+        }
+        Ok(grant)
+    }
+
+    fn cached(&self, key: &str) -> Option<Option<KeyGrant>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, grant) = entries.get(key)?;
+        let ttl = if grant.is_some() {
+            POSITIVE_TTL
+        } else {
+            NEGATIVE_TTL
+        };
+        (at.elapsed() < ttl).then(|| grant.clone())
+    }
+}

@@ -1,0 +1,249 @@
+//! Ingestion: from the bytes of a request to events handed to the writer.
+//!
+//! ```text
+//! body ─► decompress (bounded) ─► parse (envelope / store / native JSON)
+//!      ─► authorize (key → project, cached) ─► per event: parse → ErrorEvent → group → NewEvent
+//!      ─► quota ─► writer (group commit) ─► Ack after COMMIT
+//! ```
+//!
+//! Every event ends in exactly one [`outcome::Outcome`], counted where it is decided: an
+//! invalid item when it fails to parse, a rate-limited event when its quota or the writer
+//! refuses it, an accepted one after its batch commits. A bad item never fails its
+//! siblings; a request whose every event is bad gets the first event's error.
+
+pub mod decompress;
+pub mod event;
+pub mod keys;
+pub mod native;
+pub mod outcome;
+pub mod quota;
+pub mod sentry;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use event::{ErrorEvent, Exception, Frame, Level, Source};
+use outcome::{Outcome, Reason};
+
+use crate::grouping;
+use crate::metrics::Metrics;
+use crate::store::events::NewEvent;
+use crate::store::projects::{self, KeyGrant};
+use crate::store::writer::{WriteError, Writer, Written};
+use crate::store::StoreError;
+
+/// The most one event may weigh, decompressed (DESIGN.md §3.1).
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The most one request may weigh, compressed and decompressed.
+pub const MAX_COMPRESSED_BYTES: usize = 20 * 1024 * 1024;
+pub const MAX_DECOMPRESSED_BYTES: usize = 100 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("missing ingestion key (X-Sentry-Auth, Authorization: Sentry, ?sentry_key= or x-seismo-key)")]
+    MissingKey,
+    #[error("the ingestion key is not valid for this project")]
+    InvalidKey,
+    #[error("project {0} does not exist")]
+    UnknownProject(i64),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    #[error("the project's event quota is used up; retry in {retry_after} s")]
+    QuotaExceeded { retry_after: u64 },
+    #[error("Seismo is overloaded; retry shortly")]
+    Overloaded,
+    #[error("storage is unavailable; retry shortly")]
+    Unavailable,
+    #[error("storage refused the events")]
+    Rejected,
+}
+
+impl From<decompress::DecompressError> for IngestError {
+    fn from(error: decompress::DecompressError) -> IngestError {
+        use decompress::DecompressError as D;
+        match error {
+            D::TooLarge(_) => IngestError::TooLarge(format!("request body {error}")),
+            D::Unsupported(_) => IngestError::UnsupportedEncoding(error.to_string()),
+            D::Corrupt(_) => IngestError::Malformed(error.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for IngestError {
+    fn from(error: StoreError) -> IngestError {
+        tracing::error!(%error, "key lookup failed");
+        IngestError::Unavailable
+    }
+}
+
+/// What a successful request answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The id of the (first) event, when the request carried one.
+    pub id: Option<Uuid>,
+}
+
+/// The ingestion service: shared by all requests.
+pub struct Ingest {
+    pool: PgPool,
+    keys: keys::KeyCache,
+    quotas: quota::Quotas,
+    writer: Writer,
+    metrics: Arc<Metrics>,
+}
+
+impl Ingest {
+    pub fn new(pool: PgPool, writer: Writer, metrics: Arc<Metrics>) -> Ingest {
+        Ingest {
+            pool,
+            keys: keys::KeyCache::default(),
+            quotas: quota::Quotas::default(),
+            writer,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Resolves a key to its project. `project_id` is the one in the URL, when there is one.
+    pub async fn authorize(
+        &self,
+        key: Option<&str>,
+        project_id: Option<i64>,
+    ) -> Result<KeyGrant, IngestError> {
+        let key = key
+            .filter(|k| !k.is_empty())
+            .ok_or(IngestError::MissingKey)?;
+        let grant = self.keys.lookup(&self.pool, key).await?;
+        match (grant, project_id) {
+            (Some(grant), None) => Ok(grant),
+            (Some(grant), Some(id)) if grant.project_id == id => Ok(grant),
+            (_, Some(id)) if !projects::exists(&self.pool, id).await? => {
+                Err(IngestError::UnknownProject(id))
+            }
+            _ => Err(IngestError::InvalidKey),
+        }
+    }
+
+    /// Parses, groups and compresses one event payload; counts it as invalid if it is.
+    pub fn prepare(
+        &self,
+        payload: &[u8],
+        received: sentry::event::Received,
+    ) -> Result<NewEvent, IngestError> {
+        if payload.len() > MAX_EVENT_BYTES {
+            let message = format!(
+                "event of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",
+                payload.len()
+            );
+            return Err(self.invalid(
+                received.source,
+                Reason::TooLarge,
+                IngestError::TooLarge(message),
+            ));
+        }
+        let parsed = sentry::event::parse(payload, received);
+        self.finish(parsed, received.source)
+    }
+
+    fn finish(
+        &self,
+        parsed: Result<ErrorEvent, sentry::event::EventError>,
+        source: Source,
+    ) -> Result<NewEvent, IngestError> {
+        let event = parsed.map_err(|e| {
+            self.invalid(
+                source,
+                Reason::Malformed,
+                IngestError::Malformed(e.to_string()),
+            )
+        })?;
+        let grouping = grouping::group(&event);
+        NewEvent::new(event, grouping).map_err(|e| {
+            self.invalid(
+                source,
+                Reason::Malformed,
+                IngestError::Malformed(e.to_string()),
+            )
+        })
+    }
+
+    fn invalid(&self, source: Source, reason: Reason, error: IngestError) -> IngestError {
+        outcome::record(&self.metrics, source, Outcome::Invalid(reason), 1);
+        error
+    }
+
+    /// Takes quota for the events, writes them, and returns their ids once committed.
+    pub async fn accept(
+        &self,
+        grant: &KeyGrant,
+        source: Source,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Uuid>, IngestError> {
+        let n = events.len();
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let record =
+            |outcome: Outcome, n: usize| outcome::record(&self.metrics, source, outcome, n);
+        if let Err(retry_after) =
+            self.quotas
+                .take(grant.project_id, grant.rate_limit_per_minute, n, Utc::now())
+        {
+            record(Outcome::RateLimited(Reason::Quota), n);
+            return Err(IngestError::QuotaExceeded { retry_after });
+        }
+        match self.writer.write(events).await {
+            Ok(written) => {
+                let duplicates = written.iter().filter(|w| **w == Written::Duplicate).count();
+                record(Outcome::Accepted, n - duplicates);
+                record(Outcome::Filtered(Reason::Duplicate), duplicates);
+                Ok(ids)
+            }
+            Err(error) => {
+                let (reason, answer) = match error {
+                    WriteError::Overloaded => (Reason::Backpressure, IngestError::Overloaded),
+                    WriteError::Failed(_) => (Reason::StorageRejected, IngestError::Rejected),
+                    WriteError::Unavailable(_) | WriteError::Stopped => {
+                        (Reason::StorageUnavailable, IngestError::Unavailable)
+                    }
+                };
+                let outcome = match reason {
+                    Reason::StorageRejected => Outcome::Invalid(reason),
+                    _ => Outcome::RateLimited(reason),
+                };
+                record(outcome, n);
+                Err(answer)
+            }
+        }
+    }
+}
+
+/// Decompresses a request body off the async threads when it is compressed.
+pub async fn decompress_body(
+    encoding: Option<String>,
+    body: bytes::Bytes,
+) -> Result<bytes::Bytes, IngestError> {
+    let identity = encoding
+        .as_deref()
+        .is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"));
+    if identity {
+        if body.len() > MAX_DECOMPRESSED_BYTES {
+            return Err(decompress::DecompressError::TooLarge(MAX_DECOMPRESSED_BYTES).into());
+        }
+        return Ok(body);
+    }
+    let inflated = tokio::task::spawn_blocking(move || {
+        decompress::decompress(encoding.as_deref(), &body, MAX_DECOMPRESSED_BYTES)
+    })
+    .await
+    .map_err(|_| IngestError::Malformed("decompression failed".into()))??;
+    Ok(bytes::Bytes::from(inflated))
+}

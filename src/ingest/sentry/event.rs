@@ -1,0 +1,431 @@
+//! A Sentry event payload (JSON) → [`ErrorEvent`].
+//!
+//! SDKs of every language and age send the same fields in different shapes, so this reads a
+//! `serde_json::Value` field by field and accepts every shape real SDKs emit: timestamps as
+//! floats or RFC 3339, tags as a map or as pairs, `exception`/`breadcrumbs` as `{values}` or a
+//! list, `message` as a string or a logentry, numeric levels. Only "not a JSON object" is
+//! fatal; a field in an unknown shape is treated as absent (the original stays in the payload).
+//! See <https://develop.sentry.dev/sdk/data-model/event-payloads/>.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::ingest::{ErrorEvent, Exception, Frame, Level, Source};
+
+/// Bounds that keep one event's cost predictable; the full data stays in the payload.
+const MAX_EXCEPTIONS: usize = 32;
+const MAX_FRAMES: usize = 250;
+const MAX_TAG_VALUE: usize = 200;
+const MAX_FIELD: usize = 250;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("event is not valid JSON: {0}")]
+    Json(String),
+    #[error("event must be a JSON object")]
+    NotAnObject,
+}
+
+/// What the request (not the payload) tells about an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub project_id: i64,
+    pub source: Source,
+    pub at: DateTime<Utc>,
+    /// The envelope header's `event_id`, used when the payload has none.
+    pub envelope_event_id: Option<Uuid>,
+}
+
+pub fn parse(payload: &[u8], received: Received) -> Result<ErrorEvent, EventError> {
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| EventError::Json(super::envelope::one_line(&e)))?;
+    from_value(value, received)
+}
+
+/// Normalizes an already-parsed payload.
+pub fn from_value(mut value: Value, received: Received) -> Result<ErrorEvent, EventError> {
+    strip_nul(&mut value);
+    let Value::Object(object) = &value else {
+        return Err(EventError::NotAnObject);
+    };
+    let exceptions = exceptions(object);
+    let tags = tags(object.get("tags"));
+    Ok(ErrorEvent {
+        event_id: str_field(object, "event_id")
+            .and_then(|id| parse_event_id(&id))
+            .or(received.envelope_event_id)
+            .unwrap_or_else(Uuid::new_v4),
+        project_id: received.project_id,
+        source: received.source,
+        received_at: received.at,
+        timestamp: object
+            .get("timestamp")
+            .and_then(timestamp)
+            .unwrap_or(received.at),
+        level: object.get("level").and_then(level).unwrap_or(Level::Error),
+        platform: str_field(object, "platform"),
+        release: str_field(object, "release"),
+        environment: str_field(object, "environment"),
+        service: str_field(object, "service").or_else(|| service(&tags)),
+        message: message(object),
+        handled: !unhandled(object),
+        exceptions,
+        fingerprint: fingerprint(object.get("fingerprint")),
+        transaction: str_field(object, "transaction").or_else(|| str_field(object, "culprit")),
+        trace_id: object
+            .get("contexts")
+            .and_then(|c| c.get("trace"))
+            .and_then(|t| t.get("trace_id"))
+            .and_then(scalar_string),
+        tags,
+        payload: value,
+    })
+}
+
+/// Accepts 32 hex digits with or without dashes, any case.
+pub fn parse_event_id(text: &str) -> Option<Uuid> {
+    Uuid::try_parse(text.trim()).ok().filter(|id| !id.is_nil())
+}
+
+/// PostgreSQL text cannot hold NUL, and no real string needs one.
+fn strip_nul(value: &mut Value) {
+    match value {
+        Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                *map = old
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('\0', ""), v))
+                    .collect();
+            }
+            map.values_mut().for_each(strip_nul);
+        }
+        _ => {}
+    }
+}
+
+/// Strings, numbers and booleans as text (SDKs send `release: 2` or `lineno: "10"`).
+fn scalar_string(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty()).then(|| truncate(text, MAX_FIELD))
+}
+
+fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(scalar_string)
+}
+
+fn truncate(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+    }
+    text
+}
+
+fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::Number(n) => {
+            let seconds = n.as_f64()?;
+            let millis = (seconds * 1000.0).round();
+            (millis.is_finite() && millis.abs() < 1e15)
+                .then(|| Utc.timestamp_millis_opt(millis as i64).single())
+                .flatten()
+        }
+        Value::String(s) => parse_time_text(s.trim()),
+        _ => None,
+    }
+}
+
+fn parse_time_text(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        return timestamp(&Value::from(seconds));
+    }
+    // Older SDKs send naive UTC times: "2026-11-25T10:00:00" or with fractions.
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| naive.and_utc())
+}
+
+fn level(value: &Value) -> Option<Level> {
+    match value {
+        Value::String(s) => {
+            Level::from_name(s).or_else(|| s.trim().parse::<f64>().ok().map(Level::from_number))
+        }
+        Value::Number(n) => n.as_f64().map(Level::from_number),
+        _ => None,
+    }
+}
+
+/// `message` is a string or a logentry object; `logentry` is the newer name.
+fn message(object: &Map<String, Value>) -> Option<String> {
+    ["logentry", "message"]
+        .iter()
+        .filter_map(|key| object.get(*key))
+        .find_map(|value| match value {
+            Value::Object(entry) => {
+                str_field(entry, "formatted").or_else(|| str_field(entry, "message"))
+            }
+            other => scalar_string(other),
+        })
+}
+
+/// `{"values": [...]}`, a bare list, or a single object.
+fn values(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(Value::Object(map)) => match map.get("values") {
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(_) => Vec::new(),
+            None => vec![value.unwrap_or(&Value::Null)],
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn exceptions(object: &Map<String, Value>) -> Vec<Exception> {
+    let list = values(object.get("exception"));
+    // Keep the last ones: the raised exception is last, the oldest causes first.
+    let skip = list.len().saturating_sub(MAX_EXCEPTIONS);
+    list.into_iter().skip(skip).filter_map(exception).collect()
+}
+
+fn exception(value: &Value) -> Option<Exception> {
+    let object = value.as_object()?;
+    let ty = str_field(object, "type");
+    let value_text = object.get("value").and_then(scalar_string);
+    if ty.is_none() && value_text.is_none() {
+        return None;
+    }
+    Some(Exception {
+        ty: ty.unwrap_or_else(|| "Error".to_owned()),
+        value: value_text.map(|v| truncate(v, 4096)),
+        module: str_field(object, "module"),
+        frames: frames(object.get("stacktrace")),
+    })
+}
+
+fn frames(stacktrace: Option<&Value>) -> Vec<Frame> {
+    let Some(list) = stacktrace
+        .and_then(|s| s.get("frames"))
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    // The crashing frame is last; when trimming, keep the frames nearest to it.
+    let skip = list.len().saturating_sub(MAX_FRAMES);
+    list.iter()
+        .skip(skip)
+        .filter_map(Value::as_object)
+        .map(frame)
+        .collect()
+}
+
+fn frame(object: &Map<String, Value>) -> Frame {
+    Frame {
+        function: str_field(object, "function"),
+        module: str_field(object, "module"),
+        filename: str_field(object, "filename").or_else(|| str_field(object, "abs_path")),
+        lineno: object.get("lineno").and_then(|v| match v {
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }),
+        in_app: object.get("in_app").and_then(Value::as_bool),
+    }
+}
+
+/// Unhandled when any exception's mechanism says `handled: false` (a crash).
+fn unhandled(object: &Map<String, Value>) -> bool {
+    values(object.get("exception")).iter().any(|e| {
+        e.get("mechanism")
+            .and_then(|m| m.get("handled"))
+            .and_then(Value::as_bool)
+            == Some(false)
+    })
+}
+
+/// Tags as `{"k": "v"}` or `[["k", "v"], …]`; non-string values become text.
+fn tags(value: Option<&Value>) -> BTreeMap<String, String> {
+    let pairs: Vec<(String, &Value)> = match value {
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|pair| match pair.as_array()?.as_slice() {
+                [k, v] => Some((scalar_string(k)?, v)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            Some((
+                truncate(k.trim().to_owned(), MAX_TAG_VALUE),
+                truncate(scalar_string(v)?, MAX_TAG_VALUE),
+            ))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+/// Sentry has no service field; the tag `service` (or OTel's `service.name`) names it.
+/// (Seismo's native JSON has a top-level `service`, read before this.)
+fn service(tags: &BTreeMap<String, String>) -> Option<String> {
+    tags.get("service")
+        .or_else(|| tags.get("service.name"))
+        .cloned()
+}
+
+fn fingerprint(value: Option<&Value>) -> Option<Vec<String>> {
+    let parts: Vec<String> = value?
+        .as_array()?
+        .iter()
+        .filter_map(scalar_string)
+        .collect();
+    (!parts.is_empty()).then_some(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn received() -> Received {
+        Received {
+            project_id: 1,
+            source: Source::Sentry,
+            at: Utc
+                .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+                .single()
+                .expect("valid time"),
+            envelope_event_id: None,
+        }
+    }
+
+    fn parse_json(value: Value) -> ErrorEvent {
+        parse(value.to_string().as_bytes(), received()).expect("valid event")
+    }
+
+    #[test]
+    fn python_exception() {
+        let event = parse_json(json!({
+            "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
+            "timestamp": 1764072000.5,
+            "level": "error",
+            "platform": "python",
+            "release": "shop@1.2.0",
+            "environment": "production",
+            "tags": {"service": "checkout", "region": "eu"},
+            "exception": {"values": [{
+                "type": "KeyError", "value": "'user_id'", "module": "builtins",
+                "mechanism": {"type": "excepthook", "handled": false},
+                "stacktrace": {"frames": [
+                    {"function": "main", "module": "app", "filename": "app.py", "lineno": 10, "in_app": true},
+                    {"function": "get", "module": "shop.cart", "filename": "shop/cart.py", "lineno": "42", "in_app": true}
+                ]}
+            }]},
+            "contexts": {"trace": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}}
+        }));
+        assert_eq!(
+            event.event_id.simple().to_string(),
+            "9ec79c33ec9942ab8353589fcb2e04dc"
+        );
+        assert_eq!(event.timestamp.timestamp_millis(), 1_764_072_000_500);
+        assert_eq!(event.release.as_deref(), Some("shop@1.2.0"));
+        assert_eq!(event.service.as_deref(), Some("checkout"));
+        assert!(!event.handled);
+        let main = event.main_exception().expect("exception");
+        assert_eq!(main.ty, "KeyError");
+        assert_eq!(main.frames[1].lineno, Some(42));
+        assert_eq!(main.frames[1].module.as_deref(), Some("shop.cart"));
+        assert_eq!(
+            event.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+
+    #[test]
+    fn lenient_shapes() {
+        let event = parse_json(json!({
+            "timestamp": "2026-11-25T10:00:00",
+            "level": 30,
+            "tags": [["a", "1"], ["b", 2], ["bad"]],
+            "exception": [{"type": "ValueError", "value": 7}],
+            "breadcrumbs": [{"message": "clicked"}],
+            "logentry": {"message": "fmt %s", "formatted": "fmt x"},
+            "fingerprint": ["{{ default }}", 42],
+            "release": 3
+        }));
+        assert_eq!(
+            event.timestamp,
+            Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+                .single()
+                .expect("t")
+        );
+        assert_eq!(event.level, Level::Warning);
+        assert_eq!(event.tags.get("b").map(String::as_str), Some("2"));
+        assert_eq!(event.tags.len(), 2);
+        assert_eq!(event.exceptions[0].value.as_deref(), Some("7"));
+        assert_eq!(event.message.as_deref(), Some("fmt x"));
+        assert_eq!(
+            event.fingerprint,
+            Some(vec!["{{ default }}".to_owned(), "42".to_owned()])
+        );
+        assert_eq!(event.release.as_deref(), Some("3"));
+        assert!(event.handled);
+    }
+
+    #[test]
+    fn message_forms_and_defaults() {
+        let event = parse_json(json!({"message": {"formatted": "disk full"}}));
+        assert_eq!(event.message.as_deref(), Some("disk full"));
+        assert_eq!(event.level, Level::Error);
+        assert_eq!(event.timestamp, received().at);
+        let plain = parse_json(json!({"message": "plain", "level": "WARN"}));
+        assert_eq!(plain.message.as_deref(), Some("plain"));
+        assert_eq!(plain.level, Level::Warning);
+    }
+
+    #[test]
+    fn nul_characters_are_stripped() {
+        let event = parse(
+            br#"{"message":"a\u0000b","tags":{"k\u0000":"v"}}"#,
+            received(),
+        )
+        .expect("valid");
+        assert_eq!(event.message.as_deref(), Some("ab"));
+        assert!(event.tags.contains_key("k"));
+        assert!(!event.payload.to_string().contains("\\u0000"));
+    }
+
+    #[test]
+    fn envelope_event_id_is_the_fallback() {
+        let id = Uuid::new_v4();
+        let mut r = received();
+        r.envelope_event_id = Some(id);
+        assert_eq!(parse(b"{}", r).expect("valid").event_id, id);
+    }
+
+    #[test]
+    fn not_an_event() {
+        assert!(matches!(
+            parse(b"[1,2]", received()),
+            Err(EventError::NotAnObject)
+        ));
+        assert!(matches!(parse(b"{", received()), Err(EventError::Json(_))));
+    }
+}

@@ -1,0 +1,36 @@
+//! Seismo: self-hosted error tracking, anomaly detection and automated recovery.
+//!
+//! The path of an event through this crate:
+//!
+//! ```text
+//!  SDK / exporter ──HTTP──► http::sentry / http::native     (extract key, encoding, body)
+//!                             │
+//!                             ▼
+//!                           ingest       decompress (bounded) → parse → authorize (key → project)
+//!                             │          → ErrorEvent → grouping::group → store::events::NewEvent
+//!                             │          → quota; every event ends in exactly one outcome
+//!                             ▼
+//!                           store::writer  group commit: one transaction per batch from all
+//!                             │            requests (releases, issues summed per fingerprint,
+//!                             │            events into the day's partition, per-minute counts)
+//!                             ▼
+//!                           PostgreSQL   ── the HTTP answer goes out only after COMMIT
+//!                             │
+//!                             ▼
+//!                           http::api    issues and events read back as JSON (API tokens)
+//! ```
+//!
+//! `config` holds the typed settings, `metrics` every Prometheus metric, `telemetry` the
+//! logs, `app` the shared state of one process, and `cli` the `seismo` commands that
+//! wire it all together. Later stages (detection, incidents, delivery) read what `store`
+//! writes: the per-minute counts and the issue rows.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod grouping;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,88 @@
+//! Per-minute event counts per series (project, service, issue): what detection watches and
+//! dashboards chart. The writer sums a batch's events per key first, so one row per key is
+//! written per batch however hot the series.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Project,
+    Service(String),
+    Issue(i64),
+}
+
+impl Scope {
+    fn columns(&self) -> (&'static str, &str, i64) {
+        match self {
+            Scope::Project => ("project", "", 0),
+            Scope::Service(name) => ("service", name.as_str(), 0),
+            Scope::Issue(id) => ("issue", "", *id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesMinute {
+    pub project_id: i64,
+    pub scope: Scope,
+    pub minute: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub events: i64,
+    pub unhandled: i64,
+}
+
+/// Adds the tallies; `counts` must be sorted by key so concurrent writers lock in one order.
+pub async fn add(
+    conn: &mut PgConnection,
+    counts: &[(SeriesMinute, Tally)],
+) -> Result<(), StoreError> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let columns: Vec<_> = counts.iter().map(|(key, _)| key.scope.columns()).collect();
+    sqlx::query(
+        "INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::int8[], $7::int8[]) \
+         ON CONFLICT (project_id, scope, service, issue_id, minute) DO UPDATE SET \
+           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled",
+    )
+    .bind(counts.iter().map(|(key, _)| key.project_id).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(counts.iter().map(|(key, _)| key.minute).collect::<Vec<_>>())
+    .bind(counts.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
+    .bind(counts.iter().map(|(_, t)| t.unhandled).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Per-minute totals of one series between two instants, oldest first (for tests and charts).
+pub async fn series(
+    conn: &mut PgConnection,
+    project_id: i64,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
+    let (scope_name, service, issue_id) = scope.columns();
+    Ok(sqlx::query_as(
+        "SELECT minute, events FROM minute_counts WHERE project_id = $1 AND scope = $2 AND service = $3 \
+         AND issue_id = $4 AND minute >= $5 AND minute < $6 ORDER BY minute",
+    )
+    .bind(project_id)
+    .bind(scope_name)
+    .bind(service)
+    .bind(issue_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,268 @@
+//! Events: the row written per accepted event, and reading them back.
+//!
+//! Columns hold what queries filter on; `data` holds the rest — the normalized exception
+//! chain, message, tags and the original payload — as zstd-compressed JSON (DESIGN.md §4:
+//! compressing in the client is several times faster than `jsonb` and a third of the size).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::grouping::Grouping;
+use crate::ingest::{ErrorEvent, Exception, Level, Source};
+
+const ZSTD_LEVEL: i32 = 3;
+/// Top frames rendered into the `top_frames` column for dashboards.
+const TOP_FRAMES: usize = 5;
+
+/// An event ready for the writer: grouped, rendered and compressed on the request's task so
+/// the writer's transaction does nothing but SQL.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub project_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub timestamp: DateTime<Utc>,
+    pub level: Level,
+    pub source: Source,
+    pub platform: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub trace_id: Option<String>,
+    pub handled: bool,
+    pub grouping: Grouping,
+    pub top_frames: String,
+    pub data: Vec<u8>,
+}
+
+/// The compressed part of an event row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Document {
+    pub message: Option<String>,
+    pub exception: Vec<Exception>,
+    pub tags: BTreeMap<String, String>,
+    pub payload: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(event: ErrorEvent, grouping: Grouping) -> Result<NewEvent, StoreError> {
+        let top_frames = render_top_frames(&event);
+        let document = Document {
+            message: event.message,
+            exception: event.exceptions,
+            tags: event.tags,
+            payload: event.payload,
+        };
+        let json = serde_json::to_vec(&document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let data = zstd::bulk::compress(&json, ZSTD_LEVEL)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(NewEvent {
+            event_id: event.event_id,
+            project_id: event.project_id,
+            received_at: event.received_at,
+            timestamp: event.timestamp,
+            level: event.level,
+            source: event.source,
+            platform: event.platform,
+            release: event.release,
+            environment: event.environment,
+            service: event.service,
+            trace_id: event.trace_id,
+            handled: event.handled,
+            grouping,
+            top_frames,
+            data,
+        })
+    }
+
+    pub fn received_day(&self) -> NaiveDate {
+        self.received_at.date_naive()
+    }
+}
+
+/// `module.function (file:line)` for the frames nearest the crash, newest first.
+fn render_top_frames(event: &ErrorEvent) -> String {
+    let Some(exception) = event.main_exception() else {
+        return String::new();
+    };
+    exception
+        .frames
+        .iter()
+        .rev()
+        .take(TOP_FRAMES)
+        .map(|f| {
+            let place = f.module.as_deref().or(f.filename.as_deref()).unwrap_or("?");
+            let function = f.function.as_deref().unwrap_or("?");
+            match (f.filename.as_deref(), f.lineno) {
+                (Some(file), Some(line)) => format!("{place}.{function} ({file}:{line})"),
+                _ => format!("{place}.{function}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn decode(data: &[u8]) -> Result<Document, StoreError> {
+    // Documents are at most a few MiB; the bound only guards against a corrupt header.
+    let json = zstd::bulk::decompress(data, 256 * 1024 * 1024)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Event ids of `events` that are already stored (SDK retries), within the days given.
+pub async fn existing_ids(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    days: &[NaiveDate],
+) -> Result<HashSet<Uuid>, StoreError> {
+    let rows: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE event_id = ANY($1) AND received_day = ANY($2)",
+    )
+    .bind(ids)
+    .bind(days)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Inserts the events with their issue ids, in one statement.
+pub async fn insert(
+    conn: &mut PgConnection,
+    events: &[(&NewEvent, i64)],
+) -> Result<(), StoreError> {
+    let column =
+        |f: fn(&NewEvent) -> Option<String>| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO events (event_id, received_day, project_id, issue_id, received_at, timestamp, level, \
+           source, platform, release, environment, service, title, trace_id, handled, top_frames, data) \
+         SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::timestamptz[], \
+           $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+           $13::text[], $14::text[], $15::bool[], $16::text[], $17::bytea[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(events.iter().map(|(e, _)| e.event_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.received_day()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.project_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, issue)| *issue).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.received_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.timestamp).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.level.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.source.as_str()).collect::<Vec<_>>())
+    .bind(column(|e| e.platform.clone()))
+    .bind(column(|e| e.release.clone()))
+    .bind(column(|e| e.environment.clone()))
+    .bind(column(|e| e.service.clone()))
+    .bind(events.iter().map(|(e, _)| e.grouping.title.as_str()).collect::<Vec<_>>())
+    .bind(column(|e| e.trace_id.clone()))
+    .bind(events.iter().map(|(e, _)| e.handled).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.top_frames.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.data.as_slice()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A stored event with its document decoded.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub event_id: Uuid,
+    pub issue_id: i64,
+    pub project_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub timestamp: DateTime<Utc>,
+    pub level: String,
+    pub source: String,
+    pub platform: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub title: String,
+    pub trace_id: Option<String>,
+    pub handled: bool,
+    pub document: Document,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    event_id: Uuid,
+    issue_id: i64,
+    project_id: i64,
+    received_at: DateTime<Utc>,
+    timestamp: DateTime<Utc>,
+    level: String,
+    source: String,
+    platform: Option<String>,
+    release: Option<String>,
+    environment: Option<String>,
+    service: Option<String>,
+    title: String,
+    trace_id: Option<String>,
+    handled: bool,
+    data: Vec<u8>,
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<EventRecord, StoreError> {
+        Ok(EventRecord {
+            document: decode(&row.data)?,
+            event_id: row.event_id,
+            issue_id: row.issue_id,
+            project_id: row.project_id,
+            received_at: row.received_at,
+            timestamp: row.timestamp,
+            level: row.level,
+            source: row.source,
+            platform: row.platform,
+            release: row.release,
+            environment: row.environment,
+            service: row.service,
+            title: row.title,
+            trace_id: row.trace_id,
+            handled: row.handled,
+        })
+    }
+}
+
+const EVENT_COLUMNS: &str =
+    "event_id, issue_id, project_id, received_at, timestamp, level, source, platform, \
+     release, environment, service, title, trace_id, handled, data";
+
+pub async fn get(pool: &PgPool, event_id: Uuid) -> Result<Option<EventRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1 ORDER BY received_at LIMIT 1"
+    );
+    let row: Option<EventRow> = sqlx::query_as(&sql)
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(EventRecord::try_from).transpose()
+}
+
+/// A page of an issue's events, newest first; `before` is the cursor (received_at, event_id).
+pub async fn list_for_issue(
+    pool: &PgPool,
+    issue_id: i64,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = $1 \
+         AND ($2::timestamptz IS NULL OR (received_at, event_id) < ($2, $3)) \
+         ORDER BY received_at DESC, event_id DESC LIMIT $4"
+    );
+    let rows: Vec<EventRow> = sqlx::query_as(&sql)
+        .bind(issue_id)
+        .bind(before.map(|(at, _)| at))
+        .bind(before.map(|(_, id)| id))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(EventRecord::try_from).collect()
+}

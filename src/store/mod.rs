@@ -1,0 +1,97 @@
+//! All SQL lives here: one file per aggregate, each function taking a connection or a
+//! transaction so the caller owns the transaction.
+//!
+//! The write path: ingestion hands [`events::NewEvent`]s to the [`writer::Writer`], which
+//! batches events from many requests into one transaction (group commit): releases, issues
+//! (one upsert row per fingerprint, counts summed first), events (`UNNEST` insert into the
+//! day's partition) and per-minute counts; only after COMMIT is each request answered.
+//! The read path: the API calls `issues` and `events` directly on the pool.
+
+pub mod counts;
+pub mod embedded;
+pub mod events;
+pub mod issues;
+pub mod partitions;
+pub mod projects;
+pub mod releases;
+pub mod tokens;
+pub mod writer;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("stored event data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the database could not be reached (as opposed to a bad query).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+            )
+        )
+    }
+}
+
+/// The PostgreSQL error code for a unique violation.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "23505")
+}
+
+/// Opens a pool. Connections are few on purpose: the writer batches, so throughput comes
+/// from batch size, not from connection count.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}
+
+/// True when `SELECT 1` answers: what `/readyz` reports.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// Creates a database (on a connection to another one) unless it exists.
+pub async fn create_database_if_missing(admin: &PgPool, name: &str) -> Result<(), StoreError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(admin)
+            .await?;
+    if !exists {
+        // Identifiers cannot be bound as parameters: quote it, doubling any quote inside.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(admin)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! The writer: group commit of events from all requests.
+//!
+//! ```text
+//! request ─ write(events) ─► [bounded queue, counted in events] ─► worker ─► one transaction
+//!    ▲                                                               │   per batch of jobs
+//!    └──────────────── Written / WriteError after COMMIT ◄────────────┘
+//! ```
+//!
+//! A request's events are admitted only if the queue has room for all of them (else
+//! `Overloaded`, which ingestion answers with 503 + Retry-After: never an unbounded buffer).
+//! A worker takes every job waiting, up to the batch size, and writes them in one
+//! transaction: releases, one issue upsert row per fingerprint with counts summed, the event
+//! rows, one count row per series-minute. Several workers pipeline: while one commits, the
+//! next batch gathers. If a batch fails for a reason other than the database being
+//! unreachable, each job is retried alone, so one bad request cannot fail its neighbours.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::counts::{self, Scope, SeriesMinute, Tally};
+use super::events::{self, NewEvent};
+use super::issues::{self, IssueDelta};
+use super::partitions::Partitions;
+use super::{releases, StoreError};
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub concurrency: usize,
+}
+
+/// What happened to one event of a `write` call, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Stored {
+        issue_id: i64,
+    },
+    /// Already stored (the same event id was received before): not stored or counted again.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("the writer queue is full")]
+    Overloaded,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the database refused the batch: {0}")]
+    Failed(String),
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+impl From<&StoreError> for WriteError {
+    fn from(error: &StoreError) -> WriteError {
+        match error.is_unavailable() {
+            true => WriteError::Unavailable(error.to_string()),
+            false => WriteError::Failed(error.to_string()),
+        }
+    }
+}
+
+struct Job {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<Written>, WriteError>>,
+    _room: OwnedSemaphorePermit,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::UnboundedSender<Job>,
+    room: Arc<Semaphore>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// The worker tasks; await them after the last `Writer` clone is dropped to drain the queue.
+pub struct WriterTasks(Vec<JoinHandle<()>>);
+
+impl WriterTasks {
+    pub async fn join(self) {
+        for task in self.0 {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Writer {
+    pub fn start(
+        pool: PgPool,
+        settings: WriterSettings,
+        metrics: Arc<Metrics>,
+    ) -> (Writer, WriterTasks) {
+        // The channel itself is unbounded, but admission is bounded by `room` (in events).
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let partitions = Arc::new(Partitions::default());
+        let tasks = (0..settings.concurrency)
+            .map(|_| {
+                let worker = Worker {
+                    pool: pool.clone(),
+                    receiver: receiver.clone(),
+                    partitions: partitions.clone(),
+                    metrics: metrics.clone(),
+                    batch_size: settings.batch_size,
+                };
+                tokio::spawn(worker.run())
+            })
+            .collect();
+        let writer = Writer {
+            queue,
+            room: Arc::new(Semaphore::new(settings.queue_capacity)),
+            capacity: settings.queue_capacity,
+            metrics,
+        };
+        (writer, WriterTasks(tasks))
+    }
+
+    /// Writes the events and returns once their transaction has committed.
+    pub async fn write(&self, events: Vec<NewEvent>) -> Result<Vec<Written>, WriteError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = u32::try_from(events.len()).map_err(|_| WriteError::Overloaded)?;
+        let room = self
+            .room
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| WriteError::Overloaded)?;
+        self.publish_depth();
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            events,
+            reply,
+            _room: room,
+        };
+        self.queue.send(job).map_err(|_| WriteError::Stopped)?;
+        let result = answer.await.unwrap_or(Err(WriteError::Stopped));
+        self.publish_depth();
+        result
+    }
+
+    fn publish_depth(&self) {
+        let depth = self.capacity.saturating_sub(self.room.available_permits());
+        self.metrics.writer_queue_depth.set(depth as i64);
+    }
+}
+
+struct Worker {
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    partitions: Arc<Partitions>,
+    metrics: Arc<Metrics>,
+    batch_size: usize,
+}
+
+impl Worker {
+    async fn run(self) {
+        while let Some(jobs) = self.next_batch().await {
+            self.write_jobs(jobs).await;
+        }
+    }
+
+    /// Waits for one job, then takes every job already waiting, up to the batch size.
+    async fn next_batch(&self) -> Option<Vec<Job>> {
+        let mut receiver = self.receiver.lock().await;
+        let first = receiver.recv().await?;
+        let mut size = first.events.len();
+        let mut jobs = vec![first];
+        while size < self.batch_size {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    size += job.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        Some(jobs)
+    }
+
+    async fn write_jobs(&self, jobs: Vec<Job>) {
+        let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
+        match self.write_batch(&all).await {
+            Ok(written) => reply_in_order(jobs, written),
+            Err(error) if jobs.len() > 1 && !error.is_unavailable() => {
+                tracing::warn!(%error, jobs = jobs.len(), "batch failed; writing its requests one by one");
+                for job in jobs {
+                    let events: Vec<&NewEvent> = job.events.iter().collect();
+                    let result = self
+                        .write_batch(&events)
+                        .await
+                        .map_err(|e| WriteError::from(&e));
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, events = all.len(), "writer batch failed");
+                let failure = WriteError::from(&error);
+                for job in jobs {
+                    let _ = job.reply.send(Err(failure.clone()));
+                }
+            }
+        }
+    }
+
+    async fn write_batch(&self, events: &[&NewEvent]) -> Result<Vec<Written>, StoreError> {
+        let started = Instant::now();
+        let days: Vec<_> = events
+            .iter()
+            .map(|e| e.received_day())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.partitions
+            .ensure(&self.pool, days.iter().copied())
+            .await?;
+        let mut tx = self.pool.begin().await?;
+        let written = write_in(&mut tx, events, &days).await?;
+        tx.commit().await?;
+        self.metrics.writer_batch_size.observe(events.len() as f64);
+        self.metrics
+            .writer_commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(written)
+    }
+}
+
+/// Splits the batch's results back to the jobs they came from.
+fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
+    let mut written = written.into_iter();
+    for job in jobs {
+        let mine: Vec<Written> = written.by_ref().take(job.events.len()).collect();
+        let _ = job.reply.send(Ok(mine));
+    }
+}
+
+/// The batch's statements, inside the caller's transaction.
+async fn write_in(
+    conn: &mut PgConnection,
+    events: &[&NewEvent],
+    days: &[chrono::NaiveDate],
+) -> Result<Vec<Written>, StoreError> {
+    let fresh = fresh_events(conn, events, days).await?;
+    let kept: Vec<&NewEvent> = events
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|(e, _)| *e)
+        .collect();
+    if kept.is_empty() {
+        return Ok(vec![Written::Duplicate; events.len()]);
+    }
+    releases::record(conn, &release_sightings(&kept)).await?;
+    let upserted = issues::upsert(conn, &issue_deltas(&kept)).await?;
+    let issue_ids: HashMap<(i64, &str), i64> = upserted
+        .iter()
+        .map(|u| ((u.project_id, u.fingerprint.as_str()), u.id))
+        .collect();
+    let with_issue: Vec<(&NewEvent, i64)> = kept
+        .iter()
+        .map(|e| {
+            let id = issue_ids
+                .get(&(e.project_id, e.grouping.fingerprint.as_str()))
+                .copied();
+            id.map(|id| (*e, id)).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "no issue row for fingerprint {}",
+                    e.grouping.fingerprint
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    events::insert(conn, &with_issue).await?;
+    counts::add(conn, &minute_tallies(&with_issue)).await?;
+    let mut issue_of = with_issue.iter().map(|(_, id)| *id);
+    Ok(fresh
+        .iter()
+        .map(
+            |is_fresh| match is_fresh.then(|| issue_of.next()).flatten() {
+                Some(issue_id) => Written::Stored { issue_id },
+                None => Written::Duplicate,
+            },
+        )
+        .collect())
+}
+
+/// For each event, whether it is new: not stored before and not repeated earlier in the batch.
+async fn fresh_events(
+    conn: &mut PgConnection,
+    events: &[&NewEvent],
+    days: &[chrono::NaiveDate],
+) -> Result<Vec<bool>, StoreError> {
+    let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    let mut seen = events::existing_ids(conn, &ids, days).await?;
+    Ok(events.iter().map(|e| seen.insert(e.event_id)).collect())
+}
+
+fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<(i64, &'a str, DateTime<Utc>)> {
+    let mut latest: BTreeMap<(i64, &str), DateTime<Utc>> = BTreeMap::new();
+    for event in events {
+        if let Some(release) = event.release.as_deref() {
+            let at = latest
+                .entry((event.project_id, release))
+                .or_insert(event.received_at);
+            *at = (*at).max(event.received_at);
+        }
+    }
+    latest.into_iter().map(|((p, v), t)| (p, v, t)).collect()
+}
+
+/// One delta per (project, fingerprint), sorted, with the batch's counts summed.
+fn issue_deltas(events: &[&NewEvent]) -> Vec<IssueDelta> {
+    let mut deltas: BTreeMap<(i64, &str), IssueDelta> = BTreeMap::new();
+    for event in events {
+        let key = (event.project_id, event.grouping.fingerprint.as_str());
+        let unhandled = i64::from(!event.handled);
+        match deltas.get_mut(&key) {
+            Some(delta) => fold_into(delta, event, unhandled),
+            None => {
+                deltas.insert(key, new_delta(event, unhandled));
+            }
+        }
+    }
+    deltas.into_values().collect()
+}
+
+fn new_delta(event: &NewEvent, unhandled: i64) -> IssueDelta {
+    IssueDelta {
+        project_id: event.project_id,
+        fingerprint: event.grouping.fingerprint.clone(),
+        strategy: event.grouping.strategy.as_str(),
+        title: event.grouping.title.clone(),
+        culprit: event.grouping.culprit.clone(),
+        level: event.level.as_str(),
+        times_seen: 1,
+        times_unhandled: unhandled,
+        first_seen: event.received_at,
+        last_seen: event.received_at,
+        first_release: event.release.clone(),
+        last_release: event.release.clone(),
+    }
+}
+
+/// Later events name the issue (title, culprit, level), as Sentry does.
+fn fold_into(delta: &mut IssueDelta, event: &NewEvent, unhandled: i64) {
+    delta.times_seen += 1;
+    delta.times_unhandled += unhandled;
+    delta.first_seen = delta.first_seen.min(event.received_at);
+    if event.received_at >= delta.last_seen {
+        delta.last_seen = event.received_at;
+        delta.title.clone_from(&event.grouping.title);
+        delta.culprit.clone_from(&event.grouping.culprit);
+        delta.level = event.level.as_str();
+        if event.release.is_some() {
+            delta.last_release.clone_from(&event.release);
+        }
+    }
+    if delta.first_release.is_none() {
+        delta.first_release.clone_from(&event.release);
+    }
+}
+
+/// Per-minute tallies for the project, service and issue series, sorted by key.
+fn minute_tallies(events: &[(&NewEvent, i64)]) -> Vec<(SeriesMinute, Tally)> {
+    let mut tallies: BTreeMap<SeriesMinute, Tally> = BTreeMap::new();
+    for (event, issue_id) in events {
+        let minute = event
+            .received_at
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap_or(event.received_at);
+        let mut scopes = vec![Scope::Project, Scope::Issue(*issue_id)];
+        if let Some(service) = &event.service {
+            scopes.push(Scope::Service(service.clone()));
+        }
+        for scope in scopes {
+            let key = SeriesMinute {
+                project_id: event.project_id,
+                scope,
+                minute,
+            };
+            let tally = tallies.entry(key).or_default();
+            tally.events += 1;
+            tally.unhandled += i64::from(!event.handled);
+        }
+    }
+    tallies.into_iter().collect()
+}
