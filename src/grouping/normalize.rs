@@ -13,8 +13,11 @@
 //! Idempotence also relies on these invariants of the pattern, keep them when editing it:
 //! - placeholders (`<num>`, …) start and end with non-word characters and contain no digit,
 //!   quote, `/`, `@` or `:`, so no alternative matches inside or across them;
-//! - every alternative that starts (ends) with a word character is anchored with `\b`
-//!   there, so replacing a neighbour with a placeholder never creates a new word boundary;
+//! - every alternative that can start or end with a word character has `\b` there (or,
+//!   for open-ended bodies, stops greedily before a non-word character), so replacing a
+//!   neighbour with a placeholder never creates a new word boundary;
+//! - the one context rule that is not a `\b` (an opening quote glued to a word is an
+//!   apostrophe) looks at the output so far, which is what a second pass sees;
 //! - alternatives with open-ended bodies (URLs, paths) exclude `<` and `>`, so on a second
 //!   pass they cannot grow into a placeholder;
 //! - whitespace is collapsed *before* the scan, so the scan never sees a newline or tab.
@@ -152,9 +155,10 @@ static FN_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 /// The hash suffix of legacy-mangled Rust symbols: `foo::bar::h0123456789abcdef`.
 static FN_RUST_HASH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"::h[0-9a-f]{16}$").expect("FN_RUST_HASH is a valid regex"));
-/// Closure numbering: Rust `{closure#0}`, Java `$$Lambda$123/0x0000…`.
+/// Closure numbering of Rust's v0 demangling: `{closure#0}`.
 static FN_CLOSURE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\{closure#[0-9]+\}").expect("FN_CLOSURE is a valid regex"));
+/// Java's generated lambda classes: `$$Lambda$123/0x0000…`.
 static FN_JAVA_LAMBDA: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\$\$Lambda\$[0-9]+(?:/0x[0-9a-fA-F]+)?").expect("FN_JAVA_LAMBDA is a valid regex")
 });

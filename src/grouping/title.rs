@@ -1,7 +1,7 @@
 //! The issue's title and culprit: what a human reads in the issue list.
 //!
 //! Both are display only — they are not hashed — so they use the original text, not the
-//! normalized one: "KeyError: 'user_42'" is more useful to read than "KeyError: <str>".
+//! normalized one: `KeyError: 'user_42'` is more useful to read than `KeyError: <str>`.
 
 use super::normalize::collapse_whitespace;
 use crate::ingest::{ErrorEvent, Exception, Frame};

@@ -12,8 +12,10 @@
 //! 3. The data directory is created with mode 0700 (initdb and postgres insist on it). If it has
 //!    no `PG_VERSION` yet, `initdb` creates a cluster with trust authentication for `postgres`;
 //!    otherwise the existing cluster is reused as is.
-//! 4. Leftovers of an earlier run are dealt with: a server still running from this data directory
-//!    (an earlier seismo crashed) is stopped, a stale `postmaster.pid` is removed.
+//! 4. A server already running from this data directory and answering on the port recorded in
+//!    its `postmaster.pid` is used as it is and left running afterwards: another seismo command
+//!    (say `seismo serve`) started it and still needs it. A server that is running but does not
+//!    answer is stopped, and a stale `postmaster.pid` is removed.
 //! 5. A free loopback port is picked and the server is started with `pg_ctl start -w`, listening
 //!    on TCP 127.0.0.1 only (no Unix socket, so deep data-directory paths cannot exceed the
 //!    socket path limit). If the port was taken in the meantime, another port is tried.
@@ -107,6 +109,16 @@ impl EmbeddedPostgres {
         let data_dir = prepare_data_dir(data_dir, tools.run_as)?;
         if !data_dir.join("PG_VERSION").exists() {
             tools.initdb(&data_dir).await?;
+        }
+        if let Some(port) = tools.answering_port(&data_dir).await? {
+            tracing::info!(port, data_dir = %data_dir.display(), "embedded PostgreSQL already running: using it");
+            // Not ours to stop: whoever started it still needs it.
+            return Ok(EmbeddedPostgres {
+                data_dir,
+                tools,
+                port,
+                stopped: true,
+            });
         }
         tools.recover_previous_run(&data_dir).await?;
         let port = tools.start_server(&data_dir).await?;
@@ -345,6 +357,28 @@ impl Tools {
             ))(err)),
             _ => Ok(()),
         }
+    }
+
+    /// The port of a server running from this data directory, if it accepts connections.
+    async fn answering_port(&self, data_dir: &Path) -> Result<Option<u16>, EmbeddedError> {
+        // postmaster.pid's fourth line is the port (PostgreSQL's documented layout).
+        let Some(port) = fs::read_to_string(data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|pid| {
+                pid.lines()
+                    .nth(3)
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+            })
+        else {
+            return Ok(None);
+        };
+        if !self.server_running(data_dir).await? {
+            return Ok(None);
+        }
+        let answers = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok();
+        Ok(answers.then_some(port))
     }
 
     /// Starts the server on a fresh port, retrying when another process grabbed the port
@@ -616,7 +650,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recovers_from_a_crashed_owner_and_a_stale_pid_file() {
+    async fn reuses_a_running_server_and_recovers_from_a_stale_pid_file() {
         let tmp = traversable_tempdir();
         let data_dir = tmp.path().join(
             "deeply/nested/path/to/a/data/directory/that/is/longer/than/the/socket/limit/pgdata",
@@ -624,22 +658,20 @@ mod tests {
         let Some(crashed) = start_or_skip(&data_dir).await else {
             return;
         };
-        // Simulate a seismo that died without stopping its server.
+        // Another seismo (or one that died) left its server running: it is reused, not stopped.
         let old_port = crashed.port();
         std::mem::forget(crashed);
 
         let mut pg = EmbeddedPostgres::start(&data_dir)
             .await
-            .expect("start after crash");
+            .expect("start beside a running server");
+        assert_eq!(pg.port(), old_port, "the running server is reused");
+        pg.stop()
+            .await
+            .expect("stop is a no-op for a borrowed server");
         assert_accepts_connections(&pg).await;
-        if pg.port() != old_port {
-            assert!(
-                tokio::net::TcpStream::connect(("127.0.0.1", old_port))
-                    .await
-                    .is_err(),
-                "old server still running"
-            );
-        }
+        // Stop it for real, as its owner would.
+        pg.stopped = false;
         pg.stop().await.expect("stop");
 
         // A kill -9 leaves postmaster.pid behind with a PID that no longer exists.

@@ -1,0 +1,7 @@
+//! One integration-test binary (one link step): each module tests one capability against a
+//! real PostgreSQL and a real Seismo on a free port.
+
+mod api;
+mod harness;
+mod sdk;
+mod writer;
