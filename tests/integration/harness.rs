@@ -80,9 +80,13 @@ fn make_traversable(dir: &PathBuf) {
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
 }
 
-/// A fresh, migrated database of its own.
+/// A fresh, migrated database of its own on the tests' server.
 pub async fn fresh_database() -> (String, PgPool) {
-    let server = server_url().await;
+    fresh_database_on(server_url().await).await
+}
+
+/// A fresh, migrated database on the given server (a URL without database name).
+pub async fn fresh_database_on(server: &str) -> (String, PgPool) {
     let admin = store::connect(&format!("{server}/postgres"), 1)
         .await
         .expect("connect to the test server");
@@ -143,7 +147,12 @@ impl TestApp {
 
     /// Spawns with config keys set by `configure` (e.g. a tiny writer queue).
     pub async fn spawn_with(configure: impl FnOnce(&mut Sources)) -> TestApp {
-        let (database_url, pool) = fresh_database().await;
+        TestApp::spawn_on(server_url().await, configure).await
+    }
+
+    /// Spawns against a PostgreSQL server of the test's own (e.g. one it will stop).
+    pub async fn spawn_on(server: &str, configure: impl FnOnce(&mut Sources)) -> TestApp {
+        let (database_url, pool) = fresh_database_on(server).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");

@@ -2,6 +2,9 @@
 //! real PostgreSQL and a real Seismo on a free port.
 
 mod api;
+mod cli;
 mod harness;
+mod outage;
+mod protocol;
 mod sdk;
 mod writer;

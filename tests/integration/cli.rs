@@ -1,0 +1,253 @@
+//! The `seismo` binary as a user runs it: `serve` on its own embedded PostgreSQL, `project`,
+//! `token`, `send-test`, `check`, and a bad setting refused in one line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::TestApp;
+
+// Tests that run the binary while their own server serves use a multi-thread runtime: the
+// blocking wait for the child must not stall the server.
+
+/// The binary with a clean environment: no database URL or settings from the caller.
+fn seismo() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_seismo"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SEISMO_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("SEISMO_OTLP_HTTP_LISTEN", "off")
+        .env("SEISMO_OTLP_GRPC_LISTEN", "off");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run seismo")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Reads the server's stdout until it prints the DSN.
+fn wait_for_dsn(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (found, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(dsn) = line.trim().strip_prefix("DSN:") {
+                let _ = found.send(dsn.trim().to_owned());
+            }
+        }
+    });
+    receive
+        .recv_timeout(Duration::from_secs(120))
+        .expect("serve printed a DSN")
+}
+
+fn terminate(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+}
+
+fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("seismo did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_without_a_database_runs_its_own_postgres() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // As root the cluster runs as `postgres`, which must be able to enter the directory.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let port = free_port();
+    let mut child = seismo()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("SEISMO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SEISMO_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start seismo serve");
+    let dsn = wait_for_dsn(&mut child);
+    assert!(
+        dsn.starts_with("http://") && dsn.ends_with(&format!("@127.0.0.1:{port}/1")),
+        "{dsn}"
+    );
+
+    let sent = run(seismo().args(["send-test", &dsn]));
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(
+        text(&sent.stdout).contains("200 OK"),
+        "{}",
+        text(&sent.stdout)
+    );
+
+    let pg_port: u16 = std::fs::read_to_string(dir.path().join("seismo-data/pg/postmaster.pid"))
+        .ok()
+        .and_then(|pid| pid.lines().nth(3).and_then(|p| p.trim().parse().ok()))
+        .expect("the embedded cluster's postmaster.pid names its port");
+    terminate(&child);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let first: Value =
+        serde_json::from_str(stderr.lines().next().unwrap_or("{}")).expect("json log line");
+    let first_message = first["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        first_message.contains("embedded PostgreSQL"),
+        "first log line: {first}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(),
+        "the embedded cluster was stopped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_and_token_commands_print_what_they_create() {
+    let app = TestApp::spawn().await;
+    let created = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "project",
+        "create",
+        "shop",
+        "--json",
+    ]));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let project: Value = serde_json::from_slice(&created.stdout).expect("project json");
+    assert_eq!(project["slug"], "shop");
+    let key = project["otlp_key"].as_str().expect("key");
+    assert_eq!(
+        project["dsn"],
+        format!("http://{key}@127.0.0.1:8000/{}", project["id"])
+    );
+    assert!(project["created_at"].is_string());
+
+    let again = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "project",
+        "create",
+        "shop",
+    ]));
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let token = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "token",
+        "create",
+        "ci",
+        "--json",
+    ]));
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token: Value = serde_json::from_slice(&token.stdout).expect("token json");
+    let token = token["token"].as_str().expect("token");
+    let response = app
+        .http
+        .get(app.url(&format!("/api/v1/projects/{}/issues", project["id"])))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200, "the printed token works");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_reports_a_refusal() {
+    let app = TestApp::spawn().await;
+    let wrong = format!(
+        "http://{}@{}/{}",
+        "0".repeat(32),
+        app.address,
+        app.project.id
+    );
+    let output = run(seismo().args(["send-test", &wrong]));
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("403"),
+        "{}",
+        text(&output.stderr)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_dependency() {
+    let app = TestApp::spawn().await;
+    let ok = run(seismo().args(["--database-url", &app.database_url, "check"]));
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
+    let stdout = text(&ok.stdout);
+    assert!(
+        stdout.contains("config:   ok") && stdout.contains("database: ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("smtp:     not configured"), "{stdout}");
+
+    let closed = format!("postgres://postgres@127.0.0.1:{}/x", free_port());
+    let failed = run(seismo().args(["--database-url", &closed, "check"]).env(
+        "SEISMO_SMTP_URL",
+        format!("smtp://127.0.0.1:{}", free_port()),
+    ));
+    assert!(!failed.status.success());
+    let stdout = text(&failed.stdout);
+    assert!(
+        stdout.contains("database: FAILED") && stdout.contains("smtp:     FAILED"),
+        "{stdout}"
+    );
+    app.stop().await;
+}
+
+#[test]
+fn a_bad_setting_is_refused_in_one_line_naming_the_key() {
+    let output = run(seismo().arg("serve").env("SEISMO_LISTEN", "nowhere"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("listen") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
+}
