@@ -35,17 +35,27 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database could not be reached (as opposed to a bad query).
+    /// True when the database could not be reached or is shutting down (as opposed to a
+    /// query it refused): worth retrying later, not a bug in the data.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-            )
-        )
+        let StoreError::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+                // Class 08 connection exceptions, 57P operator intervention (shutdown,
+                // cannot connect now), 53300 too many connections, 3D000 database gone.
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "3D000"
+            }),
+            _ => false,
+        }
     }
 }
 
