@@ -174,4 +174,24 @@ mod tests {
             Err(EnvelopeError::Truncated { length: 100, .. })
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn items_survive_a_round_trip(payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..5)) {
+            let mut body = b"{}\n".to_vec();
+            for payload in &payloads {
+                body.extend(format!("{{\"type\":\"attachment\",\"length\":{}}}\n", payload.len()).as_bytes());
+                body.extend(payload);
+                body.push(b'\n');
+            }
+            let envelope = parse(Bytes::from(body)).expect("a well-formed envelope parses");
+            let parsed: Vec<Vec<u8>> = envelope.items.iter().map(|i| i.payload.to_vec()).collect();
+            proptest::prop_assert_eq!(parsed, payloads);
+        }
+    }
 }

@@ -428,4 +428,55 @@ mod tests {
         ));
         assert!(matches!(parse(b"{", received()), Err(EventError::Json(_))));
     }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        let keys = prop_oneof![
+            Just("exception".to_owned()),
+            Just("values".to_owned()),
+            Just("stacktrace".to_owned()),
+            Just("frames".to_owned()),
+            Just("tags".to_owned()),
+            Just("timestamp".to_owned()),
+            Just("level".to_owned()),
+            Just("message".to_owned()),
+            Just("logentry".to_owned()),
+            Just("fingerprint".to_owned()),
+            Just("mechanism".to_owned()),
+            Just("handled".to_owned()),
+            Just("type".to_owned()),
+            Just("value".to_owned()),
+            Just("lineno".to_owned()),
+            ".{0,6}",
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(keys.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_object_normalizes_without_panicking(value in arbitrary_json()) {
+            let result = from_value(value.clone(), received());
+            proptest::prop_assert_eq!(result.is_ok(), value.is_object());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse(&bytes, received());
+        }
+    }
 }
