@@ -80,11 +80,6 @@ fn make_traversable(dir: &PathBuf) {
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
 }
 
-/// A fresh, migrated database of its own on the tests' server.
-pub async fn fresh_database() -> (String, PgPool) {
-    fresh_database_on(server_url().await).await
-}
-
 /// A fresh, migrated database on the given server (a URL without database name).
 pub async fn fresh_database_on(server: &str) -> (String, PgPool) {
     let admin = store::connect(&format!("{server}/postgres"), 1)
