@@ -1,6 +1,5 @@
 //! `POST /api/v1/events`: Seismo's own JSON, for curl and scripts (see `ingest::native`).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::routing::post;
@@ -8,7 +7,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::sentry::header_text;
+use super::sentry::{header_text, IngestBody};
 use super::AppState;
 use crate::ingest::native::{self, NativeRequest};
 
@@ -19,7 +18,7 @@ pub fn router() -> Router<AppState> {
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    IngestBody(body): IngestBody,
 ) -> Result<Json<Value>, ApiError> {
     let request = NativeRequest {
         key: ingestion_key(&headers),

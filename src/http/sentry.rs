@@ -5,8 +5,8 @@
 //! `/prefix/api/42/envelope/`. [`strip_dsn_prefix`] rewrites such paths before routing.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method, Request};
+use axum::extract::{FromRequest, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 use super::error::ApiError;
 use super::AppState;
 use crate::ingest::sentry::{self, auth, SentryRequest};
-use crate::ingest::Ack;
+use crate::ingest::{Ack, IngestError, MAX_COMPRESSED_BYTES};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,7 +43,7 @@ async fn envelope(
     Path(project_id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    IngestBody(body): IngestBody,
 ) -> Result<Json<Value>, ApiError> {
     let request = sentry_request(&project_id, query.as_deref(), &headers, body)?;
     let started = std::time::Instant::now();
@@ -60,7 +60,7 @@ async fn store(
     Path(project_id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    IngestBody(body): IngestBody,
 ) -> Result<Json<Value>, ApiError> {
     let request = sentry_request(&project_id, query.as_deref(), &headers, body)?;
     let started = std::time::Instant::now();
@@ -70,6 +70,32 @@ async fn store(
         .ingest_request_duration
         .observe(started.elapsed().as_secs_f64());
     Ok(Json(ack_body(&ack)))
+}
+
+/// The request body, read whole up to the compressed-size limit (`DefaultBodyLimit`); a body
+/// over it, or one that breaks off, answers like any other ingestion error.
+pub(super) struct IngestBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for IngestBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<IngestBody, ApiError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(IngestBody)
+            .map_err(|rejection| {
+                let error = match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge(format!(
+                        "request body exceeds {MAX_COMPRESSED_BYTES} bytes"
+                    )),
+                    _ => IngestError::Malformed(rejection.body_text()),
+                };
+                ApiError::from(error)
+            })
+    }
 }
 
 fn ack_body(ack: &Ack) -> Value {

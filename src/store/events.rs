@@ -114,36 +114,22 @@ fn decode(data: &[u8]) -> Result<Document, StoreError> {
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Event ids of `events` that are already stored (SDK retries), within the days given.
-pub async fn existing_ids(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-    days: &[NaiveDate],
-) -> Result<HashSet<Uuid>, StoreError> {
-    let rows: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT event_id FROM events WHERE event_id = ANY($1) AND received_day = ANY($2)",
-    )
-    .bind(ids)
-    .bind(days)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Inserts the events with their issue ids, in one statement.
+/// Inserts the events with their issue ids, in one statement, and returns the ids of those
+/// that were new. An event id already stored that day (an SDK retry) is skipped; one being
+/// inserted by a concurrent transaction waits for it, so exactly one of them counts it.
 pub async fn insert(
     conn: &mut PgConnection,
     events: &[(&NewEvent, i64)],
-) -> Result<(), StoreError> {
+) -> Result<HashSet<Uuid>, StoreError> {
     let column =
         |f: fn(&NewEvent) -> Option<String>| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
-    sqlx::query(
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (event_id, received_day, project_id, issue_id, received_at, timestamp, level, \
            source, platform, release, environment, service, title, trace_id, handled, top_frames, data) \
          SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::timestamptz[], \
            $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
            $13::text[], $14::text[], $15::bool[], $16::text[], $17::bytea[]) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING RETURNING event_id",
     )
     .bind(events.iter().map(|(e, _)| e.event_id).collect::<Vec<_>>())
     .bind(events.iter().map(|(e, _)| e.received_day()).collect::<Vec<_>>())
@@ -162,9 +148,9 @@ pub async fn insert(
     .bind(events.iter().map(|(e, _)| e.handled).collect::<Vec<_>>())
     .bind(events.iter().map(|(e, _)| e.top_frames.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|(e, _)| e.data.as_slice()).collect::<Vec<_>>())
-    .execute(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    Ok(inserted.into_iter().collect())
 }
 
 /// A stored event with its document decoded.

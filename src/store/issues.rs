@@ -1,5 +1,6 @@
-//! Issues: one row per fingerprint per project, upserted by the writer once per batch with
-//! the batch's counts summed, and read by the API.
+//! Issues: one row per fingerprint per project, and read by the API. The writer touches them
+//! twice per batch: [`ensure`] creates or locks the batch's issues (so events can name them),
+//! then [`add_events`] adds the counts of the events that were really new, summed per issue.
 //!
 //! Lifecycle: unresolved → resolved | ignored. An event for a resolved issue reopens it (a
 //! regression) unless the issue was resolved in release R and the event comes from a release
@@ -11,12 +12,58 @@ use sqlx::{PgConnection, PgPool};
 
 use super::StoreError;
 
-/// The batch's contribution to one issue.
+/// A fingerprint seen in a batch, with what names its issue should the issue be new.
 #[derive(Debug, Clone)]
-pub struct IssueDelta {
+pub struct IssueKey<'a> {
+    pub project_id: i64,
+    pub fingerprint: &'a str,
+    pub strategy: &'static str,
+    pub title: &'a str,
+    pub culprit: &'a str,
+    pub level: &'static str,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// An issue row the batch will add events to.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EnsuredIssue {
+    pub id: i64,
     pub project_id: i64,
     pub fingerprint: String,
-    pub strategy: &'static str,
+    pub created: bool,
+}
+
+/// Returns the issue of every key, creating the new ones (with no events counted yet) and
+/// locking all of them until the transaction ends. The caller sorts the keys by (project,
+/// fingerprint) so concurrent writers lock rows in one order and cannot deadlock.
+pub async fn ensure(
+    conn: &mut PgConnection,
+    keys: &[IssueKey<'_>],
+) -> Result<Vec<EnsuredIssue>, StoreError> {
+    // The no-op update makes ON CONFLICT lock and return the existing row.
+    Ok(sqlx::query_as(
+        "INSERT INTO issues AS i (project_id, fingerprint, grouping_strategy, title, culprit, level, \
+           first_seen, last_seen) \
+         SELECT p, f, s, t, c, l, at, at FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], \
+           $5::text[], $6::text[], $7::timestamptz[]) AS b(p, f, s, t, c, l, at) \
+         ON CONFLICT (project_id, fingerprint) DO UPDATE SET fingerprint = EXCLUDED.fingerprint \
+         RETURNING id, project_id, fingerprint, (xmax = 0) AS created",
+    )
+    .bind(keys.iter().map(|k| k.project_id).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.strategy).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.title).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.culprit).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.level).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.seen_at).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The batch's newly stored events of one issue, summed.
+#[derive(Debug, Clone)]
+pub struct IssueDelta {
+    pub issue_id: i64,
     pub title: String,
     pub culprit: String,
     pub level: &'static str,
@@ -28,53 +75,37 @@ pub struct IssueDelta {
     pub last_release: Option<String>,
 }
 
-/// What the upsert did to one issue.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UpsertedIssue {
-    pub id: i64,
-    pub project_id: i64,
-    pub fingerprint: String,
-    pub created: bool,
-    pub regressed: bool,
-}
-
-/// Upserts the deltas in one statement. The caller sorts them by (project, fingerprint) so
-/// concurrent writers lock rows in the same order and cannot deadlock.
-pub async fn upsert(
+/// Adds the deltas to their issues (one statement) and reopens resolved issues that regressed;
+/// returns the ids of the regressed ones. Deltas are sorted by issue id by the caller.
+pub async fn add_events(
     conn: &mut PgConnection,
     deltas: &[IssueDelta],
-) -> Result<Vec<UpsertedIssue>, StoreError> {
-    // `now()` is the transaction's start: `regressed_at = now()` afterwards means "in this
-    // transaction". A release first seen at or after the resolving release is not older.
-    let rows = sqlx::query_as(
-        "WITH batch AS ( \
-           SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::int8[], $8::int8[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[]) \
-           AS b(project_id, fingerprint, grouping_strategy, title, culprit, level, times_seen, \
-                times_unhandled, first_seen, last_seen, first_release, last_release)) \
-         INSERT INTO issues AS i (project_id, fingerprint, grouping_strategy, title, culprit, level, \
-           times_seen, times_unhandled, first_seen, last_seen, first_release, last_release) \
-         SELECT * FROM batch \
-         ON CONFLICT (project_id, fingerprint) DO UPDATE SET \
-           title = EXCLUDED.title, culprit = EXCLUDED.culprit, level = EXCLUDED.level, \
-           times_seen = i.times_seen + EXCLUDED.times_seen, \
-           times_unhandled = i.times_unhandled + EXCLUDED.times_unhandled, \
-           first_seen = LEAST(i.first_seen, EXCLUDED.first_seen), \
-           last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen), \
-           first_release = COALESCE(i.first_release, EXCLUDED.first_release), \
-           last_release = COALESCE(EXCLUDED.last_release, i.last_release), \
+) -> Result<Vec<i64>, StoreError> {
+    // The latest event names the issue, as in Sentry. A release first seen at or after the
+    // release the issue was resolved in is not older, so its events reopen the issue.
+    let regressed: Vec<i64> = sqlx::query_scalar::<_, Option<i64>>(
+        "UPDATE issues AS i SET \
+           title = b.title, culprit = b.culprit, level = b.level, \
+           times_seen = i.times_seen + b.times_seen, \
+           times_unhandled = i.times_unhandled + b.times_unhandled, \
+           first_seen = LEAST(i.first_seen, b.first_seen), \
+           last_seen = GREATEST(i.last_seen, b.last_seen), \
+           first_release = COALESCE(i.first_release, b.first_release), \
+           last_release = COALESCE(b.last_release, i.last_release), \
            status = CASE WHEN i.status = 'resolved' AND ( \
-               i.resolved_in_release IS NULL OR EXCLUDED.last_release IS NULL OR COALESCE( \
-                 (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = EXCLUDED.last_release) \
+               i.resolved_in_release IS NULL OR b.last_release IS NULL OR COALESCE( \
+                 (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = b.last_release) \
                  >= (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = i.resolved_in_release), \
                  false)) \
              THEN 'unresolved' ELSE i.status END \
-         RETURNING id, project_id, fingerprint, (xmax = 0) AS created, \
-           (status = 'unresolved' AND resolved_at IS NOT NULL) AS regressed",
+         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+           $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[]) \
+           AS b(id, title, culprit, level, times_seen, times_unhandled, first_seen, last_seen, \
+                first_release, last_release) \
+         WHERE i.id = b.id \
+         RETURNING CASE WHEN i.status = 'unresolved' AND i.resolved_at IS NOT NULL THEN i.id END",
     )
-    .bind(deltas.iter().map(|d| d.project_id).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.fingerprint.as_str()).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.strategy).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.issue_id).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.title.as_str()).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.culprit.as_str()).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.level).collect::<Vec<_>>())
@@ -85,22 +116,16 @@ pub async fn upsert(
     .bind(deltas.iter().map(|d| d.first_release.as_deref()).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.last_release.as_deref()).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
-    .await?;
-    let upserted: Vec<UpsertedIssue> = rows;
-    mark_regressions(conn, &upserted).await?;
-    Ok(upserted)
+    .await?
+    .into_iter()
+    .flatten()
+    .collect();
+    mark_regressions(conn, &regressed).await?;
+    Ok(regressed)
 }
 
 /// A reopened issue still carries `resolved_at` from before; clear it and stamp the regression.
-async fn mark_regressions(
-    conn: &mut PgConnection,
-    upserted: &[UpsertedIssue],
-) -> Result<(), StoreError> {
-    let ids: Vec<i64> = upserted
-        .iter()
-        .filter(|u| u.regressed)
-        .map(|u| u.id)
-        .collect();
+async fn mark_regressions(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -108,7 +133,7 @@ async fn mark_regressions(
         "UPDATE issues SET resolved_at = NULL, resolved_in_release = NULL, regressed_at = now() \
          WHERE id = ANY($1)",
     )
-    .bind(&ids)
+    .bind(ids)
     .execute(conn)
     .await?;
     Ok(())

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::counts::{self, Scope, SeriesMinute, Tally};
 use super::events::{self, NewEvent};
-use super::issues::{self, IssueDelta};
+use super::issues::{self, IssueDelta, IssueKey};
 use super::partitions::Partitions;
 use super::{releases, StoreError};
 use crate::metrics::Metrics;
@@ -224,7 +224,7 @@ impl Worker {
             .ensure(&self.pool, days.iter().copied())
             .await?;
         let mut tx = self.pool.begin().await?;
-        let written = write_in(&mut tx, events, &days).await?;
+        let written = write_in(&mut tx, events).await?;
         tx.commit().await?;
         self.metrics.writer_batch_size.observe(events.len() as f64);
         self.metrics
@@ -243,29 +243,20 @@ fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
     }
 }
 
-/// The batch's statements, inside the caller's transaction.
+/// The batch's statements, inside the caller's transaction:
+/// 1. the issue of every fingerprint (created or locked), so event rows can name it;
+/// 2. the event rows — the unique key decides which are new (SDK retries are not);
+/// 3. from the new events only: releases, issue counts and regressions, per-minute counts.
 async fn write_in(
     conn: &mut PgConnection,
     events: &[&NewEvent],
-    days: &[chrono::NaiveDate],
 ) -> Result<Vec<Written>, StoreError> {
-    let fresh = fresh_events(conn, events, days).await?;
-    let kept: Vec<&NewEvent> = events
-        .iter()
-        .zip(&fresh)
-        .filter(|(_, f)| **f)
-        .map(|(e, _)| *e)
-        .collect();
-    if kept.is_empty() {
-        return Ok(vec![Written::Duplicate; events.len()]);
-    }
-    releases::record(conn, &release_sightings(&kept)).await?;
-    let upserted = issues::upsert(conn, &issue_deltas(&kept)).await?;
-    let issue_ids: HashMap<(i64, &str), i64> = upserted
+    let ensured = issues::ensure(conn, &issue_keys(events)).await?;
+    let issue_ids: HashMap<(i64, &str), i64> = ensured
         .iter()
         .map(|u| ((u.project_id, u.fingerprint.as_str()), u.id))
         .collect();
-    let with_issue: Vec<(&NewEvent, i64)> = kept
+    let with_issue: Vec<(&NewEvent, i64)> = events
         .iter()
         .map(|e| {
             let id = issue_ids
@@ -279,34 +270,54 @@ async fn write_in(
             })
         })
         .collect::<Result<_, _>>()?;
-    events::insert(conn, &with_issue).await?;
-    counts::add(conn, &minute_tallies(&with_issue)).await?;
-    let mut issue_of = with_issue.iter().map(|(_, id)| *id);
-    Ok(fresh
+    let mut inserted = events::insert(conn, &with_issue).await?;
+    // An id repeated within the batch was inserted once: the first occurrence counts.
+    let written: Vec<Written> = with_issue
         .iter()
-        .map(
-            |is_fresh| match is_fresh.then(|| issue_of.next()).flatten() {
-                Some(issue_id) => Written::Stored { issue_id },
-                None => Written::Duplicate,
+        .map(|(e, issue_id)| match inserted.remove(&e.event_id) {
+            true => Written::Stored {
+                issue_id: *issue_id,
             },
-        )
-        .collect())
+            false => Written::Duplicate,
+        })
+        .collect();
+    let fresh: Vec<(&NewEvent, i64)> = with_issue
+        .iter()
+        .zip(&written)
+        .filter(|(_, w)| matches!(w, Written::Stored { .. }))
+        .map(|(pair, _)| *pair)
+        .collect();
+    if !fresh.is_empty() {
+        releases::record(conn, &release_sightings(&fresh)).await?;
+        issues::add_events(conn, &issue_deltas(&fresh)).await?;
+        counts::add(conn, &minute_tallies(&fresh)).await?;
+    }
+    Ok(written)
 }
 
-/// For each event, whether it is new: not stored before and not repeated earlier in the batch.
-async fn fresh_events(
-    conn: &mut PgConnection,
-    events: &[&NewEvent],
-    days: &[chrono::NaiveDate],
-) -> Result<Vec<bool>, StoreError> {
-    let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
-    let mut seen = events::existing_ids(conn, &ids, days).await?;
-    Ok(events.iter().map(|e| seen.insert(e.event_id)).collect())
-}
-
-fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<(i64, &'a str, DateTime<Utc>)> {
-    let mut latest: BTreeMap<(i64, &str), DateTime<Utc>> = BTreeMap::new();
+/// The batch's distinct fingerprints, sorted, each with its latest event's naming.
+fn issue_keys<'a>(events: &[&'a NewEvent]) -> Vec<IssueKey<'a>> {
+    let mut keys: BTreeMap<(i64, &str), IssueKey<'a>> = BTreeMap::new();
     for event in events {
+        keys.insert(
+            (event.project_id, event.grouping.fingerprint.as_str()),
+            IssueKey {
+                project_id: event.project_id,
+                fingerprint: &event.grouping.fingerprint,
+                strategy: event.grouping.strategy.as_str(),
+                title: &event.grouping.title,
+                culprit: &event.grouping.culprit,
+                level: event.level.as_str(),
+                seen_at: event.received_at,
+            },
+        );
+    }
+    keys.into_values().collect()
+}
+
+fn release_sightings<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<(i64, &'a str, DateTime<Utc>)> {
+    let mut latest: BTreeMap<(i64, &str), DateTime<Utc>> = BTreeMap::new();
+    for (event, _) in events {
         if let Some(release) = event.release.as_deref() {
             let at = latest
                 .entry((event.project_id, release))
@@ -317,27 +328,24 @@ fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<(i64, &'a str, DateTime
     latest.into_iter().map(|((p, v), t)| (p, v, t)).collect()
 }
 
-/// One delta per (project, fingerprint), sorted, with the batch's counts summed.
-fn issue_deltas(events: &[&NewEvent]) -> Vec<IssueDelta> {
-    let mut deltas: BTreeMap<(i64, &str), IssueDelta> = BTreeMap::new();
-    for event in events {
-        let key = (event.project_id, event.grouping.fingerprint.as_str());
+/// One delta per issue, sorted by issue id, with the new events' counts summed.
+fn issue_deltas(events: &[(&NewEvent, i64)]) -> Vec<IssueDelta> {
+    let mut deltas: BTreeMap<i64, IssueDelta> = BTreeMap::new();
+    for (event, issue_id) in events {
         let unhandled = i64::from(!event.handled);
-        match deltas.get_mut(&key) {
+        match deltas.get_mut(issue_id) {
             Some(delta) => fold_into(delta, event, unhandled),
             None => {
-                deltas.insert(key, new_delta(event, unhandled));
+                deltas.insert(*issue_id, new_delta(*issue_id, event, unhandled));
             }
         }
     }
     deltas.into_values().collect()
 }
 
-fn new_delta(event: &NewEvent, unhandled: i64) -> IssueDelta {
+fn new_delta(issue_id: i64, event: &NewEvent, unhandled: i64) -> IssueDelta {
     IssueDelta {
-        project_id: event.project_id,
-        fingerprint: event.grouping.fingerprint.clone(),
-        strategy: event.grouping.strategy.as_str(),
+        issue_id,
         title: event.grouping.title.clone(),
         culprit: event.grouping.culprit.clone(),
         level: event.level.as_str(),

@@ -20,6 +20,8 @@ const MAX_EXCEPTIONS: usize = 32;
 const MAX_FRAMES: usize = 250;
 const MAX_TAG_VALUE: usize = 200;
 const MAX_FIELD: usize = 250;
+const MAX_EVENT_AGE_DAYS: i64 = 30;
+const MAX_CLOCK_DRIFT_SECONDS: i64 = 60;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
@@ -64,6 +66,7 @@ pub fn from_value(mut value: Value, received: Received) -> Result<ErrorEvent, Ev
         timestamp: object
             .get("timestamp")
             .and_then(timestamp)
+            .filter(|t| plausible(*t, received.at))
             .unwrap_or(received.at),
         level: object.get("level").and_then(level).unwrap_or(Level::Error),
         platform: str_field(object, "platform"),
@@ -129,6 +132,15 @@ fn truncate(mut text: String, max_chars: usize) -> String {
         text.truncate(cut);
     }
     text
+}
+
+/// Like Sentry, a client clock more than a minute ahead or an event older than 30 days is not
+/// believed: the receipt time stands in (the original stays in the payload). This also keeps
+/// every stored time within PostgreSQL's range.
+fn plausible(timestamp: DateTime<Utc>, received: DateTime<Utc>) -> bool {
+    let earliest = received - chrono::TimeDelta::days(MAX_EVENT_AGE_DAYS);
+    let latest = received + chrono::TimeDelta::seconds(MAX_CLOCK_DRIFT_SECONDS);
+    (earliest..=latest).contains(&timestamp)
 }
 
 fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
@@ -324,7 +336,7 @@ mod tests {
     fn python_exception() {
         let event = parse_json(json!({
             "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
-            "timestamp": 1764072000.5,
+            "timestamp": 1795604400.5,
             "level": "error",
             "platform": "python",
             "release": "shop@1.2.0",
@@ -344,7 +356,7 @@ mod tests {
             event.event_id.simple().to_string(),
             "9ec79c33ec9942ab8353589fcb2e04dc"
         );
-        assert_eq!(event.timestamp.timestamp_millis(), 1_764_072_000_500);
+        assert_eq!(event.timestamp.timestamp_millis(), 1_795_604_400_500);
         assert_eq!(event.release.as_deref(), Some("shop@1.2.0"));
         assert_eq!(event.service.as_deref(), Some("checkout"));
         assert!(!event.handled);
@@ -387,6 +399,22 @@ mod tests {
         );
         assert_eq!(event.release.as_deref(), Some("3"));
         assert!(event.handled);
+    }
+
+    #[test]
+    fn implausible_timestamps_fall_back_to_receipt() {
+        let at = received().at;
+        for stamp in [
+            json!(-3e11),
+            json!(1e14),
+            json!(at.timestamp() - 31 * 86_400),
+            json!(at.timestamp() + 3600),
+        ] {
+            let event = parse_json(json!({"timestamp": stamp}));
+            assert_eq!(event.timestamp, at, "{stamp}");
+        }
+        let recent = parse_json(json!({"timestamp": at.timestamp() - 3600}));
+        assert_eq!(recent.timestamp.timestamp(), at.timestamp() - 3600);
     }
 
     #[test]
