@@ -3,20 +3,11 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{envelope, python_exception, TestApp};
+use crate::harness::{python_exception, TestApp};
 
 /// Posts one event and asserts it was accepted.
 async fn send(app: &TestApp, event: &Value) {
-    let payload = serde_json::to_vec(event).expect("event json");
-    let body = envelope(&json!({}), &[("event", &payload)]);
-    let response = app
-        .http
-        .post(app.envelope_url())
-        .header("X-Sentry-Auth", format!("Sentry sentry_key={}", app.key()))
-        .body(body)
-        .send()
-        .await
-        .expect("post");
+    let response = app.send_event(event).await;
     assert_eq!(
         response.status(),
         200,

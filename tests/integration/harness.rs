@@ -207,6 +207,28 @@ impl TestApp {
         self.url(&format!("/api/{}/envelope/", self.project.id))
     }
 
+    /// A POST to `url` carrying the project's key as SDKs do (`X-Sentry-Auth`).
+    pub fn ingest_request(&self, url: &str) -> reqwest::RequestBuilder {
+        self.http.post(url).header(
+            "X-Sentry-Auth",
+            format!(
+                "Sentry sentry_key={}, sentry_version=7, sentry_client=raw-http/1.0",
+                self.key()
+            ),
+        )
+    }
+
+    /// Sends one event in an envelope to the project's envelope endpoint.
+    pub async fn send_event(&self, event: &Value) -> reqwest::Response {
+        let payload = serde_json::to_vec(event).expect("event json");
+        let body = envelope(&serde_json::json!({}), &[("event", &payload)]);
+        self.ingest_request(&self.envelope_url())
+            .body(body)
+            .send()
+            .await
+            .expect("envelope request")
+    }
+
     /// GET with the API token; returns the status and the JSON body.
     pub async fn api_get(&self, path: &str) -> (u16, Value) {
         let response = self

@@ -3,9 +3,7 @@
 //! for an event that is not stored), `/readyz` says so, and exactly the acknowledged events
 //! are in the database when it returns.
 
-use serde_json::json;
-
-use crate::harness::{envelope, python_exception, TestApp};
+use crate::harness::{python_exception, TestApp};
 use seismo::store::embedded::EmbeddedPostgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,28 +20,21 @@ async fn a_database_outage_is_answered_with_503_and_loses_nothing_acknowledged()
         .expect("start a throwaway cluster");
     let server = format!("postgres://postgres@127.0.0.1:{}", cluster.port());
     let app = TestApp::spawn_on(&server, |_| {}).await;
-    let post = || {
-        let payload =
-            serde_json::to_vec(&python_exception("KeyError", "'id'", &["load"], 1)).expect("json");
-        app.http
-            .post(app.envelope_url())
-            .header("X-Sentry-Auth", format!("Sentry sentry_key={}", app.key()))
-            .body(envelope(&json!({}), &[("event", &payload)]))
-            .send()
-    };
-    assert_eq!(post().await.expect("post").status(), 200);
-    assert_eq!(
+    let event = python_exception("KeyError", "'id'", &["load"], 1);
+    let post = || app.send_event(&event);
+    let readiness = || async {
         app.http
             .get(app.url("/readyz"))
             .send()
             .await
             .expect("readyz")
-            .status(),
-        200
-    );
+            .status()
+    };
+    assert_eq!(post().await.status(), 200);
+    assert_eq!(readiness().await, 200);
 
     cluster.stop().await.expect("stop the cluster");
-    let refused = post().await.expect("post during the outage");
+    let refused = post().await;
     assert_eq!(refused.status(), 503);
     let retry_after: u64 = refused
         .headers()
@@ -52,15 +43,7 @@ async fn a_database_outage_is_answered_with_503_and_loses_nothing_acknowledged()
         .and_then(|v| v.parse().ok())
         .expect("integer Retry-After");
     assert!(retry_after >= 1);
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz")
-            .status(),
-        503
-    );
+    assert_eq!(readiness().await, 503);
     assert!(
         app.metrics().contains("reason=\"storage_unavailable\""),
         "{}",

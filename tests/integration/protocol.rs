@@ -39,18 +39,9 @@ fn single_event_envelope(event: &Value) -> Vec<u8> {
     )
 }
 
-fn auth_header(app: &TestApp) -> String {
-    format!(
-        "Sentry sentry_key={}, sentry_version=7, sentry_client=raw-http/1.0",
-        app.key()
-    )
-}
-
 /// POSTs an envelope (no compression) authenticated with `X-Sentry-Auth`.
 async fn post_envelope(app: &TestApp, body: Vec<u8>) -> Response {
-    app.http
-        .post(app.envelope_url())
-        .header("x-sentry-auth", auth_header(app))
+    app.ingest_request(&app.envelope_url())
         .header("content-type", "application/x-sentry-envelope")
         .body(body)
         .send()
@@ -60,9 +51,7 @@ async fn post_envelope(app: &TestApp, body: Vec<u8>) -> Response {
 
 /// POSTs an envelope with a `Content-Encoding`.
 async fn post_encoded(app: &TestApp, encoding: &str, body: Vec<u8>) -> Response {
-    app.http
-        .post(app.envelope_url())
-        .header("x-sentry-auth", auth_header(app))
+    app.ingest_request(&app.envelope_url())
         .header("content-encoding", encoding)
         .body(body)
         .send()
@@ -330,9 +319,7 @@ async fn auth_failures_have_distinct_statuses_and_codes() {
         .expect("create project B");
     drop(conn);
     let response = app
-        .http
-        .post(app.url(&format!("/api/{}/envelope/", other.id)))
-        .header("x-sentry-auth", auth_header(&app))
+        .ingest_request(&app.url(&format!("/api/{}/envelope/", other.id)))
         .body(body())
         .send()
         .await
@@ -341,9 +328,7 @@ async fn auth_failures_have_distinct_statuses_and_codes() {
 
     // A project that does not exist.
     let response = app
-        .http
-        .post(app.url("/api/999999/envelope/"))
-        .header("x-sentry-auth", auth_header(&app))
+        .ingest_request(&app.url("/api/999999/envelope/"))
         .body(body())
         .send()
         .await
@@ -352,9 +337,7 @@ async fn auth_failures_have_distinct_statuses_and_codes() {
 
     // A project id that is not a number.
     let response = app
-        .http
-        .post(app.url("/api/abc/envelope/"))
-        .header("x-sentry-auth", auth_header(&app))
+        .ingest_request(&app.url("/api/abc/envelope/"))
         .body(body())
         .send()
         .await
@@ -460,9 +443,7 @@ async fn store_endpoint_accepts_a_plain_event() {
     let app = TestApp::spawn().await;
     let event = python_exception("KeyError", "'user_id'", &["main", "get_user"], 10);
     let response = app
-        .http
-        .post(app.url(&format!("/api/{}/store/", app.project.id)))
-        .header("x-sentry-auth", auth_header(&app))
+        .ingest_request(&app.url(&format!("/api/{}/store/", app.project.id)))
         .header("content-type", "application/json")
         .body(serde_json::to_vec(&event).expect("event"))
         .send()
@@ -487,9 +468,7 @@ async fn dsn_path_prefix_and_missing_trailing_slash_are_routed() {
     for path in &paths {
         let event = message_event(&format!("posted to {path}"));
         let response = app
-            .http
-            .post(app.url(path))
-            .header("x-sentry-auth", auth_header(&app))
+            .ingest_request(&app.url(path))
             .body(single_event_envelope(&event))
             .send()
             .await
@@ -810,10 +789,8 @@ async fn cors_preflight_and_exposed_headers() {
     // A successful POST from a page.
     let event = message_event("from a browser");
     let response = app
-        .http
-        .post(app.envelope_url())
+        .ingest_request(&app.envelope_url())
         .header("origin", "http://example.com")
-        .header("x-sentry-auth", auth_header(&app))
         .body(single_event_envelope(&event))
         .send()
         .await
@@ -1069,11 +1046,7 @@ async fn concurrent_duplicates_are_counted_once() {
         let body = single_event_envelope(&event);
         let tasks: Vec<_> = (0..copies)
             .map(|_| {
-                let request = app
-                    .http
-                    .post(app.envelope_url())
-                    .header("x-sentry-auth", auth_header(&app))
-                    .body(body.clone());
+                let request = app.ingest_request(&app.envelope_url()).body(body.clone());
                 tokio::spawn(async move { request.send().await.expect("request") })
             })
             .collect();

@@ -68,15 +68,7 @@ async fn payloads_are_stored_compressed_with_the_fields_queries_need() {
     let mut event = python_exception("KeyError", "'user_id'", &["main", "load_user"], 10);
     event["message"] = json!("x".repeat(20_000));
     let payload = serde_json::to_vec(&event).expect("json");
-    let response = app
-        .http
-        .post(app.envelope_url())
-        .header("X-Sentry-Auth", format!("Sentry sentry_key={}", app.key()))
-        .body(envelope(&json!({}), &[("event", &payload)]))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(response.status(), 200);
+    assert_eq!(app.send_event(&event).await.status(), 200);
     let (stored, top_frames): (i32, String) =
         sqlx::query_as("SELECT octet_length(data), top_frames FROM events")
             .fetch_one(&app.pool)
