@@ -29,6 +29,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod grouping;
+pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

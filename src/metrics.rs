@@ -12,6 +12,7 @@ pub struct Metrics {
     registry: Registry,
     pub events_received: IntCounterVec,
     pub items_received: IntCounterVec,
+    pub otlp_records: IntCounterVec,
     pub ingest_request_duration: Histogram,
     pub writer_batch_size: Histogram,
     pub writer_queue_depth: IntGauge,
@@ -63,6 +64,14 @@ impl Metrics {
                 &["item_type"],
             )
             .expect("static metric"),
+            otlp_records: IntCounterVec::new(
+                Opts::new(
+                    "otlp_records_total",
+                    "OTLP spans, log records and metric requests received, by signal and result",
+                ),
+                &["signal", "result"],
+            )
+            .expect("static metric"),
             ingest_request_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "ingest_request_duration_seconds",
@@ -106,6 +115,7 @@ impl Metrics {
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.events_received.clone()),
             Box::new(self.items_received.clone()),
+            Box::new(self.otlp_records.clone()),
             Box::new(self.ingest_request_duration.clone()),
             Box::new(self.writer_batch_size.clone()),
             Box::new(self.writer_queue_depth.clone()),
@@ -126,6 +136,17 @@ impl Metrics {
             .copied()
             .unwrap_or("other");
         self.items_received.with_label_values(&[label]).inc();
+    }
+
+    /// Counts OTLP records of a signal by result (accepted, rejected, ignored).
+    pub fn count_otlp(&self, signal: crate::ingest::otlp::Signal, result: &str, n: i64) {
+        if let Ok(n) = u64::try_from(n) {
+            if n > 0 {
+                self.otlp_records
+                    .with_label_values(&[signal.as_str(), result])
+                    .inc_by(n);
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

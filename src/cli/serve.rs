@@ -1,30 +1,119 @@
-//! `seismo serve`: open (or start) the database, make sure a project exists, listen, and
-//! serve until SIGINT/SIGTERM; then finish requests in flight, flush the writer, and stop
-//! the embedded cluster if this process started it.
+//! `seismo serve`: open (or start) the database, make sure a project exists, listen — HTTP
+//! (ingestion, API, health, metrics), OTLP/HTTP and OTLP/gRPC — and serve until
+//! SIGINT/SIGTERM; then finish requests in flight, flush the writer, and stop the embedded
+//! cluster if this process started it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::{database, project};
 use crate::app::App;
 use crate::config::Config;
-use crate::http;
 use crate::store::projects::{self, Project};
+use crate::{grpc, http};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let database = database::open(&config).await?;
     let project = first_project(&database).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "Seismo is listening");
+    let listeners = Listeners::bind(&config).await?;
     project::print_human(&project, &config);
     let (app, writer) = App::start(config, database.pool.clone());
-    let served = http::serve(app, listener, shutdown_signal()).await;
+    let (stop, stopped) = watch::channel(false);
+    let servers = listeners.serve(app, &stopped);
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let served = wait_for(servers).await;
     tracing::info!("shutting down: flushing the writer");
     writer.join().await;
     database.close().await;
-    Ok(served?)
+    served
+}
+
+struct Listeners {
+    main: TcpListener,
+    otlp_http: Option<TcpListener>,
+    otlp_grpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let main = bind("HTTP", config.listen).await?;
+        let otlp_http = match config.otlp_http_listen {
+            Some(address) => Some(bind("OTLP/HTTP", address).await?),
+            None => None,
+        };
+        let otlp_grpc = match config.otlp_grpc_listen {
+            Some(address) => Some(bind("OTLP/gRPC", address).await?),
+            None => None,
+        };
+        Ok(Listeners {
+            main,
+            otlp_http,
+            otlp_grpc,
+        })
+    }
+
+    fn serve(self, app: Arc<App>, stopped: &watch::Receiver<bool>) -> JoinSet<anyhow::Result<()>> {
+        let mut servers = JoinSet::new();
+        servers.spawn(http_server(
+            http::router(app.clone()),
+            self.main,
+            stopped.clone(),
+        ));
+        if let Some(listener) = self.otlp_http {
+            servers.spawn(http_server(
+                http::otlp_router(app.clone()),
+                listener,
+                stopped.clone(),
+            ));
+        }
+        if let Some(listener) = self.otlp_grpc {
+            let stopped = stopped.clone();
+            servers.spawn(
+                async move { Ok(grpc::serve(app, listener, until_stopped(stopped)).await?) },
+            );
+        }
+        servers
+    }
+}
+
+async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening for {what}");
+    Ok(listener)
+}
+
+async fn http_server(
+    router: axum::Router,
+    listener: TcpListener,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    Ok(http::serve(router, listener, until_stopped(stopped)).await?)
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Waits for every server; the first failure is the command's.
+async fn wait_for(mut servers: JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
+    let mut outcome = Ok(());
+    while let Some(joined) = servers.join_next().await {
+        let result = joined
+            .map_err(anyhow::Error::from)
+            .and_then(|served| served);
+        if let (Err(error), true) = (result, outcome.is_ok()) {
+            outcome = Err(error);
+        }
+    }
+    outcome
 }
 
 /// The first project, creating `default` on a fresh database so a newcomer has a DSN at once.

@@ -105,35 +105,53 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The status, stable code and `Retry-After` seconds of an ingestion error; shared by the
+/// Sentry/JSON answers below and the OTLP answers (`http::otlp`).
+pub fn ingest_error_parts(error: &IngestError) -> (StatusCode, &'static str, Option<u64>) {
+    use IngestError as E;
+    match error {
+        E::MissingKey => (StatusCode::UNAUTHORIZED, "missing_key", None),
+        E::InvalidKey => (StatusCode::FORBIDDEN, "invalid_key", None),
+        E::UnknownProject(_) => (StatusCode::NOT_FOUND, "unknown_project", None),
+        E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+        E::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed", None),
+        E::UnsupportedEncoding(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            None,
+        ),
+        E::UnsupportedMediaType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            None,
+        ),
+        E::QuotaExceeded { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            Some(*retry_after),
+        ),
+        E::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Some(1)),
+        E::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(5)),
+        E::Rejected => (StatusCode::INTERNAL_SERVER_ERROR, "rejected", None),
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> ApiError {
-        use IngestError as E;
         let message = error.to_string();
-        let (status, code) = match &error {
-            E::MissingKey => (StatusCode::UNAUTHORIZED, "missing_key"),
-            E::InvalidKey => (StatusCode::FORBIDDEN, "invalid_key"),
-            E::UnknownProject(_) => (StatusCode::NOT_FOUND, "unknown_project"),
-            E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            E::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
-            E::UnsupportedEncoding(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding")
-            }
-            E::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
-            E::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            E::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            E::Rejected => (StatusCode::INTERNAL_SERVER_ERROR, "rejected"),
-        };
-        let api =
+        let (status, code, retry_after) = ingest_error_parts(&error);
+        let mut api =
             ApiError::new(status, code, message.clone()).with_header("x-sentry-error", message);
-        match error {
+        if let Some(seconds) = retry_after {
+            api = api.retry_after(seconds);
+        }
+        if let IngestError::QuotaExceeded { retry_after } = error {
             // Sentry's format: retry_after:categories:scope:reason (empty categories = all).
-            E::QuotaExceeded { retry_after } => api.retry_after(retry_after).with_header(
+            api = api.with_header(
                 "x-sentry-rate-limits",
                 format!("{retry_after}::project:quota_exceeded"),
-            ),
-            E::Overloaded => api.retry_after(1),
-            E::Unavailable => api.retry_after(5),
-            _ => api,
+            );
         }
+        api
     }
 }

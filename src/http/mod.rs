@@ -8,6 +8,7 @@ pub mod api;
 pub mod error;
 pub mod health;
 pub mod native;
+pub mod otlp;
 pub mod sentry;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(sentry::router())
         .merge(native::router())
+        .merge(otlp::router())
         .merge(api::router())
         .merge(health::router())
         .fallback(|| async { error::ApiError::not_found("route") })
@@ -58,15 +60,24 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(AppState(app))
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// The OTLP/HTTP listener's routes: what exporters send to by default (port 4318).
+pub fn otlp_router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(otlp::router())
+        .merge(health::router())
+        .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BYTES))
+        .with_state(AppState(app))
+}
+
+/// Serves `router` until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
-    app: Arc<App>,
+    router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // The DSN-prefix rewrite must run before routing, so it wraps the router.
     let service = tower::util::MapRequestLayer::new(sentry::strip_dsn_prefix::<axum::body::Body>)
-        .layer(router(app));
+        .layer(router);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(service),

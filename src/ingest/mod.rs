@@ -15,6 +15,7 @@ pub mod decompress;
 pub mod event;
 pub mod keys;
 pub mod native;
+pub mod otlp;
 pub mod outcome;
 pub mod quota;
 pub mod sentry;
@@ -30,9 +31,10 @@ use outcome::{Outcome, Reason};
 
 use crate::grouping;
 use crate::metrics::Metrics;
+use crate::store::counts::SpanTally;
 use crate::store::events::NewEvent;
 use crate::store::projects::{self, KeyGrant};
-use crate::store::writer::{WriteError, Writer, Written};
+use crate::store::writer::{Batch, WriteError, Writer, Written};
 use crate::store::StoreError;
 
 /// The most one event may weigh, decompressed (DESIGN.md §3.1).
@@ -55,6 +57,8 @@ pub enum IngestError {
     Malformed(String),
     #[error("{0}")]
     UnsupportedEncoding(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the project's event quota is used up; retry in {retry_after} s")]
     QuotaExceeded { retry_after: u64 },
     #[error("Seismo is overloaded; retry shortly")]
@@ -167,6 +171,12 @@ impl Ingest {
                 IngestError::Malformed(e.to_string()),
             )
         })?;
+        self.prepare_event(event)
+    }
+
+    /// Groups and compresses an event some source has already normalized.
+    pub fn prepare_event(&self, event: ErrorEvent) -> Result<NewEvent, IngestError> {
+        let source = event.source;
         let grouping = grouping::group(&event);
         NewEvent::new(event, grouping).map_err(|e| {
             self.invalid(
@@ -189,6 +199,18 @@ impl Ingest {
         source: Source,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Uuid>, IngestError> {
+        self.accept_with_spans(grant, source, events, Vec::new())
+            .await
+    }
+
+    /// Like [`Ingest::accept`], with the spans the request counted (they commit together).
+    pub async fn accept_with_spans(
+        &self,
+        grant: &KeyGrant,
+        source: Source,
+        events: Vec<NewEvent>,
+        spans: Vec<SpanTally>,
+    ) -> Result<Vec<Uuid>, IngestError> {
         let n = events.len();
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
         let record =
@@ -200,7 +222,7 @@ impl Ingest {
             record(Outcome::RateLimited(Reason::Quota), n);
             return Err(IngestError::QuotaExceeded { retry_after });
         }
-        match self.writer.write(events).await {
+        match self.writer.write(Batch { events, spans }).await {
             Ok(written) => {
                 let duplicates = written.iter().filter(|w| **w == Written::Duplicate).count();
                 record(Outcome::Accepted, n - duplicates);

@@ -1,6 +1,8 @@
-//! Per-minute event counts per series (project, service, issue): what detection watches and
-//! dashboards chart. The writer sums a batch's events per key first, so one row per key is
-//! written per batch however hot the series.
+//! Per-minute counts per series (project, service, issue): what detection watches and
+//! dashboards chart. Events count toward all three scopes; spans (OTLP traces) count as
+//! requests — and failed requests — toward their project and service, which makes the error
+//! rate. The writer sums a batch per key first, so one row per key is written per batch
+//! however hot the series.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -35,6 +37,27 @@ pub struct SeriesMinute {
 pub struct Tally {
     pub events: i64,
     pub unhandled: i64,
+    pub requests: i64,
+    pub failed: i64,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: Tally) {
+        self.events += other.events;
+        self.unhandled += other.unhandled;
+        self.requests += other.requests;
+        self.failed += other.failed;
+    }
+}
+
+/// Spans of one service in one minute, as a request counted them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanTally {
+    pub project_id: i64,
+    pub service: Option<String>,
+    pub minute: DateTime<Utc>,
+    pub requests: i64,
+    pub failed: i64,
 }
 
 /// Adds the tallies; `counts` must be sorted by key so concurrent writers lock in one order.
@@ -47,10 +70,13 @@ pub async fn add(
     }
     let columns: Vec<_> = counts.iter().map(|(key, _)| key.scope.columns()).collect();
     sqlx::query(
-        "INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled) \
-         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::int8[], $7::int8[]) \
+        "INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled, \
+           requests, failed) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::int8[], \
+           $7::int8[], $8::int8[], $9::int8[]) \
          ON CONFLICT (project_id, scope, service, issue_id, minute) DO UPDATE SET \
-           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled",
+           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled, \
+           requests = c.requests + EXCLUDED.requests, failed = c.failed + EXCLUDED.failed",
     )
     .bind(counts.iter().map(|(key, _)| key.project_id).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
@@ -59,6 +85,8 @@ pub async fn add(
     .bind(counts.iter().map(|(key, _)| key.minute).collect::<Vec<_>>())
     .bind(counts.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
     .bind(counts.iter().map(|(_, t)| t.unhandled).collect::<Vec<_>>())
+    .bind(counts.iter().map(|(_, t)| t.requests).collect::<Vec<_>>())
+    .bind(counts.iter().map(|(_, t)| t.failed).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

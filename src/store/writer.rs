@@ -23,7 +23,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::counts::{self, Scope, SeriesMinute, Tally};
+use super::counts::{self, Scope, SeriesMinute, SpanTally, Tally};
 use super::events::{self, NewEvent};
 use super::issues::{self, IssueDelta, IssueKey};
 use super::partitions::Partitions;
@@ -68,8 +68,22 @@ impl From<&StoreError> for WriteError {
     }
 }
 
+/// What one request hands the writer: its events, and the spans it counted (OTLP traces).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<NewEvent>,
+    pub spans: Vec<SpanTally>,
+}
+
+impl Batch {
+    /// Room taken in the queue: one unit per event and per span tally.
+    fn weight(&self) -> usize {
+        self.events.len() + self.spans.len()
+    }
+}
+
 struct Job {
-    events: Vec<NewEvent>,
+    batch: Batch,
     reply: oneshot::Sender<Result<Vec<Written>, WriteError>>,
     _room: OwnedSemaphorePermit,
 }
@@ -124,12 +138,13 @@ impl Writer {
         (writer, WriterTasks(tasks))
     }
 
-    /// Writes the events and returns once their transaction has committed.
-    pub async fn write(&self, events: Vec<NewEvent>) -> Result<Vec<Written>, WriteError> {
-        if events.is_empty() {
+    /// Writes the batch and returns, for each of its events in order, what became of it, once
+    /// the transaction has committed.
+    pub async fn write(&self, batch: Batch) -> Result<Vec<Written>, WriteError> {
+        if batch.weight() == 0 {
             return Ok(Vec::new());
         }
-        let wanted = u32::try_from(events.len()).map_err(|_| WriteError::Overloaded)?;
+        let wanted = u32::try_from(batch.weight()).map_err(|_| WriteError::Overloaded)?;
         let room = self
             .room
             .clone()
@@ -138,7 +153,7 @@ impl Writer {
         self.publish_depth();
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            events,
+            batch,
             reply,
             _room: room,
         };
@@ -173,12 +188,12 @@ impl Worker {
     async fn next_batch(&self) -> Option<Vec<Job>> {
         let mut receiver = self.receiver.lock().await;
         let first = receiver.recv().await?;
-        let mut size = first.events.len();
+        let mut size = first.batch.weight();
         let mut jobs = vec![first];
         while size < self.batch_size {
             match receiver.try_recv() {
                 Ok(job) => {
-                    size += job.events.len();
+                    size += job.batch.weight();
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -188,15 +203,17 @@ impl Worker {
     }
 
     async fn write_jobs(&self, jobs: Vec<Job>) {
-        let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.events).collect();
-        match self.write_batch(&all).await {
+        let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.batch.events).collect();
+        let spans: Vec<&SpanTally> = jobs.iter().flat_map(|j| &j.batch.spans).collect();
+        match self.write_batch(&all, &spans).await {
             Ok(written) => reply_in_order(jobs, written),
             Err(error) if jobs.len() > 1 && !error.is_unavailable() => {
                 tracing::warn!(%error, jobs = jobs.len(), "batch failed; writing its requests one by one");
                 for job in jobs {
-                    let events: Vec<&NewEvent> = job.events.iter().collect();
+                    let events: Vec<&NewEvent> = job.batch.events.iter().collect();
+                    let spans: Vec<&SpanTally> = job.batch.spans.iter().collect();
                     let result = self
-                        .write_batch(&events)
+                        .write_batch(&events, &spans)
                         .await
                         .map_err(|e| WriteError::from(&e));
                     let _ = job.reply.send(result);
@@ -212,7 +229,11 @@ impl Worker {
         }
     }
 
-    async fn write_batch(&self, events: &[&NewEvent]) -> Result<Vec<Written>, StoreError> {
+    async fn write_batch(
+        &self,
+        events: &[&NewEvent],
+        spans: &[&SpanTally],
+    ) -> Result<Vec<Written>, StoreError> {
         let started = Instant::now();
         let days: Vec<_> = events
             .iter()
@@ -224,7 +245,7 @@ impl Worker {
             .ensure(&self.pool, days.iter().copied())
             .await?;
         let mut tx = self.pool.begin().await?;
-        let written = write_in(&mut tx, events).await?;
+        let written = write_in(&mut tx, events, spans).await?;
         tx.commit().await?;
         self.metrics.writer_batch_size.observe(events.len() as f64);
         self.metrics
@@ -238,7 +259,7 @@ impl Worker {
 fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
     let mut written = written.into_iter();
     for job in jobs {
-        let mine: Vec<Written> = written.by_ref().take(job.events.len()).collect();
+        let mine: Vec<Written> = written.by_ref().take(job.batch.events.len()).collect();
         let _ = job.reply.send(Ok(mine));
     }
 }
@@ -246,11 +267,17 @@ fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
 /// The batch's statements, inside the caller's transaction:
 /// 1. the issue of every fingerprint (created or locked), so event rows can name it;
 /// 2. the event rows — the unique key decides which are new (SDK retries are not);
-/// 3. from the new events only: releases, issue counts and regressions, per-minute counts.
+/// 3. from the new events only: releases, issue counts and regressions, per-minute counts
+///    (with the spans' requests and failures).
 async fn write_in(
     conn: &mut PgConnection,
     events: &[&NewEvent],
+    spans: &[&SpanTally],
 ) -> Result<Vec<Written>, StoreError> {
+    if events.is_empty() {
+        counts::add(conn, &minute_tallies(&[], spans)).await?;
+        return Ok(Vec::new());
+    }
     let ensured = issues::ensure(conn, &issue_keys(events)).await?;
     let issue_ids: HashMap<(i64, &str), i64> = ensured
         .iter()
@@ -290,8 +317,8 @@ async fn write_in(
     if !fresh.is_empty() {
         releases::record(conn, &release_sightings(&fresh)).await?;
         issues::add_events(conn, &issue_deltas(&fresh)).await?;
-        counts::add(conn, &minute_tallies(&fresh)).await?;
     }
+    counts::add(conn, &minute_tallies(&fresh, spans)).await?;
     Ok(written)
 }
 
@@ -377,27 +404,53 @@ fn fold_into(delta: &mut IssueDelta, event: &NewEvent, unhandled: i64) {
     }
 }
 
-/// Per-minute tallies for the project, service and issue series, sorted by key.
-fn minute_tallies(events: &[(&NewEvent, i64)]) -> Vec<(SeriesMinute, Tally)> {
+/// Per-minute tallies, sorted by key: events count toward their project, service and issue;
+/// spans toward their project and service.
+fn minute_tallies(events: &[(&NewEvent, i64)], spans: &[&SpanTally]) -> Vec<(SeriesMinute, Tally)> {
     let mut tallies: BTreeMap<SeriesMinute, Tally> = BTreeMap::new();
+    let mut add = |project_id: i64, scope: Scope, minute: DateTime<Utc>, tally: Tally| {
+        let key = SeriesMinute {
+            project_id,
+            scope,
+            minute,
+        };
+        tallies.entry(key).or_default().add(tally);
+    };
     for (event, issue_id) in events {
         let minute = event
             .received_at
             .duration_trunc(TimeDelta::minutes(1))
             .unwrap_or(event.received_at);
-        let mut scopes = vec![Scope::Project, Scope::Issue(*issue_id)];
+        let tally = Tally {
+            events: 1,
+            unhandled: i64::from(!event.handled),
+            ..Tally::default()
+        };
+        add(event.project_id, Scope::Project, minute, tally);
+        add(event.project_id, Scope::Issue(*issue_id), minute, tally);
         if let Some(service) = &event.service {
-            scopes.push(Scope::Service(service.clone()));
-        }
-        for scope in scopes {
-            let key = SeriesMinute {
-                project_id: event.project_id,
-                scope,
+            add(
+                event.project_id,
+                Scope::Service(service.clone()),
                 minute,
-            };
-            let tally = tallies.entry(key).or_default();
-            tally.events += 1;
-            tally.unhandled += i64::from(!event.handled);
+                tally,
+            );
+        }
+    }
+    for span in spans {
+        let tally = Tally {
+            requests: span.requests,
+            failed: span.failed,
+            ..Tally::default()
+        };
+        add(span.project_id, Scope::Project, span.minute, tally);
+        if let Some(service) = &span.service {
+            add(
+                span.project_id,
+                Scope::Service(service.clone()),
+                span.minute,
+                tally,
+            );
         }
     }
     tallies.into_iter().collect()

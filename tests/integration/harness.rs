@@ -16,7 +16,7 @@ use seismo::config::{Config, Sources};
 use seismo::store::{self, embedded::EmbeddedPostgres, projects, projects::Project};
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::{oneshot, OnceCell};
+use tokio::sync::{watch, OnceCell};
 
 const MACHINE_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
@@ -125,13 +125,15 @@ async fn drop_databases_of_finished_runs(admin: &PgPool) {
 /// A running Seismo with a project and an API token.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// Where the OTLP/gRPC server listens.
+    pub grpc_address: SocketAddr,
     pub pool: PgPool,
     pub database_url: String,
     pub project: Project,
     pub token: String,
     pub app: Arc<App>,
     pub http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<watch::Sender<bool>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -152,6 +154,10 @@ impl TestApp {
             .await
             .expect("bind a free port");
         let address = listener.local_addr().expect("local address");
+        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let grpc_address = grpc_listener.local_addr().expect("local address");
         let mut sources = Sources::default();
         sources.set("database_url", database_url.clone());
         sources.set("listen", address.to_string());
@@ -166,17 +172,27 @@ impl TestApp {
             .await
             .expect("create token");
         let (app, writer) = App::start(config, pool.clone());
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let served = app.clone();
+        let (shutdown, stop) = watch::channel(false);
+        let (http_app, grpc_app) = (app.clone(), app.clone());
         let server = tokio::spawn(async move {
-            let _ = seismo::http::serve(served, listener, async {
-                let _ = stop.await;
+            let mut stopped = stop.clone();
+            let grpc = tokio::spawn(async move {
+                let _ = seismo::grpc::serve(grpc_app, grpc_listener, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+            let mut stopped = stop;
+            let _ = seismo::http::serve(seismo::http::router(http_app), listener, async move {
+                let _ = stopped.wait_for(|s| *s).await;
             })
             .await;
+            let _ = grpc.await;
             writer.join().await;
         });
         TestApp {
             address,
+            grpc_address,
             pool,
             database_url,
             project,
@@ -281,7 +297,7 @@ impl TestApp {
     /// Stops the server and waits for the writer to flush.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
         drop(self.app);
         if let Some(server) = self.server.take() {

@@ -13,15 +13,15 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::ingest::{ErrorEvent, Exception, Frame, Level, Source};
+use crate::ingest::event::plausible_timestamp;
+pub use crate::ingest::event::Received;
+use crate::ingest::{ErrorEvent, Exception, Frame, Level};
 
 /// Bounds that keep one event's cost predictable; the full data stays in the payload.
 const MAX_EXCEPTIONS: usize = 32;
 const MAX_FRAMES: usize = 250;
 const MAX_TAG_VALUE: usize = 200;
 const MAX_FIELD: usize = 250;
-const MAX_EVENT_AGE_DAYS: i64 = 30;
-const MAX_CLOCK_DRIFT_SECONDS: i64 = 60;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
@@ -29,16 +29,6 @@ pub enum EventError {
     Json(String),
     #[error("event must be a JSON object")]
     NotAnObject,
-}
-
-/// What the request (not the payload) tells about an event.
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    pub project_id: i64,
-    pub source: Source,
-    pub at: DateTime<Utc>,
-    /// The envelope header's `event_id`, used when the payload has none.
-    pub envelope_event_id: Option<Uuid>,
 }
 
 pub fn parse(payload: &[u8], received: Received) -> Result<ErrorEvent, EventError> {
@@ -63,11 +53,7 @@ pub fn from_value(mut value: Value, received: Received) -> Result<ErrorEvent, Ev
         project_id: received.project_id,
         source: received.source,
         received_at: received.at,
-        timestamp: object
-            .get("timestamp")
-            .and_then(timestamp)
-            .filter(|t| plausible(*t, received.at))
-            .unwrap_or(received.at),
+        timestamp: plausible_timestamp(object.get("timestamp").and_then(timestamp), received.at),
         level: object.get("level").and_then(level).unwrap_or(Level::Error),
         platform: str_field(object, "platform"),
         release: str_field(object, "release"),
@@ -132,15 +118,6 @@ fn truncate(mut text: String, max_chars: usize) -> String {
         text.truncate(cut);
     }
     text
-}
-
-/// Like Sentry, a client clock more than a minute ahead or an event older than 30 days is not
-/// believed: the receipt time stands in (the original stays in the payload). This also keeps
-/// every stored time within PostgreSQL's range.
-fn plausible(timestamp: DateTime<Utc>, received: DateTime<Utc>) -> bool {
-    let earliest = received - chrono::TimeDelta::days(MAX_EVENT_AGE_DAYS);
-    let latest = received + chrono::TimeDelta::seconds(MAX_CLOCK_DRIFT_SECONDS);
-    (earliest..=latest).contains(&timestamp)
 }
 
 fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
@@ -314,6 +291,7 @@ fn fingerprint(value: Option<&Value>) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::Source;
     use serde_json::json;
 
     fn received() -> Received {

@@ -1,0 +1,118 @@
+//! OTLP/gRPC: the logs and trace collector services on their own listener (4317 by default).
+//! Same semantics as OTLP/HTTP: the key in metadata (`x-seismo-key` or
+//! `authorization: Bearer <key>`), gzip accepted, messages up to the ingestion size limit,
+//! `partial_success` for rejected records, and errors as gRPC status codes (UNAVAILABLE and
+//! RESOURCE_EXHAUSTED only when retrying later can help).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+
+use crate::app::App;
+use crate::ingest::{otlp, IngestError, Source, MAX_DECOMPRESSED_BYTES};
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let logs = LogsServiceServer::new(Logs(app.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_DECOMPRESSED_BYTES);
+    let traces = TraceServiceServer::new(Traces(app))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_DECOMPRESSED_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(logs)
+        .add_service(traces)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}
+
+struct Logs(Arc<App>);
+struct Traces(Arc<App>);
+
+#[tonic::async_trait]
+impl LogsService for Logs {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let ingest = &self.0.ingest;
+        let grant = ingest
+            .authorize(key(request.metadata()).as_deref(), None)
+            .await
+            .map_err(status)?;
+        let exported = otlp::logs(ingest, &grant, request.get_ref(), Source::OtlpGrpc)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(exported.logs_response()))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Traces {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let ingest = &self.0.ingest;
+        let grant = ingest
+            .authorize(key(request.metadata()).as_deref(), None)
+            .await
+            .map_err(status)?;
+        let exported = otlp::traces(ingest, &grant, request.get_ref(), Source::OtlpGrpc)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(exported.traces_response()))
+    }
+}
+
+fn key(metadata: &MetadataMap) -> Option<String> {
+    let text = |name: &str| {
+        metadata
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    text("x-seismo-key").or_else(|| {
+        text("authorization").and_then(|v| v.strip_prefix("Bearer ").map(|k| k.trim().to_owned()))
+    })
+}
+
+fn status(error: IngestError) -> Status {
+    use IngestError as E;
+    let code = match &error {
+        E::MissingKey => Code::Unauthenticated,
+        E::InvalidKey => Code::PermissionDenied,
+        E::UnknownProject(_) => Code::NotFound,
+        E::TooLarge(_)
+        | E::Malformed(_)
+        | E::UnsupportedEncoding(_)
+        | E::UnsupportedMediaType(_) => Code::InvalidArgument,
+        E::QuotaExceeded { .. } => Code::ResourceExhausted,
+        E::Overloaded | E::Unavailable => Code::Unavailable,
+        E::Rejected => Code::Internal,
+    };
+    Status::new(code, error.to_string())
+}
