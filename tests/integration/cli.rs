@@ -57,6 +57,25 @@ fn wait_for_dsn(child: &mut Child) -> String {
         .expect("serve printed a DSN")
 }
 
+/// A bare HTTP/1.1 POST of a JSON body; returns the status code.
+fn post_status(port: u16, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
 fn terminate(child: &Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
@@ -85,9 +104,11 @@ fn serve_without_a_database_runs_its_own_postgres() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod");
-    let port = free_port();
+    let (port, otlp_http, otlp_grpc) = (free_port(), free_port(), free_port());
     let mut child = seismo()
         .arg("serve")
+        .env("SEISMO_OTLP_HTTP_LISTEN", format!("127.0.0.1:{otlp_http}"))
+        .env("SEISMO_OTLP_GRPC_LISTEN", format!("127.0.0.1:{otlp_grpc}"))
         .current_dir(dir.path())
         .env("SEISMO_LISTEN", format!("127.0.0.1:{port}"))
         .env("SEISMO_LOG_FORMAT", "json")
@@ -99,6 +120,13 @@ fn serve_without_a_database_runs_its_own_postgres() {
     assert!(
         dsn.starts_with("http://") && dsn.ends_with(&format!("@127.0.0.1:{port}/1")),
         "{dsn}"
+    );
+
+    // The OTLP listeners are up too: OTLP/HTTP answers (and wants a key), gRPC accepts.
+    assert_eq!(post_status(otlp_http, "/v1/traces", "{}"), 401);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", otlp_grpc)).is_ok(),
+        "gRPC listener"
     );
 
     let sent = run(seismo().args(["send-test", &dsn]));
