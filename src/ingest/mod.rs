@@ -45,7 +45,7 @@ pub const MAX_DECOMPRESSED_BYTES: usize = 100 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("missing ingestion key (X-Sentry-Auth, Authorization: Sentry, ?sentry_key= or x-seismo-key)")]
+    #[error("missing ingestion key (X-Sentry-Auth, Authorization: Sentry|Bearer, ?sentry_key= or x-seismo-key)")]
     MissingKey,
     #[error("the ingestion key is not valid for this project")]
     InvalidKey,

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod harness;
+mod otlp;
 mod outage;
 mod protocol;
 mod sdk;

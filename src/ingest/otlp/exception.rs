@@ -52,7 +52,18 @@ pub fn has_exception(attributes: &[KeyValue]) -> bool {
     .any(|key| attributes::text(attributes, key).is_some())
 }
 
-pub fn to_event(found: Found<'_>, received: Received) -> ErrorEvent {
+/// An all-zero trace or span id means "none" in OTLP: treat it as absent, or every such
+/// exception would share one event id.
+pub fn present(id: &[u8]) -> &[u8] {
+    match id.iter().all(|b| *b == 0) {
+        true => &[],
+        false => id,
+    }
+}
+
+pub fn to_event(mut found: Found<'_>, received: Received) -> ErrorEvent {
+    found.trace_id = present(found.trace_id);
+    found.span_id = present(found.span_id);
     let exception = exception(&found);
     let mut tags = attributes::tags([found.span_attributes, found.attributes], |key| {
         key.starts_with("exception.")

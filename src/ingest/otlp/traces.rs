@@ -3,7 +3,7 @@
 //! Every span is one request of its service; a span with status ERROR, or with an exception
 //! event, is a failed one — together they make the service's error-rate series. Each span event
 //! named `exception` (or ending in `.exception`) becomes an error event. A span whose trace or
-//! span id has the wrong length breaks the protocol: it is rejected (and reported back in
+//! span id has the wrong length (or is all zero) breaks the protocol: it is rejected (and reported back in
 //! `partial_success`), the rest of the request is kept.
 
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ pub fn extract(request: &ExportTraceServiceRequest, received: Received) -> Extra
         let origin = Origin::of(resource_spans.resource.as_ref());
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
-                if span.trace_id.len() != 16 || span.span_id.len() != 8 {
+                if !ids_are_valid(span) {
                     extracted.rejected += 1;
                     continue;
                 }
@@ -75,6 +75,14 @@ pub fn extract(request: &ExportTraceServiceRequest, received: Received) -> Extra
         })
         .collect();
     extracted
+}
+
+/// A span must have a trace id of 16 bytes and a span id of 8, neither all zero.
+fn ids_are_valid(span: &Span) -> bool {
+    span.trace_id.len() == 16
+        && span.span_id.len() == 8
+        && !exception::present(&span.trace_id).is_empty()
+        && !exception::present(&span.span_id).is_empty()
 }
 
 fn is_exception(event: &span::Event) -> bool {
