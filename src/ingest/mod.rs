@@ -142,7 +142,7 @@ impl Ingest {
     pub fn prepare(
         &self,
         payload: &[u8],
-        received: sentry::event::Received,
+        received: event::Received,
     ) -> Result<NewEvent, IngestError> {
         if payload.len() > MAX_EVENT_BYTES {
             let message = format!(
@@ -155,18 +155,9 @@ impl Ingest {
                 IngestError::TooLarge(message),
             ));
         }
-        let parsed = sentry::event::parse(payload, received);
-        self.finish(parsed, received.source)
-    }
-
-    fn finish(
-        &self,
-        parsed: Result<ErrorEvent, sentry::event::EventError>,
-        source: Source,
-    ) -> Result<NewEvent, IngestError> {
-        let event = parsed.map_err(|e| {
+        let event = sentry::event::parse(payload, received).map_err(|e| {
             self.invalid(
-                source,
+                received.source,
                 Reason::Malformed,
                 IngestError::Malformed(e.to_string()),
             )

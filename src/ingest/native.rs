@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::sentry::event::Received;
+use super::event::Received;
 use super::{decompress_body, Ingest, IngestError, Source};
 
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::ingest::event::plausible_timestamp;
-pub use crate::ingest::event::Received;
+use crate::ingest::event::Received;
 use crate::ingest::{ErrorEvent, Exception, Frame, Level};
 
 /// Bounds that keep one event's cost predictable; the full data stays in the payload.

@@ -11,6 +11,7 @@ pub mod event;
 use bytes::Bytes;
 use chrono::Utc;
 
+use super::event::Received;
 use super::{decompress_body, Ack, Ingest, IngestError, Source};
 
 /// What the HTTP layer extracted from a Sentry request.
@@ -35,7 +36,7 @@ pub async fn envelope(ingest: &Ingest, request: SentryRequest) -> Result<Ack, In
     let grant = ingest
         .authorize(request.key.or(dsn_key).as_deref(), Some(request.project_id))
         .await?;
-    let received = event::Received {
+    let received = Received {
         project_id: grant.project_id,
         source: Source::Sentry,
         at: Utc::now(),
@@ -74,7 +75,7 @@ pub async fn store(ingest: &Ingest, request: SentryRequest) -> Result<Ack, Inges
     let grant = ingest
         .authorize(request.key.as_deref(), Some(request.project_id))
         .await?;
-    let received = event::Received {
+    let received = Received {
         project_id: grant.project_id,
         source: Source::Sentry,
         at: Utc::now(),
