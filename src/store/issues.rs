@@ -33,21 +33,31 @@ pub struct EnsuredIssue {
     pub created: bool,
 }
 
-/// Returns the issue of every key, creating the new ones (with no events counted yet) and
-/// locking all of them until the transaction ends. The caller sorts the keys by (project,
-/// fingerprint) so concurrent writers lock rows in one order and cannot deadlock.
+/// Returns the issue of every key, creating the new ones (with no events counted yet).
+/// Nothing is locked here: the writer locks the hot issue rows only at the end of its
+/// transaction ([`add_events`]), so concurrent writers overlap everywhere else. Keys come
+/// sorted by (project, fingerprint), so two writers creating the same issues wait for each
+/// other in one order and cannot deadlock.
 pub async fn ensure(
     conn: &mut PgConnection,
     keys: &[IssueKey<'_>],
 ) -> Result<Vec<EnsuredIssue>, StoreError> {
-    // The no-op update makes ON CONFLICT lock and return the existing row.
-    Ok(sqlx::query_as(
-        "INSERT INTO issues AS i (project_id, fingerprint, grouping_strategy, title, culprit, level, \
-           first_seen, last_seen) \
-         SELECT p, f, s, t, c, l, at, at FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], \
-           $5::text[], $6::text[], $7::timestamptz[]) AS b(p, f, s, t, c, l, at) \
-         ON CONFLICT (project_id, fingerprint) DO UPDATE SET fingerprint = EXCLUDED.fingerprint \
-         RETURNING id, project_id, fingerprint, (xmax = 0) AS created",
+    // The SELECT sees the statement's snapshot, which holds the existing rows but not the
+    // ones this statement creates (those come from `created`): each key appears once.
+    let mut found: Vec<EnsuredIssue> = sqlx::query_as(
+        "WITH keys AS ( \
+           SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::timestamptz[]) AS k(p, f, s, t, c, l, at)), \
+         created AS ( \
+           INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, culprit, level, \
+             first_seen, last_seen) \
+           SELECT p, f, s, t, c, l, at, at FROM keys \
+           ON CONFLICT (project_id, fingerprint) DO NOTHING \
+           RETURNING id, project_id, fingerprint) \
+         SELECT id, project_id, fingerprint, true AS created FROM created \
+         UNION ALL \
+         SELECT i.id, i.project_id, i.fingerprint, false FROM issues i \
+           JOIN keys ON i.project_id = keys.p AND i.fingerprint = keys.f",
     )
     .bind(keys.iter().map(|k| k.project_id).collect::<Vec<_>>())
     .bind(keys.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
@@ -56,6 +66,35 @@ pub async fn ensure(
     .bind(keys.iter().map(|k| k.culprit).collect::<Vec<_>>())
     .bind(keys.iter().map(|k| k.level).collect::<Vec<_>>())
     .bind(keys.iter().map(|k| k.seen_at).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    if found.len() < keys.len() {
+        found.extend(created_meanwhile(conn, keys, &found).await?);
+    }
+    Ok(found)
+}
+
+/// Issues another writer committed after `ensure`'s snapshot was taken (its insert then
+/// found the conflict, its select did not see the row): a new statement sees them.
+async fn created_meanwhile(
+    conn: &mut PgConnection,
+    keys: &[IssueKey<'_>],
+    found: &[EnsuredIssue],
+) -> Result<Vec<EnsuredIssue>, StoreError> {
+    let missing: Vec<&IssueKey<'_>> = keys
+        .iter()
+        .filter(|k| {
+            !found
+                .iter()
+                .any(|f| f.project_id == k.project_id && f.fingerprint == k.fingerprint)
+        })
+        .collect();
+    Ok(sqlx::query_as(
+        "SELECT i.id, i.project_id, i.fingerprint, false AS created FROM issues i \
+         JOIN UNNEST($1::int8[], $2::text[]) AS k(p, f) ON i.project_id = k.p AND i.fingerprint = k.f",
+    )
+    .bind(missing.iter().map(|k| k.project_id).collect::<Vec<_>>())
+    .bind(missing.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?)
 }

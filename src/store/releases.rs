@@ -6,7 +6,9 @@ use sqlx::PgConnection;
 
 use super::StoreError;
 
-/// Records the batch's releases: `(project, version, seen at)`, sorted by the caller.
+/// Records the releases first seen in this batch: `(project, version, seen at)`, sorted by
+/// the caller. A known release is left alone (and not locked: every batch of a service
+/// names the same release, so updating it would serialize the writers).
 pub async fn record(
     conn: &mut PgConnection,
     seen: &[(i64, &str, DateTime<Utc>)],
@@ -15,9 +17,9 @@ pub async fn record(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO releases AS r (project_id, version, first_seen, last_seen) \
-         SELECT p, v, t, t FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[]) AS b(p, v, t) \
-         ON CONFLICT (project_id, version) DO UPDATE SET last_seen = GREATEST(r.last_seen, EXCLUDED.last_seen)",
+        "INSERT INTO releases (project_id, version, first_seen) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[]) \
+         ON CONFLICT (project_id, version) DO NOTHING",
     )
     .bind(seen.iter().map(|s| s.0).collect::<Vec<_>>())
     .bind(seen.iter().map(|s| s.1).collect::<Vec<_>>())

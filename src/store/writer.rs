@@ -1,17 +1,17 @@
 //! The writer: group commit of events from all requests.
 //!
 //! ```text
-//! request ─ write(events) ─► [bounded queue, counted in events] ─► worker ─► one transaction
+//! request ─ write(batch) ──► [bounded queue, counted in events] ─► worker ─► one transaction
 //!    ▲                                                               │   per batch of jobs
 //!    └──────────────── Written / WriteError after COMMIT ◄────────────┘
 //! ```
 //!
-//! A request's events are admitted only if the queue has room for all of them (else
-//! `Overloaded`, which ingestion answers with 503 + Retry-After: never an unbounded buffer).
-//! A worker takes every job waiting, up to the batch size, and writes them in one
-//! transaction: releases, one issue upsert row per fingerprint with counts summed, the event
-//! rows, one count row per series-minute. Several workers pipeline: while one commits, the
-//! next batch gathers. If a batch fails for a reason other than the database being
+//! A request's events (and span counts) are admitted only if the queue has room for all of
+//! them (else `Overloaded`, which ingestion answers with 503 + Retry-After: never an unbounded
+//! buffer). A worker takes every job waiting, up to the batch size, and writes them in one
+//! transaction (see [`write_in`]): issues, releases, the event rows, then — summed per issue
+//! and per series-minute — the counts. Several workers pipeline: the rows every batch shares
+//! are locked only at the very end, so one worker's inserts overlap another's commit. If a batch fails for a reason other than the database being
 //! unreachable, each job is retried alone, so one bad request cannot fail its neighbours.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -264,11 +264,14 @@ fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
     }
 }
 
-/// The batch's statements, inside the caller's transaction:
-/// 1. the issue of every fingerprint (created or locked), so event rows can name it;
-/// 2. the event rows — the unique key decides which are new (SDK retries are not);
-/// 3. from the new events only: releases, issue counts and regressions, per-minute counts
-///    (with the spans' requests and failures).
+/// The batch's statements, inside the caller's transaction. Rows every batch touches (a
+/// hot issue, the project's current minute) are locked only by the last two statements, so
+/// two writers overlap in everything before them:
+/// 1. the issue of every fingerprint (created if new, not locked), so event rows can name it;
+/// 2. releases first seen here (a known release is not touched);
+/// 3. the event rows — the unique key decides which are new (SDK retries are not);
+/// 4. from the new events only: issue counts and regressions, then per-minute counts (with
+///    the spans' requests and failures).
 async fn write_in(
     conn: &mut PgConnection,
     events: &[&NewEvent],
@@ -297,6 +300,7 @@ async fn write_in(
             })
         })
         .collect::<Result<_, _>>()?;
+    releases::record(conn, &release_sightings(events)).await?;
     let mut inserted = events::insert(conn, &with_issue).await?;
     // An id repeated within the batch was inserted once: the first occurrence counts.
     let written: Vec<Written> = with_issue
@@ -315,7 +319,6 @@ async fn write_in(
         .map(|(pair, _)| *pair)
         .collect();
     if !fresh.is_empty() {
-        releases::record(conn, &release_sightings(&fresh)).await?;
         issues::add_events(conn, &issue_deltas(&fresh)).await?;
     }
     counts::add(conn, &minute_tallies(&fresh, spans)).await?;
@@ -342,17 +345,18 @@ fn issue_keys<'a>(events: &[&'a NewEvent]) -> Vec<IssueKey<'a>> {
     keys.into_values().collect()
 }
 
-fn release_sightings<'a>(events: &[(&'a NewEvent, i64)]) -> Vec<(i64, &'a str, DateTime<Utc>)> {
-    let mut latest: BTreeMap<(i64, &str), DateTime<Utc>> = BTreeMap::new();
-    for (event, _) in events {
+/// Each release of the batch with the first time it was seen, sorted.
+fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<(i64, &'a str, DateTime<Utc>)> {
+    let mut first: BTreeMap<(i64, &str), DateTime<Utc>> = BTreeMap::new();
+    for event in events {
         if let Some(release) = event.release.as_deref() {
-            let at = latest
+            let at = first
                 .entry((event.project_id, release))
                 .or_insert(event.received_at);
-            *at = (*at).max(event.received_at);
+            *at = (*at).min(event.received_at);
         }
     }
-    latest.into_iter().map(|((p, v), t)| (p, v, t)).collect()
+    first.into_iter().map(|((p, v), t)| (p, v, t)).collect()
 }
 
 /// One delta per issue, sorted by issue id, with the new events' counts summed.
