@@ -27,7 +27,7 @@ impl App {
             batch_size: config.writer_batch_size,
             concurrency: config.writer_concurrency,
         };
-        let (writer, tasks) = Writer::start(pool.clone(), settings, metrics.clone());
+        let (writer, tasks) = Writer::start(&pool, settings, metrics.clone());
         let app = App {
             ingest: Ingest::new(pool.clone(), writer, metrics.clone()),
             config,

@@ -17,7 +17,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn columns(&self) -> (&'static str, &str, i64) {
+    pub(super) fn columns(&self) -> (&'static str, &str, i64) {
         match self {
             Scope::Project => ("project", "", 0),
             Scope::Service(name) => ("service", name.as_str(), 0),
@@ -58,38 +58,6 @@ pub struct SpanTally {
     pub minute: DateTime<Utc>,
     pub requests: i64,
     pub failed: i64,
-}
-
-/// Adds the tallies; `counts` must be sorted by key so concurrent writers lock in one order.
-pub async fn add(
-    conn: &mut PgConnection,
-    counts: &[(SeriesMinute, Tally)],
-) -> Result<(), StoreError> {
-    if counts.is_empty() {
-        return Ok(());
-    }
-    let columns: Vec<_> = counts.iter().map(|(key, _)| key.scope.columns()).collect();
-    sqlx::query(
-        "INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled, \
-           requests, failed) \
-         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::int8[], \
-           $7::int8[], $8::int8[], $9::int8[]) \
-         ON CONFLICT (project_id, scope, service, issue_id, minute) DO UPDATE SET \
-           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled, \
-           requests = c.requests + EXCLUDED.requests, failed = c.failed + EXCLUDED.failed",
-    )
-    .bind(counts.iter().map(|(key, _)| key.project_id).collect::<Vec<_>>())
-    .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
-    .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(counts.iter().map(|(key, _)| key.minute).collect::<Vec<_>>())
-    .bind(counts.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
-    .bind(counts.iter().map(|(_, t)| t.unhandled).collect::<Vec<_>>())
-    .bind(counts.iter().map(|(_, t)| t.requests).collect::<Vec<_>>())
-    .bind(counts.iter().map(|(_, t)| t.failed).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Per-minute totals of one series between two instants, oldest first (for tests and charts).

@@ -7,13 +7,13 @@
 //! day's partition) and per-minute counts; only after COMMIT is each request answered.
 //! The read path: the API calls `issues` and `events` directly on the pool.
 
+pub mod batch;
 pub mod counts;
 pub mod embedded;
 pub mod events;
 pub mod issues;
 pub mod partitions;
 pub mod projects;
-pub mod releases;
 pub mod tokens;
 pub mod writer;
 

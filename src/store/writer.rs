@@ -19,15 +19,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::counts::{self, Scope, SeriesMinute, SpanTally, Tally};
+use super::batch::{self, IssueDelta, IssueKey};
+use super::counts::{Scope, SeriesMinute, SpanTally, Tally};
 use super::events::{self, NewEvent};
-use super::issues::{self, IssueDelta, IssueKey};
 use super::partitions::Partitions;
-use super::{releases, StoreError};
+use super::StoreError;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy)]
@@ -96,46 +97,43 @@ pub struct Writer {
     metrics: Arc<Metrics>,
 }
 
-/// The worker tasks; await them after the last `Writer` clone is dropped to drain the queue.
-pub struct WriterTasks(Vec<JoinHandle<()>>);
+/// The writer's thread; join it after the last `Writer` clone is dropped to drain the queue.
+pub struct WriterTasks(std::thread::JoinHandle<()>);
 
 impl WriterTasks {
     pub async fn join(self) {
-        for task in self.0 {
-            let _ = task.await;
-        }
+        let thread = self.0;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }
 
 impl Writer {
+    /// Starts the workers on a thread and runtime of their own, with connections of their own.
+    ///
+    /// Why a thread of its own: request handlers parse and compress on the main runtime's
+    /// threads, and a busy runtime polls its I/O driver only every few dozen tasks. A writer
+    /// sharing it waited up to milliseconds to learn that PostgreSQL had answered — while
+    /// holding locks every batch needs. On its own, mostly idle thread it hears at once.
     pub fn start(
-        pool: PgPool,
+        pool: &PgPool,
         settings: WriterSettings,
         metrics: Arc<Metrics>,
     ) -> (Writer, WriterTasks) {
         // The channel itself is unbounded, but admission is bounded by `room` (in events).
         let (queue, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(Mutex::new(receiver));
-        let partitions = Arc::new(Partitions::default());
-        let tasks = (0..settings.concurrency)
-            .map(|_| {
-                let worker = Worker {
-                    pool: pool.clone(),
-                    receiver: receiver.clone(),
-                    partitions: partitions.clone(),
-                    metrics: metrics.clone(),
-                    batch_size: settings.batch_size,
-                };
-                tokio::spawn(worker.run())
-            })
-            .collect();
+        let options = pool.connect_options().as_ref().clone();
+        let worker_metrics = metrics.clone();
+        let thread = std::thread::Builder::new()
+            .name("seismo-writer".into())
+            .spawn(move || run_workers(options, receiver, settings, worker_metrics))
+            .expect("the OS starts a thread");
         let writer = Writer {
             queue,
             room: Arc::new(Semaphore::new(settings.queue_capacity)),
             capacity: settings.queue_capacity,
             metrics,
         };
-        (writer, WriterTasks(tasks))
+        (writer, WriterTasks(thread))
     }
 
     /// Writes the batch and returns, for each of its events in order, what became of it, once
@@ -167,6 +165,51 @@ impl Writer {
         let depth = self.capacity.saturating_sub(self.room.available_permits());
         self.metrics.writer_queue_depth.set(depth as i64);
     }
+}
+
+/// The writer thread's body: a single-threaded runtime running `concurrency` workers until
+/// the queue closes.
+fn run_workers(
+    options: PgConnectOptions,
+    receiver: mpsc::UnboundedReceiver<Job>,
+    settings: WriterSettings,
+    metrics: Arc<Metrics>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the writer's runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        // Connected lazily, from this runtime, so their I/O is driven by it.
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.concurrency as u32)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy_with(options);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let partitions = Arc::new(Partitions::default());
+        let workers: Vec<JoinHandle<()>> = (0..settings.concurrency)
+            .map(|_| {
+                let worker = Worker {
+                    pool: pool.clone(),
+                    receiver: receiver.clone(),
+                    partitions: partitions.clone(),
+                    metrics: metrics.clone(),
+                    batch_size: settings.batch_size,
+                };
+                tokio::spawn(worker.run())
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        pool.close().await;
+    });
 }
 
 struct Worker {
@@ -264,24 +307,18 @@ fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
     }
 }
 
-/// The batch's statements, inside the caller's transaction. Rows every batch touches (a
-/// hot issue, the project's current minute) are locked only by the last two statements, so
-/// two writers overlap in everything before them:
-/// 1. the issue of every fingerprint (created if new, not locked), so event rows can name it;
-/// 2. releases first seen here (a known release is not touched);
-/// 3. the event rows — the unique key decides which are new (SDK retries are not);
-/// 4. from the new events only: issue counts and regressions, then per-minute counts (with
-///    the spans' requests and failures).
+/// The batch's statements, inside the caller's transaction (see `store::batch`): issues and
+/// releases, the event rows, then the counts of the events that were new.
 async fn write_in(
     conn: &mut PgConnection,
     events: &[&NewEvent],
     spans: &[&SpanTally],
 ) -> Result<Vec<Written>, StoreError> {
     if events.is_empty() {
-        counts::add(conn, &minute_tallies(&[], spans)).await?;
+        batch::close(conn, &[], &minute_tallies(&[], spans)).await?;
         return Ok(Vec::new());
     }
-    let ensured = issues::ensure(conn, &issue_keys(events)).await?;
+    let ensured = batch::open(conn, &issue_keys(events), &release_sightings(events)).await?;
     let issue_ids: HashMap<(i64, &str), i64> = ensured
         .iter()
         .map(|u| ((u.project_id, u.fingerprint.as_str()), u.id))
@@ -300,7 +337,6 @@ async fn write_in(
             })
         })
         .collect::<Result<_, _>>()?;
-    releases::record(conn, &release_sightings(events)).await?;
     let mut inserted = events::insert(conn, &with_issue).await?;
     // An id repeated within the batch was inserted once: the first occurrence counts.
     let written: Vec<Written> = with_issue
@@ -318,10 +354,7 @@ async fn write_in(
         .filter(|(_, w)| matches!(w, Written::Stored { .. }))
         .map(|(pair, _)| *pair)
         .collect();
-    if !fresh.is_empty() {
-        issues::add_events(conn, &issue_deltas(&fresh)).await?;
-    }
-    counts::add(conn, &minute_tallies(&fresh, spans)).await?;
+    batch::close(conn, &issue_deltas(&fresh), &minute_tallies(&fresh, spans)).await?;
     Ok(written)
 }
 

@@ -1,0 +1,242 @@
+//! The statements of one writer batch, in the order `writer` runs them inside one
+//! transaction:
+//!
+//! 1. [`open`]: find or create the issue of every fingerprint (nothing locked), and record
+//!    releases first seen — one round trip;
+//! 2. `events::insert`: the event rows; the unique key decides which are new;
+//! 3. [`close`]: add the new events to their issues (reopening regressed ones), then the
+//!    per-minute counts — the only statements that lock rows every batch shares.
+//!
+//! Why this shape: under load each round trip costs far more than the SQL in it, so `open`
+//! writes two tables at once (a data-modifying CTE runs even when unreferenced); and the rows
+//! every batch shares (a hot issue, the project's current minute) stay locked from the
+//! statement that touches them until COMMIT, so they are touched last.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::counts::{SeriesMinute, Tally};
+use super::StoreError;
+
+/// A fingerprint seen in a batch, with what names its issue should the issue be new.
+#[derive(Debug, Clone)]
+pub struct IssueKey<'a> {
+    pub project_id: i64,
+    pub fingerprint: &'a str,
+    pub strategy: &'static str,
+    pub title: &'a str,
+    pub culprit: &'a str,
+    pub level: &'static str,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// An issue row the batch will add events to.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EnsuredIssue {
+    pub id: i64,
+    pub project_id: i64,
+    pub fingerprint: String,
+    pub created: bool,
+}
+
+/// A release in a batch: project, version, first time seen in the batch.
+pub type Release<'a> = (i64, &'a str, DateTime<Utc>);
+
+/// Returns the issue of every key, creating the new ones (with no events counted yet), and
+/// records the releases not seen before (a known release is not touched, so not locked).
+/// Keys come sorted by (project, fingerprint), so two writers creating the same issues wait
+/// for each other in one order and cannot deadlock.
+pub async fn open(
+    conn: &mut PgConnection,
+    keys: &[IssueKey<'_>],
+    releases: &[Release<'_>],
+) -> Result<Vec<EnsuredIssue>, StoreError> {
+    // The final SELECT sees the statement's snapshot: the existing issues, not those this
+    // statement creates (they come from `created`), so each key appears once.
+    let mut found: Vec<EnsuredIssue> = sqlx::query_as(
+        "WITH new_releases AS ( \
+           INSERT INTO releases (project_id, version, first_seen) \
+           SELECT * FROM UNNEST($8::int8[], $9::text[], $10::timestamptz[]) \
+           ON CONFLICT (project_id, version) DO NOTHING), \
+         keys AS ( \
+           SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::timestamptz[]) AS k(p, f, s, t, c, l, at)), \
+         created AS ( \
+           INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, culprit, level, \
+             first_seen, last_seen) \
+           SELECT p, f, s, t, c, l, at, at FROM keys \
+           ON CONFLICT (project_id, fingerprint) DO NOTHING \
+           RETURNING id, project_id, fingerprint) \
+         SELECT id, project_id, fingerprint, true AS created FROM created \
+         UNION ALL \
+         SELECT i.id, i.project_id, i.fingerprint, false FROM issues i \
+           JOIN keys ON i.project_id = keys.p AND i.fingerprint = keys.f",
+    )
+    .bind(keys.iter().map(|k| k.project_id).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.strategy).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.title).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.culprit).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.level).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.seen_at).collect::<Vec<_>>())
+    .bind(releases.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(releases.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(releases.iter().map(|r| r.2).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    if found.len() < keys.len() {
+        found.extend(created_meanwhile(conn, keys, &found).await?);
+    }
+    Ok(found)
+}
+
+/// Issues another writer committed after `open`'s snapshot was taken (its insert then found
+/// the conflict, its select did not see the row): a new statement sees them.
+async fn created_meanwhile(
+    conn: &mut PgConnection,
+    keys: &[IssueKey<'_>],
+    found: &[EnsuredIssue],
+) -> Result<Vec<EnsuredIssue>, StoreError> {
+    let missing: Vec<&IssueKey<'_>> = keys
+        .iter()
+        .filter(|k| {
+            !found
+                .iter()
+                .any(|f| f.project_id == k.project_id && f.fingerprint == k.fingerprint)
+        })
+        .collect();
+    Ok(sqlx::query_as(
+        "SELECT i.id, i.project_id, i.fingerprint, false AS created FROM issues i \
+         JOIN UNNEST($1::int8[], $2::text[]) AS k(p, f) ON i.project_id = k.p AND i.fingerprint = k.f",
+    )
+    .bind(missing.iter().map(|k| k.project_id).collect::<Vec<_>>())
+    .bind(missing.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The batch's newly stored events of one issue, summed.
+#[derive(Debug, Clone)]
+pub struct IssueDelta {
+    pub issue_id: i64,
+    pub title: String,
+    pub culprit: String,
+    pub level: &'static str,
+    pub times_seen: i64,
+    pub times_unhandled: i64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub first_release: Option<String>,
+    pub last_release: Option<String>,
+}
+
+/// Adds the deltas to their issues, then the tallies to the per-minute counts, then stamps
+/// the issues that regressed; returns their ids. Deltas come sorted by issue id and tallies
+/// by key, and the two tables are always updated in this order, so concurrent writers lock
+/// rows in one order. (One statement with a data-modifying CTE would save a round trip, but
+/// PostgreSQL does not fix the order in which a CTE and its main statement run: measured,
+/// writers then deadlocked now and then, and waited out the 1 s deadlock timeout.)
+pub async fn close(
+    conn: &mut PgConnection,
+    deltas: &[IssueDelta],
+    tallies: &[(SeriesMinute, Tally)],
+) -> Result<Vec<i64>, StoreError> {
+    let regressed = add_to_issues(conn, deltas).await?;
+    add_counts(conn, tallies).await?;
+    mark_regressions(conn, &regressed).await?;
+    Ok(regressed)
+}
+
+async fn add_to_issues(
+    conn: &mut PgConnection,
+    deltas: &[IssueDelta],
+) -> Result<Vec<i64>, StoreError> {
+    if deltas.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The latest event names the issue, as in Sentry. A release first seen at or after the
+    // release the issue was resolved in is not older, so its events reopen the issue.
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "UPDATE issues AS i SET \
+           title = b.title, culprit = b.culprit, level = b.level, \
+           times_seen = i.times_seen + b.times_seen, \
+           times_unhandled = i.times_unhandled + b.times_unhandled, \
+           first_seen = LEAST(i.first_seen, b.first_seen), \
+           last_seen = GREATEST(i.last_seen, b.last_seen), \
+           first_release = COALESCE(i.first_release, b.first_release), \
+           last_release = COALESCE(b.last_release, i.last_release), \
+           status = CASE WHEN i.status = 'resolved' AND ( \
+               i.resolved_in_release IS NULL OR b.last_release IS NULL OR COALESCE( \
+                 (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = b.last_release) \
+                 >= (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = i.resolved_in_release), \
+                 false)) \
+             THEN 'unresolved' ELSE i.status END \
+         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+           $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[]) \
+           AS b(id, title, culprit, level, times_seen, times_unhandled, first_seen, last_seen, \
+                first_release, last_release) \
+         WHERE i.id = b.id \
+         RETURNING CASE WHEN i.status = 'unresolved' AND i.resolved_at IS NOT NULL THEN i.id END",
+    )
+    .bind(deltas.iter().map(|d| d.issue_id).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.title.as_str()).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.culprit.as_str()).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.level).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.times_seen).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.times_unhandled).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.first_seen).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.last_seen).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.first_release.as_deref()).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.last_release.as_deref()).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .flatten()
+    .collect())
+}
+
+async fn add_counts(
+    conn: &mut PgConnection,
+    tallies: &[(SeriesMinute, Tally)],
+) -> Result<(), StoreError> {
+    if tallies.is_empty() {
+        return Ok(());
+    }
+    let columns: Vec<_> = tallies.iter().map(|(key, _)| key.scope.columns()).collect();
+    sqlx::query(
+        "INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled, \
+           requests, failed) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], \
+           $6::int8[], $7::int8[], $8::int8[], $9::int8[]) \
+         ON CONFLICT (project_id, scope, service, issue_id, minute) DO UPDATE SET \
+           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled, \
+           requests = c.requests + EXCLUDED.requests, failed = c.failed + EXCLUDED.failed",
+    )
+    .bind(tallies.iter().map(|(key, _)| key.project_id).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(tallies.iter().map(|(key, _)| key.minute).collect::<Vec<_>>())
+    .bind(tallies.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
+    .bind(tallies.iter().map(|(_, t)| t.unhandled).collect::<Vec<_>>())
+    .bind(tallies.iter().map(|(_, t)| t.requests).collect::<Vec<_>>())
+    .bind(tallies.iter().map(|(_, t)| t.failed).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A reopened issue still carries `resolved_at` from before; clear it and stamp the regression.
+async fn mark_regressions(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE issues SET resolved_at = NULL, resolved_in_release = NULL, regressed_at = now() \
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
