@@ -59,6 +59,17 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// True for a deadlock victim or a serialization failure: the same work succeeds when
+    /// simply tried again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001"))
+    }
+}
+
 /// The PostgreSQL error code for a unique violation.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error

@@ -248,7 +248,12 @@ impl Worker {
     async fn write_jobs(&self, jobs: Vec<Job>) {
         let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.batch.events).collect();
         let spans: Vec<&SpanTally> = jobs.iter().flat_map(|j| &j.batch.spans).collect();
-        match self.write_batch(&all, &spans).await {
+        let mut result = self.write_batch(&all, &spans).await;
+        if result.as_ref().is_err_and(StoreError::is_transient) {
+            // A deadlock victim or serialization failure: the same batch succeeds when retried.
+            result = self.write_batch(&all, &spans).await;
+        }
+        match result {
             Ok(written) => reply_in_order(jobs, written),
             Err(error) if jobs.len() > 1 && !error.is_unavailable() => {
                 tracing::warn!(%error, jobs = jobs.len(), "batch failed; writing its requests one by one");
@@ -278,15 +283,8 @@ impl Worker {
         spans: &[&SpanTally],
     ) -> Result<Vec<Written>, StoreError> {
         let started = Instant::now();
-        let days: Vec<_> = events
-            .iter()
-            .map(|e| e.received_day())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        self.partitions
-            .ensure(&self.pool, days.iter().copied())
-            .await?;
+        let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
+        self.partitions.ensure(&self.pool, days).await?;
         let mut tx = self.pool.begin().await?;
         let written = write_in(&mut tx, events, spans).await?;
         tx.commit().await?;
