@@ -203,78 +203,49 @@ fn zstd(data: &[u8]) -> Vec<u8> {
 async fn every_auth_form_is_accepted() {
     let app = TestApp::spawn().await;
     let key = app.key().to_owned();
-
-    // X-Sentry-Auth.
-    let event = message_event("via x-sentry-auth");
-    let response = app
-        .http
-        .post(app.envelope_url())
-        .header(
+    let url = app.envelope_url();
+    // Each form: its name, and the request carrying the key that way (body added below).
+    let forms: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
             "x-sentry-auth",
-            format!("Sentry sentry_key={key}, sentry_version=7"),
-        )
-        .body(single_event_envelope(&event))
-        .send()
-        .await
-        .expect("request");
-    let id = expect_ack(response).await;
-    assert_eq!(id, event_id_of(&event));
-    assert_eq!(
-        stored_event(&app, &id).await["message"],
-        "via x-sentry-auth"
-    );
-
-    // Authorization: Sentry …
-    let event = message_event("via authorization");
-    let response = app
-        .http
-        .post(app.envelope_url())
-        .header("authorization", format!("Sentry sentry_key={key}"))
-        .body(single_event_envelope(&event))
-        .send()
-        .await
-        .expect("request");
-    let id = expect_ack(response).await;
-    assert_eq!(id, event_id_of(&event));
-    assert_eq!(
-        stored_event(&app, &id).await["message"],
-        "via authorization"
-    );
-
-    // ?sentry_key=
-    let event = message_event("via query");
-    let response = app
-        .http
-        .post(format!(
-            "{}?sentry_version=7&sentry_key={key}",
-            app.envelope_url()
-        ))
-        .body(single_event_envelope(&event))
-        .send()
-        .await
-        .expect("request");
-    let id = expect_ack(response).await;
-    assert_eq!(id, event_id_of(&event));
-    assert_eq!(stored_event(&app, &id).await["message"], "via query");
-
-    // Only the envelope header's DSN.
-    let event = message_event("via dsn");
-    let payload = serde_json::to_vec(&event).expect("event");
-    let body = envelope(
-        &json!({"event_id": event["event_id"], "dsn": app.dsn()}),
-        &[("event", &payload)],
-    );
-    let response = app
-        .http
-        .post(app.envelope_url())
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let id = expect_ack(response).await;
-    assert_eq!(id, event_id_of(&event));
-    assert_eq!(stored_event(&app, &id).await["message"], "via dsn");
-
+            app.http.post(&url).header(
+                "x-sentry-auth",
+                format!("Sentry sentry_key={key}, sentry_version=7"),
+            ),
+        ),
+        (
+            "authorization",
+            app.http
+                .post(&url)
+                .header("authorization", format!("Sentry sentry_key={key}")),
+        ),
+        (
+            "query",
+            app.http
+                .post(format!("{url}?sentry_version=7&sentry_key={key}")),
+        ),
+        ("dsn", app.http.post(&url)),
+    ];
+    for (form, request) in forms {
+        let event = message_event(&format!("via {form}"));
+        let payload = serde_json::to_vec(&event).expect("event");
+        // Only the last form puts the DSN in the envelope header.
+        let header = match form {
+            "dsn" => json!({"event_id": event["event_id"], "dsn": app.dsn()}),
+            _ => json!({"event_id": event["event_id"]}),
+        };
+        let response = request
+            .body(envelope(&header, &[("event", &payload)]))
+            .send()
+            .await
+            .expect("request");
+        let id = expect_ack(response).await;
+        assert_eq!(id, event_id_of(&event), "{form}");
+        assert_eq!(
+            stored_event(&app, &id).await["message"],
+            format!("via {form}")
+        );
+    }
     assert_eq!(app.event_count().await, 4);
     app.stop().await;
 }
