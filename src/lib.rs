@@ -33,5 +33,6 @@ pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod scrub;
 pub mod store;
 pub mod telemetry;

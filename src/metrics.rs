@@ -5,7 +5,8 @@
 //! several apps in one process do not see each other's counts.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -13,6 +14,7 @@ pub struct Metrics {
     pub events_received: IntCounterVec,
     pub items_received: IntCounterVec,
     pub otlp_records: IntCounterVec,
+    pub scrubbed_values: IntCounter,
     pub ingest_request_duration: Histogram,
     pub writer_batch_size: Histogram,
     pub writer_queue_depth: IntGauge,
@@ -72,6 +74,11 @@ impl Metrics {
                 &["signal", "result"],
             )
             .expect("static metric"),
+            scrubbed_values: IntCounter::new(
+                "scrubbed_values_total",
+                "Secret values replaced by [Filtered] before storage",
+            )
+            .expect("static metric"),
             ingest_request_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "ingest_request_duration_seconds",
@@ -116,6 +123,7 @@ impl Metrics {
             Box::new(self.events_received.clone()),
             Box::new(self.items_received.clone()),
             Box::new(self.otlp_records.clone()),
+            Box::new(self.scrubbed_values.clone()),
             Box::new(self.ingest_request_duration.clone()),
             Box::new(self.writer_batch_size.clone()),
             Box::new(self.writer_queue_depth.clone()),

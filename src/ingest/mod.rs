@@ -31,6 +31,7 @@ use outcome::{Outcome, Reason};
 
 use crate::grouping;
 use crate::metrics::Metrics;
+use crate::scrub;
 use crate::store::counts::SpanTally;
 use crate::store::events::NewEvent;
 use crate::store::projects::{self, KeyGrant};
@@ -143,6 +144,7 @@ impl Ingest {
         &self,
         payload: &[u8],
         received: event::Received,
+        scrub: &scrub::Settings,
     ) -> Result<NewEvent, IngestError> {
         if payload.len() > MAX_EVENT_BYTES {
             let message = format!(
@@ -162,11 +164,21 @@ impl Ingest {
                 IngestError::Malformed(e.to_string()),
             )
         })?;
-        self.prepare_event(event)
+        self.prepare_event(event, scrub)
     }
 
-    /// Groups and compresses an event some source has already normalized.
-    pub fn prepare_event(&self, event: ErrorEvent) -> Result<NewEvent, IngestError> {
+    /// Scrubs, groups and compresses an event some source has already normalized.
+    ///
+    /// Grouping sees the scrubbed event: two events that differ only in a secret (another
+    /// user's password, another session's token) are one issue, and no secret can leak into
+    /// a title, a culprit or a fingerprint.
+    pub fn prepare_event(
+        &self,
+        mut event: ErrorEvent,
+        scrub: &scrub::Settings,
+    ) -> Result<NewEvent, IngestError> {
+        let scrubbed = scrub::scrub_event(&mut event, scrub);
+        self.metrics.scrubbed_values.inc_by(scrubbed as u64);
         let source = event.source;
         let grouping = grouping::group(&event);
         NewEvent::new(event, grouping).map_err(|e| {

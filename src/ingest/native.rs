@@ -48,7 +48,7 @@ pub async fn events(
         // Re-serialized so each event is held to the per-event limit on its own; this path
         // serves scripts, not SDK traffic, so the second parse costs nothing that matters.
         let payload = serde_json::to_vec(&item).unwrap_or_default();
-        match ingest.prepare(&payload, received) {
+        match ingest.prepare(&payload, received, &grant.scrub) {
             Ok(event) => events.push(event),
             Err(error) => {
                 first_error.get_or_insert(error);

@@ -1,9 +1,11 @@
 //! Projects and their ingestion keys.
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use super::{is_unique_violation, StoreError};
+use crate::scrub;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Project {
@@ -21,6 +23,8 @@ pub struct Project {
 pub struct KeyGrant {
     pub project_id: i64,
     pub rate_limit_per_minute: Option<i32>,
+    /// What to scrub from the project's events before they are stored.
+    pub scrub: Json<scrub::Settings>,
 }
 
 const PROJECT_COLUMNS: &str = "p.id, p.slug, p.name, p.rate_limit_per_minute, p.created_at, \
@@ -86,13 +90,27 @@ pub async fn grant_for_key(
     public_key: &str,
 ) -> Result<Option<KeyGrant>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT p.id AS project_id, p.rate_limit_per_minute FROM project_keys k \
+        "SELECT p.id AS project_id, p.rate_limit_per_minute, p.scrub_settings AS scrub FROM project_keys k \
          JOIN projects p ON p.id = k.project_id \
          WHERE k.public_key = $1 AND k.revoked_at IS NULL",
     )
     .bind(public_key)
     .fetch_optional(pool)
     .await?)
+}
+
+/// Changes what the project scrubs (ingestion sees it within the key cache's lifetime).
+pub async fn set_scrub_settings(
+    pool: &PgPool,
+    id: i64,
+    settings: &scrub::Settings,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE projects SET scrub_settings = $2 WHERE id = $1")
+        .bind(id)
+        .bind(Json(settings))
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_rate_limit(

@@ -7,5 +7,6 @@ mod harness;
 mod otlp;
 mod outage;
 mod protocol;
+mod scrub;
 mod sdk;
 mod writer;

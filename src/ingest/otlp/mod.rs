@@ -214,7 +214,7 @@ async fn store(
     // An event that fails to prepare is counted invalid there; its siblings go on.
     let prepared: Vec<_> = events
         .into_iter()
-        .filter_map(|e| ingest.prepare_event(e).ok())
+        .filter_map(|e| ingest.prepare_event(e, &grant.scrub).ok())
         .collect();
     if prepared.is_empty() && spans.is_empty() {
         return Ok(());

@@ -53,7 +53,7 @@ pub async fn envelope(ingest: &Ingest, request: SentryRequest) -> Result<Ack, In
         if item.ty != "event" {
             continue;
         }
-        match ingest.prepare(&item.payload, received) {
+        match ingest.prepare(&item.payload, received, &grant.scrub) {
             Ok(event) => events.push(event),
             Err(error) => {
                 first_error.get_or_insert(error);
@@ -82,7 +82,7 @@ pub async fn store(ingest: &Ingest, request: SentryRequest) -> Result<Ack, Inges
         envelope_event_id: None,
     };
     ingest.metrics().count_item("event");
-    let event = ingest.prepare(&body, received)?;
+    let event = ingest.prepare(&body, received, &grant.scrub)?;
     let ids = ingest.accept(&grant, Source::Sentry, vec![event]).await?;
     Ok(Ack {
         id: ids.first().copied(),

@@ -1,0 +1,200 @@
+//! Secrets never reach storage: a real `sentry` client sends an exception carrying a password,
+//! an Authorization header, a session cookie, a card number in a frame variable and a token in
+//! a breadcrumb URL; none of them is in the stored bytes or the API, the rest of the event is,
+//! and the event groups with a twin carrying other secrets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sentry::protocol::{Breadcrumb, Event, Exception, Frame, Request, Stacktrace};
+use serde_json::{json, Value};
+
+use crate::harness::TestApp;
+
+const SECRETS: [&str; 5] = [
+    "hunter2-secret",
+    "sk-abc123-bearer",
+    "s3ss10n-c00k13",
+    "4111 1111 1111 1111",
+    "tok-abc-987",
+];
+
+/// The event a checkout service might send, with `secrets` (in `SECRETS`' order) inside.
+fn event_with(secrets: [&str; 5]) -> Event<'static> {
+    let [password, bearer, session, card, token] = secrets;
+    let mut vars = BTreeMap::new();
+    vars.insert("card".to_owned(), json!(card));
+    vars.insert("amount".to_owned(), json!(42));
+    let mut extra = BTreeMap::new();
+    extra.insert("db_password".to_owned(), json!(password));
+    extra.insert("order_id".to_owned(), json!("ord-77"));
+    let mut headers = BTreeMap::new();
+    headers.insert("Authorization".to_owned(), format!("Bearer {bearer}"));
+    headers.insert("Accept".to_owned(), "application/json".to_owned());
+    Event {
+        exception: vec![Exception {
+            ty: "PaymentError".into(),
+            value: Some("card declined".into()),
+            stacktrace: Some(Stacktrace {
+                frames: vec![Frame {
+                    function: Some("charge".into()),
+                    module: Some("shop.payments".into()),
+                    in_app: Some(true),
+                    vars,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]
+        .into(),
+        request: Some(Request {
+            url: "https://shop.example/checkout".parse().ok(),
+            method: Some("POST".into()),
+            headers,
+            cookies: Some(format!("session={session}; theme=dark")),
+            ..Default::default()
+        }),
+        breadcrumbs: vec![Breadcrumb {
+            category: Some("http".into()),
+            message: Some(format!(
+                "GET https://api.example/rates?token={token}&currency=EUR"
+            )),
+            ..Default::default()
+        }]
+        .into(),
+        extra,
+        ..Default::default()
+    }
+}
+
+async fn send(app: &TestApp, events: Vec<Event<'static>>) {
+    let options = sentry::ClientOptions {
+        dsn: Some(app.dsn().parse().expect("dsn")),
+        ..Default::default()
+    };
+    let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+    tokio::task::spawn_blocking(move || {
+        for event in events {
+            client.capture_event(event, None);
+        }
+        assert!(client.flush(Some(Duration::from_secs(10))));
+    })
+    .await
+    .expect("sending thread");
+}
+
+/// Every stored byte of the project's events, decompressed, plus the issue rows, as text.
+async fn stored_text(app: &TestApp) -> String {
+    let documents: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM events")
+        .fetch_all(&app.pool)
+        .await
+        .expect("data");
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT (to_jsonb(e) - 'data')::text FROM events e UNION ALL SELECT to_jsonb(i)::text FROM issues i",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    let mut text = rows.join("\n");
+    for document in documents {
+        let json = zstd::decode_all(document.as_slice()).expect("a zstd document");
+        text.push_str(&String::from_utf8_lossy(&json));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_scrubbed_before_storage_and_the_rest_is_kept() {
+    let app = TestApp::spawn().await;
+    let twin = [
+        "other-password",
+        "sk-zzz999-bearer",
+        "0th3r-c00k13",
+        "5500 0000 0000 0004",
+        "tok-xyz-123",
+    ];
+    send(&app, vec![event_with(SECRETS), event_with(twin)]).await;
+
+    let stored = stored_text(&app).await;
+    for secret in SECRETS.iter().chain(twin.iter()) {
+        assert!(!stored.contains(secret), "{secret:?} reached the database");
+    }
+    let issues = app.issues().await;
+    assert_eq!(
+        issues.len(),
+        1,
+        "the twin with other secrets is the same issue: {issues:?}"
+    );
+    assert_eq!(issues[0]["count"], 2);
+
+    let events = app.events_of(issues[0]["id"].as_i64().expect("id")).await;
+    let shown = Value::Array(events.clone()).to_string();
+    for secret in SECRETS {
+        assert!(!shown.contains(secret), "{secret:?} is in the API");
+    }
+    let payload = &events[0]["payload"];
+    assert_eq!(payload["extra"]["order_id"], "ord-77", "the rest is intact");
+    assert_eq!(payload["extra"]["db_password"], "[Filtered]");
+    assert_eq!(payload["request"]["headers"]["Accept"], "application/json");
+    assert!(shown.contains("[Filtered]"));
+    assert_eq!(events[0]["exception"][0]["frames"][0]["function"], "charge");
+    assert!(
+        app.metrics().contains("seismo_scrubbed_values_total"),
+        "{}",
+        app.metrics()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_may_turn_scrubbing_off_explicitly() {
+    let app = TestApp::spawn().await;
+    let off = seismo::scrub::Settings {
+        enabled: false,
+        ..Default::default()
+    };
+    seismo::store::projects::set_scrub_settings(&app.pool, app.project.id, &off)
+        .await
+        .expect("settings");
+    send(&app, vec![event_with(SECRETS)]).await;
+    let stored = stored_text(&app).await;
+    assert!(
+        stored.contains("hunter2-secret"),
+        "with scrubbing off the event is stored as sent"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn otlp_attributes_are_scrubbed_too() {
+    let app = TestApp::spawn().await;
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+        "scopeLogs": [{"logRecords": [{
+            "severityNumber": 17,
+            "body": {"stringValue": "login failed for password=hunter2-secret"},
+            "attributes": [
+                {"key": "exception.type", "value": {"stringValue": "AuthError"}},
+                {"key": "http.request.header.authorization", "value": {"stringValue": "Bearer sk-abc123-bearer"}},
+                {"key": "user.api_token", "value": {"stringValue": "tok-abc-987"}}
+            ]
+        }]}]
+    }]});
+    let response = app
+        .http
+        .post(app.url("/v1/logs"))
+        .header("x-seismo-key", app.key())
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let stored = stored_text(&app).await;
+    for secret in ["hunter2-secret", "sk-abc123-bearer", "tok-abc-987"] {
+        assert!(!stored.contains(secret), "{secret:?} reached the database");
+    }
+    assert!(stored.contains("AuthError"));
+    app.stop().await;
+}
