@@ -1,0 +1,253 @@
+# Shared by bench/ingest.sh and bench/otlp.sh (sourced, not run): a fresh database, Seismo
+# started on it and stopped on exit, a project, and loadgen runs measured for CPU per process.
+#
+# Before sourcing, set DURATION (seconds per run), SKIP_BUILD and optionally DB_PREFIX
+# (default seismo_bench), SEISMO_BIN and LOADGEN_BIN (default: the release builds in
+# target/; e.g. other builds to compare with, with SKIP_BUILD=1). Before start_seismo, set PORT (Seismo's HTTP port) and optionally
+# OTLP_HTTP_LISTEN and OTLP_GRPC_LISTEN (host:port, default off). Sourcing changes to the
+# repository root and installs the EXIT trap.
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+
+SEISMO_BIN=${SEISMO_BIN:-./target/release/seismo}
+LOADGEN_BIN=${LOADGEN_BIN:-./target/release/examples/loadgen}
+DB="${DB_PREFIX:-seismo_bench}_$(date +%s)_$$"
+BASE=""
+WORK=$(mktemp -d -t seismo-bench.XXXXXX)
+SEISMO_PID=""
+DB_CREATED=0
+SEISMO_LOG_SEEN=0
+
+log() { printf '== %s\n' "$*"; }
+
+cleanup() {
+    local status=$?
+    if [[ -n "$SEISMO_PID" ]] && kill -0 "$SEISMO_PID" 2>/dev/null; then
+        kill -TERM "$SEISMO_PID"
+        for _ in $(seq 1 60); do
+            kill -0 "$SEISMO_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -0 "$SEISMO_PID" 2>/dev/null && kill -KILL "$SEISMO_PID"
+        wait "$SEISMO_PID" 2>/dev/null || true
+    fi
+    if [[ "$DB_CREATED" == 1 ]]; then
+        psql -d postgres -qc "drop database if exists \"$DB\" with (force)" >/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+sql() { psql -d "$DB" -tAc "$1"; }
+
+# `name value` lines from loadgen output file $1: the value of $2.
+field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+# A Prometheus sample's value: the line that starts with $2 in metrics file $1 (0 if none).
+metric() { awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }' "$1"; }
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The first port from $1 up that nothing listens on and that is not among $2... (taken).
+free_port() {
+    local port=$1
+    shift
+    while port_in_use "$port" || [[ " $* " == *" $port "* ]]; do
+        port=$((port + 1))
+    done
+    echo "$port"
+}
+
+build() {
+    if [[ "$SKIP_BUILD" == 1 ]]; then return; fi
+    log "building (release)"
+    cargo build --release --bin seismo --example loadgen
+}
+
+# Starts `seismo serve` on a fresh database and waits for /healthz; sets BASE.
+start_seismo() {
+    local port
+    BASE="http://127.0.0.1:${PORT}"
+    OTLP_HTTP_LISTEN=${OTLP_HTTP_LISTEN:-off}
+    OTLP_GRPC_LISTEN=${OTLP_GRPC_LISTEN:-off}
+    for port in "$PORT" "${OTLP_HTTP_LISTEN##*:}" "${OTLP_GRPC_LISTEN##*:}"; do
+        if [[ "$port" != off ]] && port_in_use "$port"; then
+            echo "something already listens on 127.0.0.1:$port; pick other ports" >&2
+            exit 1
+        fi
+    done
+    log "creating database $DB"
+    psql -d postgres -qc "create database \"$DB\"" >/dev/null
+    DB_CREATED=1
+    export SEISMO_DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
+    export SEISMO_LISTEN="127.0.0.1:${PORT}"
+    export SEISMO_DATA_DIR="$WORK/data"
+    # Off unless the benchmark measures them, so it never collides with another Seismo's ports.
+    export SEISMO_OTLP_HTTP_LISTEN="$OTLP_HTTP_LISTEN" SEISMO_OTLP_GRPC_LISTEN="$OTLP_GRPC_LISTEN"
+    export SEISMO_LOG=warn
+    "$SEISMO_BIN" serve >"$WORK/seismo.log" 2>&1 &
+    SEISMO_PID=$!
+    for _ in $(seq 1 120); do
+        if curl -sf "$BASE/healthz" >/dev/null 2>&1; then
+            log "seismo is up (pid $SEISMO_PID)"
+            return
+        fi
+        if ! kill -0 "$SEISMO_PID" 2>/dev/null; then
+            cat "$WORK/seismo.log" >&2
+            echo "seismo exited during start-up" >&2
+            exit 1
+        fi
+        sleep 0.25
+    done
+    echo "seismo did not answer /healthz within 30 s" >&2
+    exit 1
+}
+
+# Creates the `bench` project; sets DSN (Sentry) and OTLP_KEY.
+create_project() {
+    local json
+    json=$("$SEISMO_BIN" project create bench --json)
+    DSN=$(printf '%s' "$json" | sed -n 's/.*"dsn":"\([^"]*\)".*/\1/p')
+    OTLP_KEY=$(printf '%s' "$json" | sed -n 's/.*"otlp_key":"\([^"]*\)".*/\1/p')
+    if [[ -z "$DSN" || -z "$OTLP_KEY" ]]; then
+        echo "no DSN or OTLP key in: $json" >&2
+        exit 1
+    fi
+    log "DSN $DSN"
+    # What Seismo printed at start-up is not a warning of the runs.
+    SEISMO_LOG_SEEN=$(wc -l <"$WORK/seismo.log")
+}
+
+# CPU time (clock ticks, user+system) of process $1, or 0 once it is gone.
+proc_ticks() {
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0
+}
+
+# PostgreSQL processes serving this benchmark: backends of $DB and the shared background
+# processes (WAL writer, checkpointer, ...), which have no database.
+postgres_pids() {
+    psql -d postgres -tAc "select pid from pg_stat_activity
+                           where (datname = '$DB' or datname is null) and pid <> pg_backend_pid()"
+}
+
+# "pid ticks" for seismo and the postgres processes, taken before and after a run.
+cpu_sample() {
+    local pid
+    for pid in "$SEISMO_PID" $(postgres_pids); do
+        echo "$pid $(proc_ticks "$pid")"
+    done
+}
+
+# Machine-wide busy and iowait ticks from /proc/stat (all cores).
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $6 }' /proc/stat
+}
+
+# Cores used during the run: seismo, postgres (processes present at the end of the run;
+# one started during the run counts from 0), loadgen, and the whole machine.
+cpu_report() {
+    local before=$1 after=$2 machine_before=$3 machine_after=$4 loadgen_s=$5 seconds=$6
+    local hz
+    hz=$(getconf CLK_TCK)
+    awk -v seismo="$SEISMO_PID" -v hz="$hz" -v t="$seconds" -v lg="$loadgen_s" \
+        -v mb="$machine_before" -v ma="$machine_after" '
+        FNR == NR { start[$1] = $2; next }
+        { used = ($2 - start[$1]) / hz; if ($1 == seismo) s += used; else p += used }
+        END {
+            split(mb, b, " "); split(ma, a, " ")
+            busy = (a[1] - b[1]) / hz / t; iowait = (a[2] - b[2]) / hz / t
+            printf "cpu_cores seismo=%.2f postgres=%.2f loadgen=%.2f machine_busy=%.2f other=%.2f iowait=%.2f\n",
+                s / t, p / t, lg / t, busy, busy - (s + p + lg) / t, iowait
+        }' "$before" "$after"
+}
+
+# A cpu_cores line's value for process class $1 (seismo, postgres, loadgen, other, ...).
+cpu_of() { tr ' ' '\n' <"$WORK/cpu.txt" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+
+# What this benchmark's busy PostgreSQL backends are doing, sampled every 0.5 s during a
+# run: one line per non-idle backend and sample, `state/wait` ("CPU" when it waits for
+# nothing), and a `sample` line per sample.
+wait_sampler() {
+    local _
+    for _ in $(seq 1 $((DURATION * 2))); do
+        echo sample
+        psql -d postgres -tAc "select replace(state, ' ', '_') || '/'
+                                      || coalesce(wait_event_type || ':' || wait_event, 'CPU')
+                               from pg_stat_activity where datname = '$DB' and state <> 'idle'" || true
+        sleep 0.5
+    done
+}
+
+# The number of samples, then the five most frequent `state/wait` values, on one line.
+wait_report() {
+    printf 'samples=%d' "$(grep -c '^sample$' "$1")"
+    grep -v '^sample$' "$1" | sort | uniq -c | sort -rn | head -5 | awk '{ printf " %s=%d", $2, $1 }'
+    echo
+}
+
+# Sequential scans of the events partitions so far, and the rows they read: "scans rows".
+events_seq_scans() {
+    sql "select coalesce(sum(seq_scan), 0) || ' ' || coalesce(sum(seq_tup_read), 0)
+         from pg_stat_user_tables where relname like 'events_p%'"
+}
+
+# Runs loadgen with arguments $2... and its output in file $1, sampling CPU and the
+# backends' waits meanwhile; leaves `cpu_cores ...` in $WORK/cpu.txt, the samples in
+# $WORK/waits.txt, and the run's events seq scans in $WORK/seqscans.txt. Exits the script
+# if loadgen fails.
+measure_loadgen() {
+    local out=$1 machine_before machine_after loadgen_s started elapsed sampler_pid scans_before
+    shift
+    scans_before=$(events_seq_scans)
+    cpu_sample >"$WORK/cpu-before.txt"
+    machine_before=$(machine_ticks)
+    wait_sampler >"$WORK/waits.txt" &
+    sampler_pid=$!
+    started=$(date +%s.%N)
+    local TIMEFORMAT='%U %S'
+    { time "$LOADGEN_BIN" "$@" >"$out" 2>"$WORK/loadgen.err"; } \
+        2>"$WORK/loadgen-time.txt" || { cat "$out" "$WORK/loadgen.err" >&2; exit 1; }
+    elapsed=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
+    machine_after=$(machine_ticks)
+    cpu_sample >"$WORK/cpu-after.txt"
+    # Statistics reach pg_stat_user_tables when a backend's transaction ends: let them land.
+    sleep 1
+    awk -v b="$scans_before" -v a="$(events_seq_scans)" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); print y[1] - x[1], y[2] - x[2] }' >"$WORK/seqscans.txt"
+    wait "$sampler_pid" || true
+    loadgen_s=$(awk '{ print $1 + $2 }' "$WORK/loadgen-time.txt")
+    cpu_report "$WORK/cpu-before.txt" "$WORK/cpu-after.txt" "$machine_before" "$machine_after" \
+        "$loadgen_s" "$elapsed" >"$WORK/cpu.txt"
+}
+
+# Warnings and errors Seismo logged since the previous call (SEISMO_LOG=warn): their number
+# and the three most frequent messages, digits masked. A writer deadlock shows here as a
+# slow `UPDATE issues` (over 1 s: PostgreSQL's deadlock_timeout), and in PostgreSQL's log.
+seismo_warnings() {
+    local total new
+    total=$(wc -l <"$WORK/seismo.log")
+    new=$((total - SEISMO_LOG_SEEN))
+    printf 'seismo_log_warnings %d' "$new"
+    tail -n "+$((SEISMO_LOG_SEEN + 1))" "$WORK/seismo.log" | head -n "$new" \
+        | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/[0-9]+/N/g' | cut -c1-140 \
+        | sort | uniq -c | sort -rn | head -3 | awk '{ n = $1; $1 = ""; printf " [%dx%s]", n, $0 }'
+    echo
+    SEISMO_LOG_SEEN=$total
+}
+
+# Signs of PostgreSQL trouble that grow with time: sequential scans of the events partitions
+# during the run (a write-path lookup that stopped using the primary key; the scripts' own
+# count(*) checks run after it and are not counted) and dead issue rows (every event updates
+# its issue; without autovacuum nothing reclaims the old versions).
+pg_health() {
+    local dead autovacuum
+    dead=$(sql "select n_dead_tup from pg_stat_user_tables where relname = 'issues'")
+    autovacuum=$(sql 'show autovacuum')
+    echo "pg_events_seq_scans $(awk '{ print $1 " scans, " $2 " rows read" }' "$WORK/seqscans.txt") (during the run)"
+    echo "pg_issues_dead_rows $dead (autovacuum $autovacuum)"
+}
