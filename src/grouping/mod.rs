@@ -246,37 +246,15 @@ mod tests {
     use super::*;
     // `Strategy` is ours; proptest's trait of the same name is renamed `PropStrategy`.
     use super::Strategy;
-    use crate::ingest::{Level, Source};
-    use chrono::Utc;
     use proptest::prelude::{
         any, prop, prop_assert, prop_assert_eq, prop_assert_ne, prop_assume, prop_oneof, proptest,
         Just,
     };
     use proptest::strategy::Strategy as PropStrategy;
-    use std::collections::BTreeMap;
     use uuid::Uuid;
 
     fn event() -> ErrorEvent {
-        ErrorEvent {
-            event_id: Uuid::nil(),
-            project_id: 1,
-            source: Source::Sentry,
-            received_at: Utc::now(),
-            timestamp: Utc::now(),
-            level: Level::Error,
-            platform: None,
-            release: None,
-            environment: None,
-            service: None,
-            message: None,
-            exceptions: Vec::new(),
-            tags: BTreeMap::new(),
-            fingerprint: None,
-            transaction: None,
-            trace_id: None,
-            handled: true,
-            payload: serde_json::Value::Null,
-        }
+        ErrorEvent::blank()
     }
 
     fn with_message(message: &str) -> ErrorEvent {

@@ -169,3 +169,31 @@ impl ErrorEvent {
         self.exceptions.last()
     }
 }
+
+#[cfg(test)]
+impl ErrorEvent {
+    /// An error event with nothing in it, for unit tests to fill in.
+    pub fn blank() -> ErrorEvent {
+        let now = Utc::now();
+        ErrorEvent {
+            event_id: Uuid::nil(),
+            project_id: 1,
+            source: Source::Sentry,
+            received_at: now,
+            timestamp: now,
+            level: Level::Error,
+            platform: None,
+            release: None,
+            environment: None,
+            service: None,
+            message: None,
+            exceptions: Vec::new(),
+            tags: BTreeMap::new(),
+            fingerprint: None,
+            transaction: None,
+            trace_id: None,
+            handled: true,
+            payload: serde_json::Value::Null,
+        }
+    }
+}

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::ingest::{Exception, Level, Source};
+use crate::ingest::Exception;
 
 fn scrubbed(mut value: Value) -> (Value, usize) {
     let count = scrub_value(&mut value, &Settings::default());
@@ -411,26 +411,9 @@ fn realistic_sentry_event_is_scrubbed_with_the_rest_intact() {
 }
 
 fn event_with(payload: Value) -> ErrorEvent {
-    let now = chrono::Utc::now();
     ErrorEvent {
-        event_id: uuid::Uuid::nil(),
-        project_id: 1,
-        source: Source::Sentry,
-        received_at: now,
-        timestamp: now,
-        level: Level::Error,
-        platform: None,
-        release: None,
-        environment: None,
-        service: None,
-        message: None,
-        exceptions: Vec::new(),
-        tags: BTreeMap::new(),
-        fingerprint: None,
-        transaction: None,
-        trace_id: None,
-        handled: true,
         payload,
+        ..ErrorEvent::blank()
     }
 }
 
