@@ -26,7 +26,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 
 use crate::app::App;
-use crate::ingest::{otlp, IngestError, Source, MAX_DECOMPRESSED_BYTES};
+use crate::ingest::{self, otlp, IngestError, Source, MAX_DECOMPRESSED_BYTES};
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(
@@ -94,30 +94,10 @@ impl TraceService for Traces {
 }
 
 fn key(metadata: &MetadataMap) -> Option<String> {
-    let text = |name: &str| {
-        metadata
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    text("x-seismo-key").or_else(|| {
-        text("authorization").and_then(|v| v.strip_prefix("Bearer ").map(|k| k.trim().to_owned()))
-    })
+    let text = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
+    ingest::seismo_key(text("x-seismo-key"), text("authorization"))
 }
 
 fn status(error: IngestError) -> Status {
-    use IngestError as E;
-    let code = match &error {
-        E::MissingKey => Code::Unauthenticated,
-        E::InvalidKey => Code::PermissionDenied,
-        E::UnknownProject(_) => Code::NotFound,
-        E::TooLarge(_)
-        | E::Malformed(_)
-        | E::UnsupportedEncoding(_)
-        | E::UnsupportedMediaType(_) => Code::InvalidArgument,
-        E::QuotaExceeded { .. } => Code::ResourceExhausted,
-        E::Overloaded | E::Unavailable => Code::Unavailable,
-        E::Rejected => Code::Internal,
-    };
-    Status::new(code, error.to_string())
+    Status::new(Code::from_i32(error.grpc_code()), error.to_string())
 }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod native;
 pub mod otlp;

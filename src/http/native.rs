@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::sentry::{header_text, IngestBody};
+use super::extract::{header_text, ingestion_key, IngestBody};
 use super::AppState;
 use crate::ingest::native::{self, NativeRequest};
 
@@ -33,12 +33,4 @@ async fn events(
         .observe(started.elapsed().as_secs_f64());
     let ids: Vec<String> = ids.iter().map(|id| id.simple().to_string()).collect();
     Ok(Json(json!({"id": ids.first(), "ids": ids})))
-}
-
-/// `x-seismo-key: <key>` or `Authorization: Bearer <key>` (what OTLP exporters can set).
-pub(super) fn ingestion_key(headers: &HeaderMap) -> Option<String> {
-    header_text(headers, "x-seismo-key").or_else(|| {
-        header_text(headers, header::AUTHORIZATION)
-            .and_then(|v| v.strip_prefix("Bearer ").map(|k| k.trim().to_owned()))
-    })
 }

@@ -16,8 +16,7 @@ use prost::Message;
 use serde_json::{json, Value};
 
 use super::error::ingest_error_parts;
-use super::native::ingestion_key;
-use super::sentry::{header_text, IngestBody};
+use super::extract::{header_text, ingestion_key, IngestBody};
 use super::AppState;
 use crate::ingest::otlp::{self, Exported, Format, OtlpRequest, Signal};
 use crate::ingest::IngestError;
@@ -133,7 +132,7 @@ struct RpcStatus {
 fn failure(error: &IngestError, format: Format) -> Response {
     let (status, _, retry_after) = ingest_error_parts(error);
     let rpc = RpcStatus {
-        code: grpc_code(status),
+        code: error.grpc_code(),
         message: error.to_string(),
     };
     let body = match format {
@@ -149,21 +148,6 @@ fn failure(error: &IngestError, format: Format) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
-}
-
-/// The gRPC status code matching an HTTP status, as OTLP maps them.
-pub fn grpc_code(status: StatusCode) -> i32 {
-    match status {
-        StatusCode::BAD_REQUEST
-        | StatusCode::PAYLOAD_TOO_LARGE
-        | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
-        StatusCode::NOT_FOUND => 5,
-        StatusCode::FORBIDDEN => 7,
-        StatusCode::TOO_MANY_REQUESTS => 8,
-        StatusCode::SERVICE_UNAVAILABLE => 14,
-        StatusCode::UNAUTHORIZED => 16,
-        _ => 13,
-    }
 }
 
 fn encoded(status: StatusCode, format: Format, body: Vec<u8>) -> Response {

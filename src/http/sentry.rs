@@ -5,17 +5,18 @@
 //! `/prefix/api/42/envelope/`. [`strip_dsn_prefix`] rewrites such paths before routing.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method, Request};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
 use super::error::ApiError;
+use super::extract::{header_text, IngestBody};
 use super::AppState;
 use crate::ingest::sentry::{self, auth, SentryRequest};
-use crate::ingest::{Ack, IngestError, MAX_COMPRESSED_BYTES};
+use crate::ingest::Ack;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -72,32 +73,6 @@ async fn store(
     Ok(Json(ack_body(&ack)))
 }
 
-/// The request body, read whole up to the compressed-size limit (`DefaultBodyLimit`); a body
-/// over it, or one that breaks off, answers like any other ingestion error.
-pub(super) struct IngestBody(pub Bytes);
-
-impl<S: Send + Sync> FromRequest<S> for IngestBody {
-    type Rejection = ApiError;
-
-    async fn from_request(
-        request: axum::extract::Request,
-        state: &S,
-    ) -> Result<IngestBody, ApiError> {
-        Bytes::from_request(request, state)
-            .await
-            .map(IngestBody)
-            .map_err(|rejection| {
-                let error = match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge(format!(
-                        "request body exceeds {MAX_COMPRESSED_BYTES} bytes"
-                    )),
-                    _ => IngestError::Malformed(rejection.body_text()),
-                };
-                ApiError::from(error)
-            })
-    }
-}
-
 fn ack_body(ack: &Ack) -> Value {
     match ack.id {
         Some(id) => json!({"id": id.simple().to_string()}),
@@ -128,13 +103,6 @@ fn key_from_request(headers: &HeaderMap, query: Option<&str>) -> Option<String> 
     from_header("x-sentry-auth")
         .or_else(|| from_header("authorization"))
         .or_else(|| query.and_then(auth::key_from_query))
-}
-
-pub(super) fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// Rewrites `/<prefix>/api/<id>/<envelope|store>[/]` to `/api/<id>/<kind>/`.

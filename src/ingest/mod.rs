@@ -70,6 +70,36 @@ pub enum IngestError {
     Rejected,
 }
 
+impl IngestError {
+    /// The gRPC status code for this error, as OTLP maps failures (used by OTLP/gRPC and by
+    /// the `google.rpc.Status` bodies of OTLP/HTTP). UNAVAILABLE and RESOURCE_EXHAUSTED are
+    /// the ones an exporter may retry.
+    pub fn grpc_code(&self) -> i32 {
+        use IngestError as E;
+        match self {
+            E::TooLarge(_)
+            | E::Malformed(_)
+            | E::UnsupportedEncoding(_)
+            | E::UnsupportedMediaType(_) => 3,
+            E::UnknownProject(_) => 5,
+            E::InvalidKey => 7,
+            E::QuotaExceeded { .. } => 8,
+            E::Rejected => 13,
+            E::Overloaded | E::Unavailable => 14,
+            E::MissingKey => 16,
+        }
+    }
+}
+
+/// The key of Seismo's own ingestion (native JSON and OTLP, over HTTP or gRPC): the
+/// `x-seismo-key` header, else `Authorization: Bearer <key>` (what OTLP exporters can set).
+pub fn seismo_key(x_seismo_key: Option<&str>, authorization: Option<&str>) -> Option<String> {
+    x_seismo_key
+        .or_else(|| authorization.and_then(|v| v.strip_prefix("Bearer ")))
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+}
+
 impl From<decompress::DecompressError> for IngestError {
     fn from(error: decompress::DecompressError) -> IngestError {
         use decompress::DecompressError as D;
@@ -271,4 +301,28 @@ pub async fn decompress_body(
     .await
     .map_err(|_| IngestError::Malformed("decompression failed".into()))??;
     Ok(bytes::Bytes::from(inflated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seismo_key_comes_from_its_header_or_a_bearer_token() {
+        assert_eq!(
+            seismo_key(Some("k1"), Some("Bearer k2")).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(seismo_key(None, Some("Bearer k2 ")).as_deref(), Some("k2"));
+        assert_eq!(seismo_key(None, Some("Basic k2")), None);
+        assert_eq!(seismo_key(Some(" "), None), None);
+    }
+
+    #[test]
+    fn retryable_failures_map_to_retryable_grpc_codes() {
+        assert_eq!(IngestError::Overloaded.grpc_code(), 14);
+        assert_eq!(IngestError::QuotaExceeded { retry_after: 1 }.grpc_code(), 8);
+        assert_eq!(IngestError::Malformed(String::new()).grpc_code(), 3);
+        assert_eq!(IngestError::MissingKey.grpc_code(), 16);
+    }
 }

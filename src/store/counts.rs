@@ -5,9 +5,6 @@
 //! however hot the series.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
-
-use super::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
@@ -58,27 +55,4 @@ pub struct SpanTally {
     pub minute: DateTime<Utc>,
     pub requests: i64,
     pub failed: i64,
-}
-
-/// Per-minute totals of one series between two instants, oldest first (for tests and charts).
-pub async fn series(
-    conn: &mut PgConnection,
-    project_id: i64,
-    scope: &Scope,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
-    let (scope_name, service, issue_id) = scope.columns();
-    Ok(sqlx::query_as(
-        "SELECT minute, events FROM minute_counts WHERE project_id = $1 AND scope = $2 AND service = $3 \
-         AND issue_id = $4 AND minute >= $5 AND minute < $6 ORDER BY minute",
-    )
-    .bind(project_id)
-    .bind(scope_name)
-    .bind(service)
-    .bind(issue_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(conn)
-    .await?)
 }

@@ -57,9 +57,7 @@ impl StoreError {
             _ => false,
         }
     }
-}
 
-impl StoreError {
     /// True for a deadlock victim or a serialization failure: the same work succeeds when
     /// simply tried again.
     pub fn is_transient(&self) -> bool {

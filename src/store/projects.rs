@@ -125,13 +125,3 @@ pub async fn set_rate_limit(
         .await?;
     Ok(())
 }
-
-pub async fn revoke_key(pool: &PgPool, public_key: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE project_keys SET revoked_at = now() WHERE public_key = $1 AND revoked_at IS NULL",
-    )
-    .bind(public_key)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}

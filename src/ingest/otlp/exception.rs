@@ -64,7 +64,8 @@ pub fn present(id: &[u8]) -> &[u8] {
 pub fn to_event(mut found: Found<'_>, received: Received) -> ErrorEvent {
     found.trace_id = present(found.trace_id);
     found.span_id = present(found.span_id);
-    let exception = exception(&found);
+    let stacktrace = attributes::text(found.attributes, "exception.stacktrace");
+    let exception = exception(&found, stacktrace.as_deref());
     let mut tags = attributes::tags([found.span_attributes, found.attributes], |key| {
         key.starts_with("exception.")
     });
@@ -72,7 +73,12 @@ pub fn to_event(mut found: Found<'_>, received: Received) -> ErrorEvent {
         tags.insert("host".to_owned(), host.clone());
     }
     ErrorEvent {
-        event_id: event_id(&found, received.project_id, exception.as_ref()),
+        event_id: event_id(
+            &found,
+            received.project_id,
+            exception.as_ref(),
+            stacktrace.as_deref(),
+        ),
         project_id: received.project_id,
         source: received.source,
         received_at: received.at,
@@ -93,17 +99,14 @@ pub fn to_event(mut found: Found<'_>, received: Received) -> ErrorEvent {
     }
 }
 
-fn exception(found: &Found<'_>) -> Option<Exception> {
+fn exception(found: &Found<'_>, stacktrace: Option<&str>) -> Option<Exception> {
     if !has_exception(found.attributes) {
         return None;
     }
     let text = |key: &str| attributes::text(found.attributes, key);
-    let frames = text("exception.stacktrace")
+    let frames = stacktrace
         .map(|trace| {
-            stacktrace::parse(
-                cut(&trace, MAX_STACKTRACE),
-                found.origin.language.as_deref(),
-            )
+            stacktrace::parse(cut(trace, MAX_STACKTRACE), found.origin.language.as_deref())
         })
         .unwrap_or_default();
     Some(Exception {
@@ -132,7 +135,12 @@ fn time(unix_nano: u64) -> Option<DateTime<Utc>> {
 
 /// Same trace, span and exception → same id. Without a span to tie it to, the time and
 /// service make it unique instead; a message (no exception) always includes the time.
-fn event_id(found: &Found<'_>, project_id: i64, exception: Option<&Exception>) -> Uuid {
+fn event_id(
+    found: &Found<'_>,
+    project_id: i64,
+    exception: Option<&Exception>,
+    stacktrace: Option<&str>,
+) -> Uuid {
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_be_bytes());
@@ -156,11 +164,7 @@ fn event_id(found: &Found<'_>, project_id: i64, exception: Option<&Exception>) -
         Some(e) => {
             part(e.ty.as_bytes());
             part(e.value.as_deref().unwrap_or_default().as_bytes());
-            part(
-                attributes::text(found.attributes, "exception.stacktrace")
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
+            part(stacktrace.unwrap_or_default().as_bytes());
         }
         None => part(found.message.as_deref().unwrap_or_default().as_bytes()),
     }
