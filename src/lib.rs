@@ -28,6 +28,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod grouping;
 pub mod grpc;
 pub mod http;
