@@ -18,3 +18,4 @@
 pub mod anomaly;
 pub mod replay;
 pub mod series;
+pub mod tail;
