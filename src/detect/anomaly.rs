@@ -694,7 +694,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(13);
         let mut state = SeriesState::default();
         let settings = Sensitivity::Medium.settings();
-        let mut observe = |state: &mut SeriesState, minute: i64, failed: f64| {
+        let observe = |state: &mut SeriesState, minute: i64, failed: f64| {
             let point = Point {
                 timestamp: minute * MINUTE,
                 value: failed,
