@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::anomaly::{Scale, Seasonality, SeriesState, Sensitivity, Verdict};
+use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, Verdict};
 use super::series::{Point, ValueKind};
 use crate::store::counts::{Scope, Tally};
 
@@ -91,7 +91,9 @@ impl ProjectDetector {
                     .or_default();
             }
             if tally.requests > 0 && !matches!(scope, Scope::Issue(_)) {
-                self.series.entry((scope.clone(), Measure::Rate)).or_default();
+                self.series
+                    .entry((scope.clone(), Measure::Rate))
+                    .or_default();
             }
         }
     }
@@ -266,7 +268,11 @@ mod tests {
     fn a_view_switched_off_learns_but_does_not_fire() {
         let mut detector = ProjectDetector::default();
         for minute in 0..200 {
-            detector.step(minute * 60, &counts(&[(Scope::Project, 5)]), AnomalyRules::default());
+            detector.step(
+                minute * 60,
+                &counts(&[(Scope::Project, 5)]),
+                AnomalyRules::default(),
+            );
         }
         let burst = counts(&[(Scope::Project, 500)]);
         assert!(detector

@@ -124,7 +124,10 @@ mod tests {
         assert!(Open.can_become(Recovering));
         assert!(Recovering.can_become(Escalated));
         assert!(Escalated.can_become(Resolved));
-        assert!(!Resolved.can_become(Open), "a resolved incident stays resolved");
+        assert!(
+            !Resolved.can_become(Open),
+            "a resolved incident stays resolved"
+        );
         assert!(!Recovering.can_become(Open));
         assert!(!Open.can_become(Open));
         for state in [Open, Recovering, Resolved, Escalated] {

@@ -26,8 +26,10 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::anomaly::{Seasonality, SeriesState, Sensitivity};
-use super::engine::{threshold_step, AnomalyRules, Firing, Measure, ProjectDetector, ThresholdStep};
+use super::anomaly::{Seasonality, Sensitivity, SeriesState};
+use super::engine::{
+    threshold_step, AnomalyRules, Firing, Measure, ProjectDetector, ThresholdStep,
+};
 use super::incidents::{self, Kind, State, RESOLVE_AFTER_CALM_BUCKETS};
 use crate::metrics::Metrics;
 use crate::store::counts::{self, Scope};
@@ -80,7 +82,10 @@ pub struct Pass {
 
 struct ProjectRun {
     detector: ProjectDetector,
+    /// The bucket the detector state is current through.
     last_bucket: DateTime<Utc>,
+    /// The checkpoint as stored (`None` before the first commit): the commit swaps it.
+    checkpoint: Option<DateTime<Utc>>,
 }
 
 pub struct Worker {
@@ -160,15 +165,17 @@ impl Worker {
             .decide(project_id, &mut run.detector, from, through, warming_up)
             .await?;
         pass.buckets += decisions.buckets;
-        match self.commit(project_id, &run.detector, through, &decisions).await? {
+        match self.commit(project_id, &run, through, &decisions).await? {
             Some((opened, resolved)) => {
                 pass.opened.extend(opened);
                 pass.resolved.extend(resolved);
                 run.last_bucket = through;
+                run.checkpoint = Some(through);
                 self.runs.insert(project_id, run);
             }
-            // Another process moved this project's checkpoint: it owns it now.
-            None => tracing::info!(project_id, "detector checkpoint moved elsewhere; skipping"),
+            // Another process moved this project's checkpoint: drop what this one held and
+            // reload from the stored state next pass.
+            None => tracing::info!(project_id, "detector checkpoint moved elsewhere; reloading"),
         }
         Ok(())
     }
@@ -186,7 +193,9 @@ impl Worker {
                 "rate" => Measure::Rate,
                 _ => Measure::Count,
             };
-            detector.series.insert((series.scope, measure), series.state);
+            detector
+                .series
+                .insert((series.scope, measure), series.state);
         }
         detector.profiles = snapshot.profiles.into_iter().collect();
         Ok(match snapshot.last_bucket {
@@ -194,6 +203,7 @@ impl Worker {
                 ProjectRun {
                     detector,
                     last_bucket,
+                    checkpoint: Some(last_bucket),
                 },
                 false,
             ),
@@ -201,6 +211,7 @@ impl Worker {
                 ProjectRun {
                     detector,
                     last_bucket: through - WARM_UP_HISTORY,
+                    checkpoint: None,
                 },
                 true,
             ),
@@ -279,7 +290,8 @@ impl Worker {
         }
         for mute in issues::mutes(&self.pool, project_id).await? {
             let since = through - TimeDelta::minutes(i64::from(mute.window_minutes)) + BUCKET;
-            let totals = counts::window_totals(&self.pool, project_id, "issue", since, through).await?;
+            let totals =
+                counts::window_totals(&self.pool, project_id, "issue", since, through).await?;
             let scope = Scope::Issue(mute.issue_id);
             let total = totals
                 .iter()
@@ -311,7 +323,8 @@ impl Worker {
             return Ok(());
         };
         let since = through - TimeDelta::minutes(i64::from(window)) + BUCKET;
-        let totals = counts::window_totals(&self.pool, project_id, &rule.scope, since, through).await?;
+        let totals =
+            counts::window_totals(&self.pool, project_id, &rule.scope, since, through).await?;
         let fired: HashSet<Scope> = rule_store::fired_series(&self.pool, rule.id)
             .await?
             .into_iter()
@@ -347,16 +360,16 @@ impl Worker {
     async fn commit(
         &self,
         project_id: i64,
-        detector: &ProjectDetector,
+        run: &ProjectRun,
         through: DateTime<Utc>,
         decisions: &Decisions,
     ) -> Result<Option<(Vec<i64>, Vec<i64>)>, DetectError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        if !stored::advance_checkpoint(&mut tx, project_id, through).await? {
+        if !stored::advance_checkpoint(&mut tx, project_id, run.checkpoint, through).await? {
             return Ok(None);
         }
-        let active = &decisions.active;
         let mut opened = Vec::new();
+        let mut tracked = decisions.active.clone();
         for opening in &decisions.openings {
             let new = opening.to_new(project_id);
             if let Some(incident) = incident_store::open(&mut tx, &new).await? {
@@ -366,22 +379,24 @@ impl Worker {
                     .with_label_values(&[opening.kind.as_str()])
                     .inc();
                 opened.push(incident.id);
+                tracked.push(incident);
             }
         }
         let mut resolved = Vec::new();
-        for incident in active {
+        for incident in &tracked {
             let Some(scope) = incident.series() else {
                 continue;
             };
             let refired = decisions.fire_rule.iter().any(|(_, s)| *s == scope);
             let calm = match refired {
                 true => 0,
-                false => decisions.calm_after(&scope, incident.calm_buckets),
+                false => decisions.calm_after(&scope, incident, opened.contains(&incident.id)),
             };
             if calm >= RESOLVE_AFTER_CALM_BUCKETS && incident.state == "open" {
                 let reason = format!("series back at its baseline for {calm} buckets");
                 if let Some(done) =
-                    incident_store::transition(&mut tx, incident.id, "resolved", &reason, through).await?
+                    incident_store::transition(&mut tx, incident.id, "resolved", &reason, through)
+                        .await?
                 {
                     announce(&mut tx, &done, State::Resolved, Kind::Anomaly).await?;
                     resolved.push(done.id);
@@ -400,13 +415,13 @@ impl Worker {
         for issue_id in &decisions.unmute {
             issues::unmute(&mut tx, *issue_id).await?;
         }
-        save_state(&mut tx, project_id, detector).await?;
+        save_state(&mut tx, project_id, &run.detector).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.metrics
             .anomaly_score
             .with_label_values(&[&project_id.to_string()])
             .set(decisions.max_score);
-        let still_open = active.len() + opened.len() - resolved.len();
+        let still_open = tracked.len() - resolved.len();
         self.metrics.incidents_open.set(still_open as i64);
         Ok(Some((opened, resolved)))
     }
@@ -481,10 +496,7 @@ fn anomaly_rules(rules: &[Rule]) -> AnomalyRules {
 }
 
 fn bucket_score(firings: &[Firing]) -> f64 {
-    firings
-        .iter()
-        .map(|f| f.verdict.score)
-        .fold(0.0, f64::max)
+    firings.iter().map(|f| f.verdict.score).fold(0.0, f64::max)
 }
 
 /// An incident the pass decided to open.
@@ -584,11 +596,16 @@ impl Decisions {
         }
     }
 
-    /// Calm buckets of a series at the end of this pass, given its streak before it.
-    fn calm_after(&self, scope: &Scope, before: i32) -> i32 {
+    /// Calm buckets of an incident's series at the end of this pass: its stored streak
+    /// continued, or restarted where the series last misbehaved. An incident opened in
+    /// this pass has no streak before it.
+    fn calm_after(&self, scope: &Scope, incident: &Incident, fresh: bool) -> i32 {
+        let before = if fresh { 0 } else { incident.calm_buckets };
         match self.calm.get(scope) {
             Some((streak, true)) => before + streak,
             Some((streak, false)) => *streak,
+            // Opened by an exact rule after the buckets were stepped: nothing counted yet.
+            None if fresh => 0,
             // A series the detector no longer holds is idle: calm for every bucket.
             None => before + self.buckets as i32,
         }

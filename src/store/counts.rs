@@ -76,6 +76,18 @@ pub struct SpanTally {
     pub failed: i64,
 }
 
+#[derive(sqlx::FromRow)]
+struct CountRow {
+    minute: DateTime<Utc>,
+    scope: String,
+    service: String,
+    issue_id: i64,
+    events: i64,
+    unhandled: i64,
+    requests: i64,
+    failed: i64,
+}
+
 /// Every count of a project in `[from, through]`, bucket by bucket (sparse: a series with
 /// nothing in a minute has no entry there).
 pub async fn buckets(
@@ -84,7 +96,7 @@ pub async fn buckets(
     from: DateTime<Utc>,
     through: DateTime<Utc>,
 ) -> Result<BTreeMap<DateTime<Utc>, HashMap<Scope, Tally>>, StoreError> {
-    let rows: Vec<(DateTime<Utc>, String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<CountRow> = sqlx::query_as(
         "SELECT minute, scope, service, issue_id, events, unhandled, requests, failed \
          FROM minute_counts WHERE project_id = $1 AND minute BETWEEN $2 AND $3",
     )
@@ -94,17 +106,17 @@ pub async fn buckets(
     .fetch_all(pool)
     .await?;
     let mut buckets: BTreeMap<DateTime<Utc>, HashMap<Scope, Tally>> = BTreeMap::new();
-    for (minute, scope, service, issue_id, events, unhandled, requests, failed) in rows {
-        let Some(scope) = Scope::from_columns(&scope, service, issue_id) else {
+    for row in rows {
+        let Some(scope) = Scope::from_columns(&row.scope, row.service, row.issue_id) else {
             continue;
         };
         let tally = Tally {
-            events,
-            unhandled,
-            requests,
-            failed,
+            events: row.events,
+            unhandled: row.unhandled,
+            requests: row.requests,
+            failed: row.failed,
         };
-        buckets.entry(minute).or_default().insert(scope, tally);
+        buckets.entry(row.minute).or_default().insert(scope, tally);
     }
     Ok(buckets)
 }

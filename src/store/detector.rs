@@ -2,8 +2,9 @@
 //! are current through, and the leases that give each project to exactly one process.
 //!
 //! A checkpoint is written in the same transaction as the incidents its buckets decided,
-//! and only if it moves forward: a process that lost its lease (another advanced the
-//! checkpoint meanwhile) rolls back instead of deciding the same buckets twice.
+//! and only if it still is where this process loaded it from: a process that lost its
+//! lease (another advanced the checkpoint meanwhile) rolls back instead of deciding the
+//! same buckets twice.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -29,7 +30,10 @@ pub struct Snapshot<S, P> {
     pub last_bucket: Option<DateTime<Utc>>,
 }
 
-pub async fn load<S: DeserializeOwned + Send + Unpin + 'static, P: DeserializeOwned + Send + Unpin + 'static>(
+pub async fn load<
+    S: DeserializeOwned + Send + Unpin + 'static,
+    P: DeserializeOwned + Send + Unpin + 'static,
+>(
     pool: &PgPool,
     project_id: i64,
 ) -> Result<Snapshot<S, P>, StoreError> {
@@ -66,24 +70,31 @@ pub async fn load<S: DeserializeOwned + Send + Unpin + 'static, P: DeserializeOw
     })
 }
 
-/// Moves the checkpoint to `bucket`; false when it is not ahead of the stored one (another
-/// process got there first: the caller must roll back).
+/// Moves the checkpoint from `previous` (what this process loaded; `None` when there was
+/// none) to `bucket`. Compare-and-swap: false when the stored checkpoint is not `previous`
+/// any more — another process decided these buckets meanwhile, and the caller must roll
+/// back and reload.
 pub async fn advance_checkpoint(
     conn: &mut PgConnection,
     project_id: i64,
+    previous: Option<DateTime<Utc>>,
     bucket: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let moved = sqlx::query(
-        "INSERT INTO detector_checkpoints AS c (project_id, last_bucket) VALUES ($1, $2) \
-         ON CONFLICT (project_id) DO UPDATE SET last_bucket = EXCLUDED.last_bucket \
-         WHERE c.last_bucket < EXCLUDED.last_bucket",
-    )
-    .bind(project_id)
-    .bind(bucket)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(moved == 1)
+    let query = match previous {
+        None => sqlx::query(
+            "INSERT INTO detector_checkpoints (project_id, last_bucket) VALUES ($1, $2) \
+             ON CONFLICT (project_id) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(bucket),
+        Some(previous) => sqlx::query(
+            "UPDATE detector_checkpoints SET last_bucket = $2 WHERE project_id = $1 AND last_bucket = $3",
+        )
+        .bind(project_id)
+        .bind(bucket)
+        .bind(previous),
+    };
+    Ok(query.execute(conn).await?.rows_affected() == 1)
 }
 
 /// Replaces the project's stored series and profiles with these.
@@ -111,7 +122,12 @@ pub async fn save<S: Serialize + Sync, P: Serialize + Sync>(
     .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(series.iter().map(|s| s.measure.as_str()).collect::<Vec<_>>())
+    .bind(
+        series
+            .iter()
+            .map(|s| s.measure.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(states)
     .execute(&mut *conn)
     .await?;
@@ -166,11 +182,11 @@ pub async fn projects_in(
     shards: &[i32],
     shard_count: i32,
 ) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM projects WHERE (id % $2)::int = ANY($1) ORDER BY id",
+    Ok(
+        sqlx::query_scalar("SELECT id FROM projects WHERE (id % $2)::int = ANY($1) ORDER BY id")
+            .bind(shards)
+            .bind(shard_count)
+            .fetch_all(pool)
+            .await?,
     )
-    .bind(shards)
-    .bind(shard_count)
-    .fetch_all(pool)
-    .await?)
 }

@@ -170,13 +170,15 @@ pub async fn enqueue(
     topic: &str,
     payload: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (project_id, incident_id, topic, payload) VALUES ($1, $2, $3, $4)")
-        .bind(project_id)
-        .bind(incident_id)
-        .bind(topic)
-        .bind(payload)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (project_id, incident_id, topic, payload) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(project_id)
+    .bind(incident_id)
+    .bind(topic)
+    .bind(payload)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -185,7 +187,10 @@ pub async fn active(pool: &PgPool, project_id: i64) -> Result<Vec<Incident>, Sto
         "SELECT {INCIDENT_COLUMNS} FROM incidents \
          WHERE project_id = $1 AND state IN ('open', 'recovering', 'escalated') ORDER BY id"
     );
-    Ok(sqlx::query_as(&sql).bind(project_id).fetch_all(pool).await?)
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?)
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, StoreError> {

@@ -267,12 +267,12 @@ pub async fn mutes(pool: &PgPool, project_id: i64) -> Result<Vec<Mute>, StoreErr
 
 /// Ignored issues of a project (their series are watched, but they do not page).
 pub async fn ignored_ids(pool: &PgPool, project_id: i64) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM issues WHERE project_id = $1 AND status = 'ignored'",
+    Ok(
+        sqlx::query_scalar("SELECT id FROM issues WHERE project_id = $1 AND status = 'ignored'")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?,
     )
-    .bind(project_id)
-    .fetch_all(pool)
-    .await?)
 }
 
 /// An ignored issue escalated: back to unresolved, its mute condition cleared.

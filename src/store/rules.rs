@@ -47,8 +47,12 @@ pub async fn insert_defaults(conn: &mut PgConnection, project_id: i64) -> Result
 }
 
 pub async fn list(pool: &PgPool, project_id: i64) -> Result<Vec<Rule>, StoreError> {
-    let sql = format!("SELECT {RULE_COLUMNS} FROM detection_rules WHERE project_id = $1 ORDER BY id");
-    Ok(sqlx::query_as(&sql).bind(project_id).fetch_all(pool).await?)
+    let sql =
+        format!("SELECT {RULE_COLUMNS} FROM detection_rules WHERE project_id = $1 ORDER BY id");
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?)
 }
 
 pub async fn create(pool: &PgPool, project_id: i64, rule: &NewRule) -> Result<Rule, StoreError> {

@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod detect;
 mod harness;
 mod otlp;
 mod outage;
