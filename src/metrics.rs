@@ -24,6 +24,8 @@ pub struct Metrics {
     pub incidents_opened: IntCounterVec,
     pub detector_series: IntGauge,
     pub detection_tick_duration: Histogram,
+    pub retention_partitions_dropped: IntCounter,
+    pub retention_events_removed: IntCounterVec,
 }
 
 /// Sentry envelope item types we name in metrics; anything else counts as `other`.
@@ -148,6 +150,19 @@ impl Metrics {
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             )
             .expect("static metric"),
+            retention_partitions_dropped: IntCounter::new(
+                "retention_partitions_dropped_total",
+                "Daily event partitions dropped because every project's retention had passed them",
+            )
+            .expect("static metric"),
+            retention_events_removed: IntCounterVec::new(
+                Opts::new(
+                    "retention_events_removed_total",
+                    "Stored events removed by retention: expired (older than the project keeps) or evicted (over its cap)",
+                ),
+                &["reason"],
+            )
+            .expect("static metric"),
             registry,
         };
         metrics.register_all();
@@ -169,6 +184,8 @@ impl Metrics {
             Box::new(self.incidents_opened.clone()),
             Box::new(self.detector_series.clone()),
             Box::new(self.detection_tick_duration.clone()),
+            Box::new(self.retention_partitions_dropped.clone()),
+            Box::new(self.retention_events_removed.clone()),
         ];
         for collector in collectors {
             self.registry

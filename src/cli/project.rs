@@ -20,6 +20,12 @@ pub enum ProjectCommand {
         /// Events accepted per minute before ingestion answers 429 (default: no quota).
         #[arg(long)]
         rate_limit: Option<u32>,
+        /// Days its events are kept (whole days are dropped after that).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i32).range(1..=3650))]
+        retention_days: i32,
+        /// Most events stored; beyond it busy issues are thinned (counts stay exact).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        max_events: Option<i64>,
         /// Print the project as JSON.
         #[arg(long)]
         json: bool,
@@ -31,6 +37,8 @@ pub async fn run(config: Config, command: ProjectCommand) -> anyhow::Result<()> 
         slug,
         name,
         rate_limit,
+        retention_days,
+        max_events,
         json,
     } = command;
     let rate_limit = rate_limit.map(i32::try_from).transpose()?;
@@ -44,6 +52,14 @@ pub async fn run(config: Config, command: ProjectCommand) -> anyhow::Result<()> 
     )
     .await;
     drop(conn);
+    let created = match created {
+        Ok(project) => {
+            projects::set_retention(&database.pool, project.id, retention_days, max_events)
+                .await
+                .map(|()| project)
+        }
+        Err(error) => Err(error),
+    };
     database.close().await;
     let project = created?;
     if json {

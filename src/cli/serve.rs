@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::detect::worker::{Settings, Worker};
 use crate::store::projects::{self, Project};
+use crate::store::retention;
 use crate::{grpc, http};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -27,12 +28,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let detection = Worker::new(app.pool.clone(), app.metrics.clone(), Settings::default());
     let detection = tokio::spawn(detection.run(stopped.clone()));
+    let retention = tokio::spawn(retention::run_periodically(
+        app.pool.clone(),
+        app.metrics.clone(),
+        stopped.clone(),
+    ));
     let servers = listeners.serve(app, &stopped);
     shutdown_signal().await;
     let _ = stop.send(true);
     let served = wait_for(servers).await;
-    if let Err(error) = detection.await {
-        tracing::warn!(%error, "the detection loop ended abnormally");
+    for (name, task) in [("detection", detection), ("retention", retention)] {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "the {name} loop ended abnormally");
+        }
     }
     tracing::info!("shutting down: flushing the writer");
     writer.join().await;

@@ -126,3 +126,19 @@ pub async fn set_rate_limit(
         .await?;
     Ok(())
 }
+
+/// How long the project's events are kept and how many at most (`None`: no cap).
+pub async fn set_retention(
+    pool: &PgPool,
+    id: i64,
+    days: i32,
+    max_events: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE projects SET retention_days = $2, max_events = $3 WHERE id = $1")
+        .bind(id)
+        .bind(days)
+        .bind(max_events)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -8,6 +8,7 @@ mod harness;
 mod otlp;
 mod outage;
 mod protocol;
+mod retention;
 mod scrub;
 mod sdk;
 mod writer;
