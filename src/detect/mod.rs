@@ -16,5 +16,6 @@
 //! eval` ([`replay`]) runs exactly the production code over recorded series.
 
 pub mod anomaly;
+pub mod eval;
 pub mod replay;
 pub mod series;
