@@ -10,6 +10,7 @@ use crate::detect::anomaly::Sensitivity;
 use crate::detect::eval::csv_replay::Recorded;
 use crate::detect::eval::nab::{self, Mode};
 use crate::detect::eval::scorer::Outcome;
+use crate::detect::eval::synthetic::{self, AlertRule, Metrics, Settings};
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
@@ -22,6 +23,8 @@ pub enum EvalCommand {
     Nab(NabArgs),
     /// Replay the detector over one recorded count series: timestamp,count[,requests].
     Csv(CsvArgs),
+    /// Generate seeded error-count streams with labelled anomalies and measure the alerts.
+    Synthetic(SyntheticArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -93,12 +96,33 @@ pub struct CsvArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SyntheticArgs {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 200)]
+    series: usize,
+    #[arg(long, default_value_t = 7)]
+    days: usize,
+    /// A point alerts when its score is ≥ this.
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
+    /// Minutes after an anomaly ends during which an alert still counts as caused by it.
+    #[arg(long, default_value_t = 10)]
+    grace: usize,
+    #[arg(long, value_enum, default_value = "medium")]
+    sensitivity: SensitivityArg,
+    #[arg(long)]
+    json: bool,
+}
+
 /// Runs on the caller's thread: the work is CPU-bound, spreads over scoped threads, and
 /// nothing else shares the runtime during `eval`.
 pub fn run(command: EvalCommand) -> anyhow::Result<()> {
     match command {
         EvalCommand::Nab(args) => run_nab(args),
         EvalCommand::Csv(args) => run_csv(args),
+        EvalCommand::Synthetic(args) => run_synthetic(args),
     }
 }
 
@@ -211,4 +235,69 @@ fn run_csv(args: CsvArgs) -> anyhow::Result<()> {
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn run_synthetic(args: SyntheticArgs) -> anyhow::Result<()> {
+    let rule = AlertRule {
+        sensitivity: args.sensitivity.into(),
+        threshold: args.threshold,
+        grace: args.grace,
+    };
+    rule.validate()?;
+    let settings = Settings {
+        seed: args.seed,
+        series: args.series,
+        days: args.days,
+    };
+    let series = synthetic::generate(&settings)?;
+    let metrics = synthetic::evaluate(&series, &rule);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        print_synthetic(&settings, &metrics);
+    }
+    Ok(())
+}
+
+fn print_synthetic(settings: &Settings, metrics: &Metrics) {
+    println!(
+        "synthetic: seed {}, {} series × {} days ({} one-minute buckets); alert at score ≥ {}, grace {} min",
+        settings.seed, metrics.series, settings.days, metrics.buckets, metrics.threshold, metrics.grace
+    );
+    println!(
+        "precision {} ({} of {} alert episodes match an anomaly); {:.3} false episodes per series-day",
+        percent(metrics.precision),
+        metrics.true_episodes,
+        metrics.episodes,
+        metrics.false_episodes_per_series_day
+    );
+    println!(
+        "recall    {} ({} of {} anomalies); median delay {}",
+        percent(metrics.recall),
+        metrics.detected,
+        metrics.anomalies,
+        minutes(metrics.median_delay)
+    );
+    println!(
+        "{:<12} {:>9} {:>8} {:>7} {:>12}",
+        "kind", "anomalies", "detected", "recall", "median delay"
+    );
+    for kind in &metrics.kinds {
+        println!(
+            "{:<12} {:>9} {:>8} {:>7} {:>12}",
+            kind.kind.name(),
+            kind.anomalies,
+            kind.detected,
+            percent(kind.recall),
+            minutes(kind.median_delay)
+        );
+    }
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{:.1} %", 100.0 * v))
+}
+
+fn minutes(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v} min"))
 }

@@ -23,4 +23,6 @@ pub mod csv_replay;
 pub mod episodes;
 pub mod nab;
 mod parallel;
+pub mod sampling;
 pub mod scorer;
+pub mod synthetic;
