@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod eval;
 mod harness;
 mod otlp;
 mod outage;
