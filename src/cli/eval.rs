@@ -92,6 +92,7 @@ pub struct CsvArgs {
     /// The alert rule of the summary: a point alerts when its score is ≥ this.
     #[arg(long, default_value_t = 0.5)]
     threshold: f64,
+    /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -112,6 +113,7 @@ pub struct SyntheticArgs {
     grace: usize,
     #[arg(long, value_enum, default_value = "medium")]
     sensitivity: SensitivityArg,
+    /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
 }

@@ -29,7 +29,8 @@ pub const DETECTOR_NAME: &str = "seismo";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NabError {
-    #[error("{path}: {source}")]
+    /// The reason is the source, so `{:#}` shows it once: "<path>: <io error>".
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
