@@ -5,7 +5,7 @@
 //! several apps in one process do not see each other's counts.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -19,6 +19,11 @@ pub struct Metrics {
     pub writer_batch_size: Histogram,
     pub writer_queue_depth: IntGauge,
     pub writer_commit_duration: Histogram,
+    pub incidents_open: IntGauge,
+    pub anomaly_score: GaugeVec,
+    pub incidents_opened: IntCounterVec,
+    pub detector_series: IntGauge,
+    pub detection_tick_duration: Histogram,
 }
 
 /// Sentry envelope item types we name in metrics; anything else counts as `other`.
@@ -112,6 +117,37 @@ impl Metrics {
                 ]),
             )
             .expect("static metric"),
+            incidents_open: IntGauge::new(
+                "incidents_open",
+                "Incidents not yet resolved (open, recovering or escalated) in the projects this process detects",
+            )
+            .expect("static metric"),
+            anomaly_score: GaugeVec::new(
+                Opts::new(
+                    "anomaly_score",
+                    "Highest anomaly score of any series of the project in the last closed bucket",
+                ),
+                &["project"],
+            )
+            .expect("static metric"),
+            incidents_opened: IntCounterVec::new(
+                Opts::new("incidents_opened_total", "Incidents opened, by kind"),
+                &["kind"],
+            )
+            .expect("static metric"),
+            detector_series: IntGauge::new(
+                "detector_series",
+                "Series whose state the detector of this process holds",
+            )
+            .expect("static metric"),
+            detection_tick_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "detection_tick_duration_seconds",
+                    "Duration of one detection pass over the projects this process holds",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            )
+            .expect("static metric"),
             registry,
         };
         metrics.register_all();
@@ -128,6 +164,11 @@ impl Metrics {
             Box::new(self.writer_batch_size.clone()),
             Box::new(self.writer_queue_depth.clone()),
             Box::new(self.writer_commit_duration.clone()),
+            Box::new(self.incidents_open.clone()),
+            Box::new(self.anomaly_score.clone()),
+            Box::new(self.incidents_opened.clone()),
+            Box::new(self.detector_series.clone()),
+            Box::new(self.detection_tick_duration.clone()),
         ];
         for collector in collectors {
             self.registry

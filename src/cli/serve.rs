@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use super::{database, project};
 use crate::app::App;
 use crate::config::Config;
+use crate::detect::worker::{Settings, Worker};
 use crate::store::projects::{self, Project};
 use crate::{grpc, http};
 
@@ -24,10 +25,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     project::print_human(&project, &config);
     let (app, writer) = App::start(config, database.pool.clone());
     let (stop, stopped) = watch::channel(false);
+    let detection = Worker::new(app.pool.clone(), app.metrics.clone(), Settings::default());
+    let detection = tokio::spawn(detection.run(stopped.clone()));
     let servers = listeners.serve(app, &stopped);
     shutdown_signal().await;
     let _ = stop.send(true);
     let served = wait_for(servers).await;
+    if let Err(error) = detection.await {
+        tracing::warn!(%error, "the detection loop ended abnormally");
+    }
     tracing::info!("shutting down: flushing the writer");
     writer.join().await;
     database.close().await;

@@ -16,6 +16,10 @@
 //! eval` ([`replay`]) runs exactly the production code over recorded series.
 
 pub mod anomaly;
+pub mod engine;
 pub mod eval;
+pub mod incidents;
 pub mod replay;
 pub mod series;
+pub mod tail;
+pub mod worker;

@@ -1,6 +1,7 @@
-//! Offline replay: the production detector over a recorded series, one point at a time.
+//! Offline replay: the production detector over a recorded series, one point at a time,
+//! exactly as the engine steps a live series (same state, same seasonality, same decision).
 
-use super::anomaly::Sensitivity;
+use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState};
 use super::series::{Point, ValueKind};
 
 /// What the replay may know beyond the points themselves.
@@ -14,8 +15,30 @@ pub struct Options {
     pub probation: Option<usize>,
 }
 
-/// One anomaly score in [0, 1] per point, in order.
+/// One anomaly score in [0, 1] per point, in order. A point scores only when the live
+/// detector could have paged on it (warmed up, not already inside an anomaly, not in its
+/// refractory period); elsewhere it scores 0, as a page would not have been sent.
 pub fn scores(points: &[Point], options: &Options) -> Vec<f64> {
-    let _ = options;
-    vec![0.0; points.len()]
+    let settings = options.sensitivity.settings();
+    let scale = Scale {
+        resolution: options
+            .range
+            .map(|(min, max)| ((max - min) * 1e-3).max(f64::MIN_POSITIVE)),
+    };
+    let probation = options.probation.unwrap_or(0);
+    let mut state = SeriesState::default();
+    let mut season = Seasonality::default();
+    points
+        .iter()
+        .enumerate()
+        .map(|(index, point)| {
+            let verdict = state.observe(point, options.kind, Some(&season), scale, &settings);
+            season.observe(point.timestamp, point.value);
+            if index < probation || !verdict.armed {
+                0.0
+            } else {
+                verdict.score
+            }
+        })
+        .collect()
 }

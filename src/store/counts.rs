@@ -4,7 +4,12 @@
 //! rate. The writer sums a batch per key first, so one row per key is written per batch
 //! however hot the series.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
@@ -14,7 +19,21 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub(super) fn columns(&self) -> (&'static str, &str, i64) {
+    /// The row form of a scope: (scope, service, issue_id), as every series table stores it.
+    pub fn from_columns(scope: &str, service: String, issue_id: i64) -> Option<Scope> {
+        match scope {
+            "project" => Some(Scope::Project),
+            "service" => Some(Scope::Service(service)),
+            "issue" => Some(Scope::Issue(issue_id)),
+            _ => None,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.columns().0
+    }
+
+    pub fn columns(&self) -> (&'static str, &str, i64) {
         match self {
             Scope::Project => ("project", "", 0),
             Scope::Service(name) => ("service", name.as_str(), 0),
@@ -55,4 +74,65 @@ pub struct SpanTally {
     pub minute: DateTime<Utc>,
     pub requests: i64,
     pub failed: i64,
+}
+
+/// Every count of a project in `[from, through]`, bucket by bucket (sparse: a series with
+/// nothing in a minute has no entry there).
+pub async fn buckets(
+    pool: &PgPool,
+    project_id: i64,
+    from: DateTime<Utc>,
+    through: DateTime<Utc>,
+) -> Result<BTreeMap<DateTime<Utc>, HashMap<Scope, Tally>>, StoreError> {
+    let rows: Vec<(DateTime<Utc>, String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT minute, scope, service, issue_id, events, unhandled, requests, failed \
+         FROM minute_counts WHERE project_id = $1 AND minute BETWEEN $2 AND $3",
+    )
+    .bind(project_id)
+    .bind(from)
+    .bind(through)
+    .fetch_all(pool)
+    .await?;
+    let mut buckets: BTreeMap<DateTime<Utc>, HashMap<Scope, Tally>> = BTreeMap::new();
+    for (minute, scope, service, issue_id, events, unhandled, requests, failed) in rows {
+        let Some(scope) = Scope::from_columns(&scope, service, issue_id) else {
+            continue;
+        };
+        let tally = Tally {
+            events,
+            unhandled,
+            requests,
+            failed,
+        };
+        buckets.entry(minute).or_default().insert(scope, tally);
+    }
+    Ok(buckets)
+}
+
+/// Events per series of one scope kind (`project`, `service`, `issue`) in `[since, through]`,
+/// for series that saw any.
+pub async fn window_totals(
+    pool: &PgPool,
+    project_id: i64,
+    scope_kind: &str,
+    since: DateTime<Utc>,
+    through: DateTime<Utc>,
+) -> Result<Vec<(Scope, i64)>, StoreError> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT scope, service, issue_id, sum(events)::bigint FROM minute_counts \
+         WHERE project_id = $1 AND scope = $2 AND minute BETWEEN $3 AND $4 \
+         GROUP BY scope, service, issue_id HAVING sum(events) > 0",
+    )
+    .bind(project_id)
+    .bind(scope_kind)
+    .bind(since)
+    .bind(through)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(scope, service, issue_id, total)| {
+            Scope::from_columns(&scope, service, issue_id).map(|scope| (scope, total))
+        })
+        .collect())
 }

@@ -175,7 +175,7 @@ pub async fn set_status(
     in_release: Option<&str>,
 ) -> Result<Option<Issue>, StoreError> {
     let sql = format!(
-        "UPDATE issues SET status = $2, \
+        "UPDATE issues SET status = $2, ignore_until_count = NULL, ignore_window_minutes = NULL, \
            resolved_at = CASE WHEN $2 = 'resolved' THEN now() END, \
            resolved_in_release = CASE WHEN $2 = 'resolved' THEN $3 END \
          WHERE id = $1 RETURNING {ISSUE_COLUMNS}"
@@ -186,4 +186,103 @@ pub async fn set_status(
         .bind(in_release)
         .fetch_optional(pool)
         .await?)
+}
+
+/// Issues of a project first seen in `[since, until)`: candidates for "new issue" incidents.
+pub async fn first_seen_between(
+    pool: &PgPool,
+    project_id: i64,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Issue>, StoreError> {
+    let sql = format!(
+        "SELECT {ISSUE_COLUMNS} FROM issues \
+         WHERE project_id = $1 AND first_seen >= $2 AND first_seen < $3 ORDER BY id"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(since)
+        .bind(until)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Issues of a project that regressed in `[since, until)`.
+pub async fn regressed_between(
+    pool: &PgPool,
+    project_id: i64,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Issue>, StoreError> {
+    let sql = format!(
+        "SELECT {ISSUE_COLUMNS} FROM issues \
+         WHERE project_id = $1 AND regressed_at >= $2 AND regressed_at < $3 ORDER BY id"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(since)
+        .bind(until)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// An ignored issue that comes back on its own once it sees `count` events in `window_minutes`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Mute {
+    pub issue_id: i64,
+    pub count: i64,
+    pub window_minutes: i32,
+}
+
+/// Ignores an issue; with `until`, only until it sees that many events in that window.
+pub async fn ignore(
+    pool: &PgPool,
+    id: i64,
+    until: Option<(i64, i32)>,
+) -> Result<Option<Issue>, StoreError> {
+    let sql = format!(
+        "UPDATE issues SET status = 'ignored', resolved_at = NULL, resolved_in_release = NULL, \
+           ignore_until_count = $2, ignore_window_minutes = $3 \
+         WHERE id = $1 RETURNING {ISSUE_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(until.map(|u| u.0))
+        .bind(until.map(|u| u.1))
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The project's ignored issues that carry an escalation condition.
+pub async fn mutes(pool: &PgPool, project_id: i64) -> Result<Vec<Mute>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id AS issue_id, ignore_until_count AS count, ignore_window_minutes AS window_minutes \
+         FROM issues WHERE project_id = $1 AND status = 'ignored' \
+           AND ignore_until_count IS NOT NULL AND ignore_window_minutes IS NOT NULL",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Ignored issues of a project (their series are watched, but they do not page).
+pub async fn ignored_ids(pool: &PgPool, project_id: i64) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM issues WHERE project_id = $1 AND status = 'ignored'",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An ignored issue escalated: back to unresolved, its mute condition cleared.
+pub async fn unmute(conn: &mut sqlx::PgConnection, id: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE issues SET status = 'unresolved', ignore_until_count = NULL, ignore_window_minutes = NULL \
+         WHERE id = $1 AND status = 'ignored'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

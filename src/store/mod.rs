@@ -9,11 +9,14 @@
 
 pub mod batch;
 pub mod counts;
+pub mod detector;
 pub mod embedded;
 pub mod events;
+pub mod incidents;
 pub mod issues;
 pub mod partitions;
 pub mod projects;
+pub mod rules;
 pub mod tokens;
 pub mod writer;
 

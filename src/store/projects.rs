@@ -60,6 +60,7 @@ pub async fn create(
         .bind(new_public_key())
         .execute(&mut *conn)
         .await?;
+    super::rules::insert_defaults(&mut *conn, id).await?;
     get(&mut *conn, id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("project {id} vanished after insert")))

@@ -1,0 +1,287 @@
+//! One project's detector: every series' state, the shared seasonal profiles, and the step
+//! that consumes one closed bucket of counts.
+//!
+//! A bucket's counts arrive sparse (only series that saw something); every series the
+//! detector knows is stepped anyway — a minute without events is a zero, and zeros are
+//! what make a drop or a quiet series visible. Series appear with their first count and
+//! are forgotten once idle, so state stays proportional to what is alive.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::anomaly::{Scale, Seasonality, SeriesState, Sensitivity, Verdict};
+use super::series::{Point, ValueKind};
+use crate::store::counts::{Scope, Tally};
+
+/// What a series measures: events per bucket, or failed among requests (error rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    Count,
+    Rate,
+}
+
+impl Measure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measure::Count => "count",
+            Measure::Rate => "rate",
+        }
+    }
+}
+
+/// A series: where it is (scope) and what it measures.
+pub type SeriesKey = (Scope, Measure);
+
+/// Which anomaly views a project has switched on, and how sensitive each is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnomalyRules {
+    pub counts: Option<Sensitivity>,
+    pub error_rate: Option<Sensitivity>,
+}
+
+/// A series that fired in a bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    pub scope: Scope,
+    pub measure: Measure,
+    /// Start of the bucket, seconds since the epoch.
+    pub bucket: i64,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProjectDetector {
+    pub series: HashMap<SeriesKey, SeriesState>,
+    /// Daily profiles by service; "" is the project's own, used by its issue series too.
+    pub profiles: HashMap<String, Seasonality>,
+}
+
+impl ProjectDetector {
+    /// Steps every known series (and every new one in `counts`) through one bucket.
+    /// Series whose view is switched off are still stepped — turning a rule on must not
+    /// start from a cold baseline — but cannot fire.
+    pub fn step(
+        &mut self,
+        bucket: i64,
+        counts: &HashMap<Scope, Tally>,
+        rules: AnomalyRules,
+    ) -> Vec<Firing> {
+        self.admit_new_series(counts);
+        let mut firings = Vec::new();
+        let keys: Vec<SeriesKey> = self.series.keys().cloned().collect();
+        for key in keys {
+            let tally = counts.get(&key.0).copied().unwrap_or_default();
+            if let Some(firing) = self.step_series(&key, bucket, tally, rules) {
+                firings.push(firing);
+            }
+        }
+        self.learn_profiles(bucket, counts);
+        self.forget_idle(counts);
+        firings.sort_by(|a, b| (&a.scope, a.measure).cmp(&(&b.scope, b.measure)));
+        firings
+    }
+
+    fn admit_new_series(&mut self, counts: &HashMap<Scope, Tally>) {
+        for (scope, tally) in counts {
+            if tally.events > 0 {
+                self.series
+                    .entry((scope.clone(), Measure::Count))
+                    .or_default();
+            }
+            if tally.requests > 0 && !matches!(scope, Scope::Issue(_)) {
+                self.series.entry((scope.clone(), Measure::Rate)).or_default();
+            }
+        }
+    }
+
+    fn step_series(
+        &mut self,
+        key: &SeriesKey,
+        bucket: i64,
+        tally: Tally,
+        rules: AnomalyRules,
+    ) -> Option<Firing> {
+        let (sensitivity, point) = match key.1 {
+            Measure::Count => (
+                rules.counts,
+                Point {
+                    timestamp: bucket,
+                    value: tally.events as f64,
+                    requests: None,
+                },
+            ),
+            Measure::Rate => (
+                rules.error_rate,
+                Point {
+                    timestamp: bucket,
+                    value: tally.failed as f64,
+                    requests: Some(tally.requests as f64),
+                },
+            ),
+        };
+        let settings = sensitivity.unwrap_or(Sensitivity::Medium).settings();
+        let season = self.profiles.get(profile_of(&key.0)).copied();
+        let state = self.series.get_mut(key)?;
+        let verdict = state.observe(
+            &point,
+            ValueKind::Count,
+            season.as_ref(),
+            Scale::default(),
+            &settings,
+        );
+        (verdict.fired && sensitivity.is_some()).then(|| Firing {
+            scope: key.0.clone(),
+            measure: key.1,
+            bucket,
+            verdict,
+        })
+    }
+
+    /// The project's and each service's own event counts teach their daily profile.
+    fn learn_profiles(&mut self, bucket: i64, counts: &HashMap<Scope, Tally>) {
+        let keys: Vec<Scope> = self
+            .series
+            .keys()
+            .filter(|(scope, measure)| {
+                *measure == Measure::Count && !matches!(scope, Scope::Issue(_))
+            })
+            .map(|(scope, _)| scope.clone())
+            .collect();
+        for scope in keys {
+            let events = counts.get(&scope).map_or(0, |t| t.events) as f64;
+            self.profiles
+                .entry(profile_of(&scope).to_string())
+                .or_default()
+                .observe(bucket, events);
+        }
+    }
+
+    fn forget_idle(&mut self, counts: &HashMap<Scope, Tally>) {
+        self.series
+            .retain(|(scope, _), state| counts.contains_key(scope) || !state.is_idle());
+    }
+
+    /// True when no series of this scope is inside an anomaly.
+    pub fn is_calm(&self, scope: &Scope) -> bool {
+        [Measure::Count, Measure::Rate].iter().all(|measure| {
+            self.series
+                .get(&(scope.clone(), *measure))
+                .is_none_or(|state| !state.alerting())
+        })
+    }
+}
+
+/// The profile a series is deseasonalised with: its service's, else the project's.
+fn profile_of(scope: &Scope) -> &str {
+    match scope {
+        Scope::Service(name) => name,
+        Scope::Project | Scope::Issue(_) => "",
+    }
+}
+
+/// One step of a "≥ N events in M minutes" rule on one series: fire on the upward
+/// crossing, stay fired while above, re-arm only once the total falls below half of N
+/// (hysteresis, so a series hovering at N does not page on every wobble).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdStep {
+    Fire,
+    Rearm,
+    Hold,
+}
+
+pub fn threshold_step(fired: bool, total: i64, threshold: i64) -> ThresholdStep {
+    match fired {
+        false if total >= threshold => ThresholdStep::Fire,
+        true if total * 2 < threshold => ThresholdStep::Rearm,
+        _ => ThresholdStep::Hold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(entries: &[(Scope, i64)]) -> HashMap<Scope, Tally> {
+        entries
+            .iter()
+            .map(|(scope, events)| {
+                (
+                    scope.clone(),
+                    Tally {
+                        events: *events,
+                        ..Tally::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    const ON: AnomalyRules = AnomalyRules {
+        counts: Some(Sensitivity::Medium),
+        error_rate: Some(Sensitivity::Medium),
+    };
+
+    #[test]
+    fn threshold_fires_on_the_crossing_and_rearms_with_hysteresis() {
+        use ThresholdStep::*;
+        let mut fired = false;
+        let mut steps = Vec::new();
+        for total in [3, 9, 10, 14, 10, 6, 5, 4, 12] {
+            let step = threshold_step(fired, total, 10);
+            fired = match step {
+                Fire => true,
+                Rearm => false,
+                Hold => fired,
+            };
+            steps.push(step);
+        }
+        assert_eq!(
+            steps,
+            [Hold, Hold, Fire, Hold, Hold, Hold, Hold, Rearm, Fire]
+        );
+    }
+
+    #[test]
+    fn missing_minutes_are_zeros_and_a_burst_fires_on_each_affected_scope() {
+        let mut detector = ProjectDetector::default();
+        let issue = Scope::Issue(7);
+        for minute in 0..300 {
+            let entries = if minute % 2 == 0 {
+                vec![(Scope::Project, 20), (issue.clone(), 20)]
+            } else {
+                vec![(Scope::Project, 22), (issue.clone(), 22)]
+            };
+            assert!(detector.step(minute * 60, &counts(&entries), ON).is_empty());
+        }
+        // A minute with nothing at all: a drop to zero on a busy series.
+        let firings = detector.step(300 * 60, &HashMap::new(), ON);
+        let scopes: Vec<&Scope> = firings.iter().map(|f| &f.scope).collect();
+        assert_eq!(scopes, [&Scope::Project, &issue]);
+        assert!(!detector.is_calm(&Scope::Project));
+    }
+
+    #[test]
+    fn a_view_switched_off_learns_but_does_not_fire() {
+        let mut detector = ProjectDetector::default();
+        for minute in 0..200 {
+            detector.step(minute * 60, &counts(&[(Scope::Project, 5)]), AnomalyRules::default());
+        }
+        let burst = counts(&[(Scope::Project, 500)]);
+        assert!(detector
+            .step(200 * 60, &burst, AnomalyRules::default())
+            .is_empty());
+        assert!(!detector.is_calm(&Scope::Project), "it saw the burst");
+    }
+
+    #[test]
+    fn idle_series_are_forgotten() {
+        let mut detector = ProjectDetector::default();
+        detector.step(0, &counts(&[(Scope::Issue(1), 1)]), ON);
+        for minute in 1..20_000 {
+            detector.step(minute * 60, &HashMap::new(), ON);
+        }
+        assert!(detector.series.is_empty());
+    }
+}

@@ -1,0 +1,596 @@
+//! The detection loop of a running process: every few seconds, for each project it holds
+//! the lease of, step the detector through the minute buckets that closed since its
+//! checkpoint, apply the exact rules, and commit the incidents it decided together with
+//! the new checkpoint and state.
+//!
+//! ```text
+//!  leases (shard = project id % SHARDS) ─► projects held
+//!     │
+//!     ▼ per project
+//!  checkpoint ─► closed buckets (store::counts) ─► ProjectDetector::step per bucket
+//!     │                                           + new issues, regressions, thresholds,
+//!     │                                             mute escalations (exact rules)
+//!     ▼
+//!  one transaction: incidents opened / resolved (+ history, outbox), state, checkpoint
+//! ```
+//!
+//! A project seen for the first time (no checkpoint) is warmed up on the last
+//! [`WARM_UP_HISTORY`] of stored counts without paging; after a restart the gap since the
+//! checkpoint is replayed (at most [`MAX_REPLAY`]), so state survives restarts exactly.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::anomaly::{Seasonality, SeriesState, Sensitivity};
+use super::engine::{threshold_step, AnomalyRules, Firing, Measure, ProjectDetector, ThresholdStep};
+use super::incidents::{self, Kind, State, RESOLVE_AFTER_CALM_BUCKETS};
+use crate::metrics::Metrics;
+use crate::store::counts::{self, Scope};
+use crate::store::detector::{self as stored, StoredSeries};
+use crate::store::incidents::{self as incident_store, Incident, NewIncident};
+use crate::store::rules::{self as rule_store, Rule};
+use crate::store::{issues, StoreError};
+
+/// Projects are spread over this many shards; each shard is leased to one process.
+pub const SHARDS: i32 = 16;
+/// Counts replayed to warm up a project the detector has never seen.
+pub const WARM_UP_HISTORY: TimeDelta = TimeDelta::hours(6);
+/// Longest gap replayed after a restart; older buckets are skipped.
+pub const MAX_REPLAY: TimeDelta = TimeDelta::hours(24);
+const BUCKET: TimeDelta = TimeDelta::minutes(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often the loop looks for closed buckets.
+    pub interval: Duration,
+    /// How long after a minute ends before it counts as closed (the writer's last commits).
+    pub grace: TimeDelta,
+    pub lease: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            interval: Duration::from_secs(5),
+            grace: TimeDelta::seconds(10),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one pass did (for logs and tests).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pass {
+    pub projects: usize,
+    pub buckets: usize,
+    pub opened: Vec<i64>,
+    pub resolved: Vec<i64>,
+}
+
+struct ProjectRun {
+    detector: ProjectDetector,
+    last_bucket: DateTime<Utc>,
+}
+
+pub struct Worker {
+    pool: PgPool,
+    metrics: std::sync::Arc<Metrics>,
+    settings: Settings,
+    holder: Uuid,
+    runs: HashMap<i64, ProjectRun>,
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, metrics: std::sync::Arc<Metrics>, settings: Settings) -> Worker {
+        Worker {
+            pool,
+            metrics,
+            settings,
+            holder: Uuid::new_v4(),
+            runs: HashMap::new(),
+        }
+    }
+
+    /// Runs passes until `stop` turns true, then gives the leases back.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if let Err(error) = self.pass(Utc::now()).await {
+                tracing::warn!(%error, "detection pass failed; retrying next interval");
+                self.runs.clear();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.interval) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        if let Err(error) = stored::release_shards(&self.pool, self.holder).await {
+            tracing::warn!(%error, "could not release detector leases");
+        }
+    }
+
+    /// One pass over every project this process holds, as of `now`.
+    pub async fn pass(&mut self, now: DateTime<Utc>) -> Result<Pass, DetectError> {
+        let timer = self.metrics.detection_tick_duration.start_timer();
+        let lease = self.settings.lease.as_secs_f64();
+        let shards = stored::claim_shards(&self.pool, self.holder, SHARDS, lease).await?;
+        let projects = stored::projects_in(&self.pool, &shards, SHARDS).await?;
+        self.runs.retain(|id, _| projects.contains(id));
+        let through = last_closed_bucket(now, self.settings.grace);
+        let mut pass = Pass {
+            projects: projects.len(),
+            ..Pass::default()
+        };
+        for project_id in projects {
+            self.project_pass(project_id, through, &mut pass).await?;
+        }
+        let series: usize = self.runs.values().map(|r| r.detector.series.len()).sum();
+        self.metrics.detector_series.set(series as i64);
+        timer.observe_duration();
+        Ok(pass)
+    }
+
+    async fn project_pass(
+        &mut self,
+        project_id: i64,
+        through: DateTime<Utc>,
+        pass: &mut Pass,
+    ) -> Result<(), DetectError> {
+        let (run, warming_up) = match self.runs.remove(&project_id) {
+            Some(run) => (run, false),
+            None => self.load(project_id, through).await?,
+        };
+        if run.last_bucket >= through {
+            self.runs.insert(project_id, run);
+            return Ok(());
+        }
+        let from = (run.last_bucket + BUCKET).max(through - MAX_REPLAY);
+        let mut run = run;
+        let decisions = self
+            .decide(project_id, &mut run.detector, from, through, warming_up)
+            .await?;
+        pass.buckets += decisions.buckets;
+        match self.commit(project_id, &run.detector, through, &decisions).await? {
+            Some((opened, resolved)) => {
+                pass.opened.extend(opened);
+                pass.resolved.extend(resolved);
+                run.last_bucket = through;
+                self.runs.insert(project_id, run);
+            }
+            // Another process moved this project's checkpoint: it owns it now.
+            None => tracing::info!(project_id, "detector checkpoint moved elsewhere; skipping"),
+        }
+        Ok(())
+    }
+
+    /// The stored state, or a fresh detector warmed up on recent history.
+    async fn load(
+        &self,
+        project_id: i64,
+        through: DateTime<Utc>,
+    ) -> Result<(ProjectRun, bool), DetectError> {
+        let snapshot = stored::load::<SeriesState, Seasonality>(&self.pool, project_id).await?;
+        let mut detector = ProjectDetector::default();
+        for series in snapshot.series {
+            let measure = match series.measure.as_str() {
+                "rate" => Measure::Rate,
+                _ => Measure::Count,
+            };
+            detector.series.insert((series.scope, measure), series.state);
+        }
+        detector.profiles = snapshot.profiles.into_iter().collect();
+        Ok(match snapshot.last_bucket {
+            Some(last_bucket) => (
+                ProjectRun {
+                    detector,
+                    last_bucket,
+                },
+                false,
+            ),
+            None => (
+                ProjectRun {
+                    detector,
+                    last_bucket: through - WARM_UP_HISTORY,
+                },
+                true,
+            ),
+        })
+    }
+
+    /// Steps the detector through `[from, through]` and decides what to open and resolve.
+    async fn decide(
+        &self,
+        project_id: i64,
+        detector: &mut ProjectDetector,
+        from: DateTime<Utc>,
+        through: DateTime<Utc>,
+        warming_up: bool,
+    ) -> Result<Decisions, DetectError> {
+        let rules = rule_store::list(&self.pool, project_id).await?;
+        let anomaly_rules = anomaly_rules(&rules);
+        let buckets = counts::buckets(&self.pool, project_id, from, through).await?;
+        let ignored: HashSet<i64> = issues::ignored_ids(&self.pool, project_id)
+            .await?
+            .into_iter()
+            .collect();
+        let mut decisions = Decisions {
+            active: incident_store::active(&self.pool, project_id).await?,
+            ..Decisions::default()
+        };
+        let empty = HashMap::new();
+        let mut minute = from;
+        while minute <= through {
+            let counts = buckets.get(&minute).unwrap_or(&empty);
+            let firings = detector.step(minute.timestamp(), counts, anomaly_rules);
+            decisions.buckets += 1;
+            decisions.max_score = decisions.max_score.max(bucket_score(&firings));
+            if !warming_up {
+                for firing in firings {
+                    if !matches!(firing.scope, Scope::Issue(id) if ignored.contains(&id)) {
+                        decisions.open(opening_for_firing(&firing, minute));
+                    }
+                }
+            }
+            decisions.track_calm(detector);
+            minute += BUCKET;
+        }
+        if !warming_up {
+            self.exact_rules(project_id, &rules, from, through, &mut decisions)
+                .await?;
+        }
+        Ok(decisions)
+    }
+
+    /// New issues, regressions, thresholds and mute escalations over the same buckets.
+    async fn exact_rules(
+        &self,
+        project_id: i64,
+        rules: &[Rule],
+        from: DateTime<Utc>,
+        through: DateTime<Utc>,
+        decisions: &mut Decisions,
+    ) -> Result<(), DetectError> {
+        let until = through + BUCKET;
+        let enabled = |kind: &str| rules.iter().any(|r| r.kind == kind && r.enabled);
+        if enabled("new_issue") {
+            for issue in issues::first_seen_between(&self.pool, project_id, from, until).await? {
+                decisions.open(issue_opening(Kind::NewIssue, &issue, issue.first_seen));
+            }
+        }
+        if enabled("regression") {
+            for issue in issues::regressed_between(&self.pool, project_id, from, until).await? {
+                let at = issue.regressed_at.unwrap_or(until);
+                decisions.open(issue_opening(Kind::Regression, &issue, at));
+            }
+        }
+        for rule in rules.iter().filter(|r| r.kind == "threshold" && r.enabled) {
+            self.threshold_rule(project_id, rule, through, decisions)
+                .await?;
+        }
+        for mute in issues::mutes(&self.pool, project_id).await? {
+            let since = through - TimeDelta::minutes(i64::from(mute.window_minutes)) + BUCKET;
+            let totals = counts::window_totals(&self.pool, project_id, "issue", since, through).await?;
+            let scope = Scope::Issue(mute.issue_id);
+            let total = totals
+                .iter()
+                .find(|(s, _)| *s == scope)
+                .map_or(0, |(_, total)| *total);
+            if total >= mute.count {
+                decisions.unmute.push(mute.issue_id);
+                decisions.open(Opening {
+                    kind: Kind::Threshold,
+                    scope,
+                    at: through,
+                    score: 1.0,
+                    details: json!({"reason": "ignored issue escalated", "events": total,
+                        "threshold": mute.count, "window_minutes": mute.window_minutes}),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn threshold_rule(
+        &self,
+        project_id: i64,
+        rule: &Rule,
+        through: DateTime<Utc>,
+        decisions: &mut Decisions,
+    ) -> Result<(), DetectError> {
+        let (Some(threshold), Some(window)) = (rule.threshold, rule.window_minutes) else {
+            return Ok(());
+        };
+        let since = through - TimeDelta::minutes(i64::from(window)) + BUCKET;
+        let totals = counts::window_totals(&self.pool, project_id, &rule.scope, since, through).await?;
+        let fired: HashSet<Scope> = rule_store::fired_series(&self.pool, rule.id)
+            .await?
+            .into_iter()
+            .collect();
+        let mut seen = HashSet::new();
+        for (scope, total) in totals {
+            seen.insert(scope.clone());
+            match threshold_step(fired.contains(&scope), total, threshold) {
+                ThresholdStep::Fire => {
+                    decisions.fire_rule.push((rule.id, scope.clone()));
+                    decisions.open(Opening {
+                        kind: Kind::Threshold,
+                        scope,
+                        at: through,
+                        score: 1.0,
+                        details: json!({"rule_id": rule.id, "events": total,
+                            "threshold": threshold, "window_minutes": window}),
+                    });
+                }
+                ThresholdStep::Rearm => decisions.rearm_rule.push((rule.id, scope)),
+                ThresholdStep::Hold => {}
+            }
+        }
+        // A fired series with no events in the window at all has dropped to zero: re-arm.
+        for scope in fired.into_iter().filter(|s| !seen.contains(s)) {
+            decisions.rearm_rule.push((rule.id, scope));
+        }
+        Ok(())
+    }
+
+    /// One transaction: incidents, rule memory, detector state, checkpoint. `None` when
+    /// the checkpoint had moved (rolled back).
+    async fn commit(
+        &self,
+        project_id: i64,
+        detector: &ProjectDetector,
+        through: DateTime<Utc>,
+        decisions: &Decisions,
+    ) -> Result<Option<(Vec<i64>, Vec<i64>)>, DetectError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if !stored::advance_checkpoint(&mut tx, project_id, through).await? {
+            return Ok(None);
+        }
+        let active = &decisions.active;
+        let mut opened = Vec::new();
+        for opening in &decisions.openings {
+            let new = opening.to_new(project_id);
+            if let Some(incident) = incident_store::open(&mut tx, &new).await? {
+                announce(&mut tx, &incident, State::Open, opening.kind).await?;
+                self.metrics
+                    .incidents_opened
+                    .with_label_values(&[opening.kind.as_str()])
+                    .inc();
+                opened.push(incident.id);
+            }
+        }
+        let mut resolved = Vec::new();
+        for incident in active {
+            let Some(scope) = incident.series() else {
+                continue;
+            };
+            let refired = decisions.fire_rule.iter().any(|(_, s)| *s == scope);
+            let calm = match refired {
+                true => 0,
+                false => decisions.calm_after(&scope, incident.calm_buckets),
+            };
+            if calm >= RESOLVE_AFTER_CALM_BUCKETS && incident.state == "open" {
+                let reason = format!("series back at its baseline for {calm} buckets");
+                if let Some(done) =
+                    incident_store::transition(&mut tx, incident.id, "resolved", &reason, through).await?
+                {
+                    announce(&mut tx, &done, State::Resolved, Kind::Anomaly).await?;
+                    resolved.push(done.id);
+                }
+            } else {
+                let score = decisions.scores.get(&scope).copied().unwrap_or(0.0);
+                incident_store::update_progress(&mut tx, incident.id, score, calm).await?;
+            }
+        }
+        for (rule_id, scope) in &decisions.fire_rule {
+            rule_store::mark_fired(&mut tx, *rule_id, scope, through).await?;
+        }
+        for (rule_id, scope) in &decisions.rearm_rule {
+            rule_store::rearm(&mut tx, *rule_id, scope).await?;
+        }
+        for issue_id in &decisions.unmute {
+            issues::unmute(&mut tx, *issue_id).await?;
+        }
+        save_state(&mut tx, project_id, detector).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.metrics
+            .anomaly_score
+            .with_label_values(&[&project_id.to_string()])
+            .set(decisions.max_score);
+        let still_open = active.len() + opened.len() - resolved.len();
+        self.metrics.incidents_open.set(still_open as i64);
+        Ok(Some((opened, resolved)))
+    }
+}
+
+/// Writes the outbox rows announcing an incident's new state.
+async fn announce(
+    tx: &mut sqlx::PgConnection,
+    incident: &Incident,
+    state: State,
+    kind: Kind,
+) -> Result<(), StoreError> {
+    let at = incident.updated_at;
+    let topic = state.topic();
+    let body = incidents::message(topic, at, incident);
+    incident_store::enqueue(tx, incident.project_id, Some(incident.id), topic, &body).await?;
+    let issue_topic = match (state, kind) {
+        (State::Open, Kind::NewIssue) => Some("issue.new"),
+        (State::Open, Kind::Regression) => Some("issue.regressed"),
+        _ => None,
+    };
+    if let Some(topic) = issue_topic {
+        let body = incidents::message(topic, at, incident);
+        incident_store::enqueue(tx, incident.project_id, Some(incident.id), topic, &body).await?;
+    }
+    Ok(())
+}
+
+async fn save_state(
+    tx: &mut sqlx::PgConnection,
+    project_id: i64,
+    detector: &ProjectDetector,
+) -> Result<(), StoreError> {
+    let series: Vec<StoredSeries<&SeriesState>> = detector
+        .series
+        .iter()
+        .map(|((scope, measure), state)| StoredSeries {
+            scope: scope.clone(),
+            measure: measure.as_str().to_string(),
+            state,
+        })
+        .collect();
+    let profiles: Vec<(&str, &Seasonality)> = detector
+        .profiles
+        .iter()
+        .map(|(service, profile)| (service.as_str(), profile))
+        .collect();
+    stored::save(tx, project_id, &series, &profiles).await
+}
+
+/// The start of the last minute that ended at least `grace` ago.
+pub fn last_closed_bucket(now: DateTime<Utc>, grace: TimeDelta) -> DateTime<Utc> {
+    let settled = now - grace;
+    settled.duration_trunc(BUCKET).unwrap_or(settled) - BUCKET
+}
+
+fn anomaly_rules(rules: &[Rule]) -> AnomalyRules {
+    let sensitivity = |kind: &str| {
+        rules
+            .iter()
+            .find(|r| r.kind == kind && r.enabled)
+            .map(|r| match r.sensitivity.as_str() {
+                "low" => Sensitivity::Low,
+                "high" => Sensitivity::High,
+                _ => Sensitivity::Medium,
+            })
+    };
+    AnomalyRules {
+        counts: sensitivity("anomaly"),
+        error_rate: sensitivity("error_rate"),
+    }
+}
+
+fn bucket_score(firings: &[Firing]) -> f64 {
+    firings
+        .iter()
+        .map(|f| f.verdict.score)
+        .fold(0.0, f64::max)
+}
+
+/// An incident the pass decided to open.
+#[derive(Debug, Clone, PartialEq)]
+struct Opening {
+    kind: Kind,
+    scope: Scope,
+    at: DateTime<Utc>,
+    score: f64,
+    details: serde_json::Value,
+}
+
+impl Opening {
+    fn to_new(&self, project_id: i64) -> NewIncident {
+        NewIncident {
+            project_id,
+            kind: self.kind.as_str(),
+            scope: self.scope.clone(),
+            opened_at: self.at,
+            score: self.score,
+            details: self.details.clone(),
+            reason: format!("{} detected", self.kind.as_str()),
+        }
+    }
+}
+
+fn opening_for_firing(firing: &Firing, at: DateTime<Utc>) -> Opening {
+    let kind = match firing.measure {
+        Measure::Count => Kind::Anomaly,
+        Measure::Rate => Kind::ErrorRate,
+    };
+    Opening {
+        kind,
+        scope: firing.scope.clone(),
+        at,
+        score: firing.verdict.score,
+        details: json!({"shape": firing.verdict.shape, "expected": firing.verdict.expected,
+            "measure": firing.measure}),
+    }
+}
+
+fn issue_opening(kind: Kind, issue: &issues::Issue, at: DateTime<Utc>) -> Opening {
+    Opening {
+        kind,
+        scope: Scope::Issue(issue.id),
+        at,
+        score: 1.0,
+        details: json!({"title": issue.title, "culprit": issue.culprit, "level": issue.level,
+            "release": issue.last_release}),
+    }
+}
+
+/// What one project pass decided, before it is committed.
+#[derive(Debug, Default)]
+struct Decisions {
+    /// The project's active incidents when the pass began.
+    active: Vec<Incident>,
+    buckets: usize,
+    max_score: f64,
+    openings: Vec<Opening>,
+    /// Highest score per series in this pass (kept on the incident).
+    scores: HashMap<Scope, f64>,
+    /// Per series: consecutive calm buckets at the end of the pass, and whether the whole
+    /// pass was calm (then the incident's stored streak continues).
+    calm: HashMap<Scope, (i32, bool)>,
+    fire_rule: Vec<(i64, Scope)>,
+    rearm_rule: Vec<(i64, Scope)>,
+    unmute: Vec<i64>,
+}
+
+impl Decisions {
+    /// One opening per series per pass: the first decision wins (the unique index would
+    /// refuse the rest anyway).
+    fn open(&mut self, opening: Opening) {
+        let score = self.scores.entry(opening.scope.clone()).or_default();
+        *score = score.max(opening.score);
+        if !self.openings.iter().any(|o| o.scope == opening.scope) {
+            self.openings.push(opening);
+        }
+    }
+
+    /// Counts calm buckets for the series that have (or just got) an incident.
+    fn track_calm(&mut self, detector: &ProjectDetector) {
+        let watched: Vec<Scope> = self
+            .active
+            .iter()
+            .filter_map(Incident::series)
+            .chain(self.openings.iter().map(|o| o.scope.clone()))
+            .collect();
+        for scope in watched {
+            let entry = self.calm.entry(scope.clone()).or_insert((0, true));
+            if detector.is_calm(&scope) {
+                entry.0 += 1;
+            } else {
+                *entry = (0, false);
+            }
+        }
+    }
+
+    /// Calm buckets of a series at the end of this pass, given its streak before it.
+    fn calm_after(&self, scope: &Scope, before: i32) -> i32 {
+        match self.calm.get(scope) {
+            Some((streak, true)) => before + streak,
+            Some((streak, false)) => *streak,
+            // A series the detector no longer holds is idle: calm for every bucket.
+            None => before + self.buckets as i32,
+        }
+    }
+}

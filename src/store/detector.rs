@@ -1,0 +1,176 @@
+//! The detector's durable memory: per-series state, seasonal profiles, the bucket they
+//! are current through, and the leases that give each project to exactly one process.
+//!
+//! A checkpoint is written in the same transaction as the incidents its buckets decided,
+//! and only if it moves forward: a process that lost its lease (another advanced the
+//! checkpoint meanwhile) rolls back instead of deciding the same buckets twice.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::counts::Scope;
+use super::StoreError;
+
+/// One series' stored state: where, what it measures (`count` | `rate`), and the state.
+pub struct StoredSeries<S> {
+    pub scope: Scope,
+    pub measure: String,
+    pub state: S,
+}
+
+/// Everything stored for one project: series, profiles by service, the checkpoint.
+pub struct Snapshot<S, P> {
+    pub series: Vec<StoredSeries<S>>,
+    pub profiles: Vec<(String, P)>,
+    pub last_bucket: Option<DateTime<Utc>>,
+}
+
+pub async fn load<S: DeserializeOwned + Send + Unpin + 'static, P: DeserializeOwned + Send + Unpin + 'static>(
+    pool: &PgPool,
+    project_id: i64,
+) -> Result<Snapshot<S, P>, StoreError> {
+    let rows: Vec<(String, String, i64, String, Json<S>)> = sqlx::query_as(
+        "SELECT scope, service, issue_id, measure, state FROM detector_series WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?;
+    let series = rows
+        .into_iter()
+        .filter_map(|(scope, service, issue_id, measure, Json(state))| {
+            Some(StoredSeries {
+                scope: Scope::from_columns(&scope, service, issue_id)?,
+                measure,
+                state,
+            })
+        })
+        .collect();
+    let profiles: Vec<(String, Json<P>)> =
+        sqlx::query_as("SELECT service, profile FROM detector_profiles WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?;
+    let last_bucket =
+        sqlx::query_scalar("SELECT last_bucket FROM detector_checkpoints WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(Snapshot {
+        series,
+        profiles: profiles.into_iter().map(|(s, Json(p))| (s, p)).collect(),
+        last_bucket,
+    })
+}
+
+/// Moves the checkpoint to `bucket`; false when it is not ahead of the stored one (another
+/// process got there first: the caller must roll back).
+pub async fn advance_checkpoint(
+    conn: &mut PgConnection,
+    project_id: i64,
+    bucket: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let moved = sqlx::query(
+        "INSERT INTO detector_checkpoints AS c (project_id, last_bucket) VALUES ($1, $2) \
+         ON CONFLICT (project_id) DO UPDATE SET last_bucket = EXCLUDED.last_bucket \
+         WHERE c.last_bucket < EXCLUDED.last_bucket",
+    )
+    .bind(project_id)
+    .bind(bucket)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
+}
+
+/// Replaces the project's stored series and profiles with these.
+pub async fn save<S: Serialize + Sync, P: Serialize + Sync>(
+    conn: &mut PgConnection,
+    project_id: i64,
+    series: &[StoredSeries<&S>],
+    profiles: &[(&str, &P)],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM detector_series WHERE project_id = $1")
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    let columns: Vec<_> = series.iter().map(|s| s.scope.columns()).collect();
+    let states: Vec<serde_json::Value> = series
+        .iter()
+        .map(|s| serde_json::to_value(s.state))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("detector state: {e}")))?;
+    sqlx::query(
+        "INSERT INTO detector_series (project_id, scope, service, issue_id, measure, state) \
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::jsonb[])",
+    )
+    .bind(project_id)
+    .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
+    .bind(series.iter().map(|s| s.measure.as_str()).collect::<Vec<_>>())
+    .bind(states)
+    .execute(&mut *conn)
+    .await?;
+    for (service, profile) in profiles {
+        sqlx::query(
+            "INSERT INTO detector_profiles (project_id, service, profile) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, service) DO UPDATE SET profile = EXCLUDED.profile",
+        )
+        .bind(project_id)
+        .bind(service)
+        .bind(Json(profile))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes or renews the leases on `shards` that are free, expired, or already ours, and
+/// returns the shards held now.
+pub async fn claim_shards(
+    pool: &PgPool,
+    holder: Uuid,
+    shards: i32,
+    lease_seconds: f64,
+) -> Result<Vec<i32>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO detector_leases AS l (shard, holder, expires_at) \
+         SELECT s, $1, now() + make_interval(secs => $3) FROM generate_series(0, $2 - 1) AS s \
+         ON CONFLICT (shard) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+         WHERE l.holder = EXCLUDED.holder OR l.expires_at < now() \
+         RETURNING shard",
+    )
+    .bind(holder)
+    .bind(shards)
+    .bind(lease_seconds)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Gives the leases back (on shutdown), so another process takes over at once.
+pub async fn release_shards(pool: &PgPool, holder: Uuid) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM detector_leases WHERE holder = $1")
+        .bind(holder)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Projects in the given shards (`id % shard_count`).
+pub async fn projects_in(
+    pool: &PgPool,
+    shards: &[i32],
+    shard_count: i32,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM projects WHERE (id % $2)::int = ANY($1) ORDER BY id",
+    )
+    .bind(shards)
+    .bind(shard_count)
+    .fetch_all(pool)
+    .await?)
+}

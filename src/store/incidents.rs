@@ -1,0 +1,226 @@
+//! Incidents, their state history, and the outbox rows their changes produce.
+//!
+//! Every change is a function taking the caller's transaction: the detector opens or moves
+//! an incident, records the transition and enqueues the outbox row in one COMMIT, so a
+//! notification exists exactly when the change does. At most one incident per series is
+//! active (open, recovering or escalated): a partial unique index decides, so two
+//! detectors racing on one series open one incident, never two.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use super::counts::Scope;
+use super::StoreError;
+
+/// An incident row as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Incident {
+    pub id: i64,
+    pub project_id: i64,
+    pub kind: String,
+    pub scope: String,
+    pub service: String,
+    pub issue_id: i64,
+    pub state: String,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub score: f64,
+    pub label: Option<String>,
+    pub calm_buckets: i32,
+    pub details: serde_json::Value,
+}
+
+impl Incident {
+    pub fn series(&self) -> Option<Scope> {
+        Scope::from_columns(&self.scope, self.service.clone(), self.issue_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Transition {
+    pub at: DateTime<Utc>,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: String,
+}
+
+/// What the detector decided to open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIncident {
+    pub project_id: i64,
+    pub kind: &'static str,
+    pub scope: Scope,
+    pub opened_at: DateTime<Utc>,
+    pub score: f64,
+    pub details: serde_json::Value,
+    pub reason: String,
+}
+
+const INCIDENT_COLUMNS: &str = "id, project_id, kind, scope, service, issue_id, state, opened_at, \
+     updated_at, resolved_at, score, label, calm_buckets, details";
+
+/// Opens an incident unless its series already has an active one (then `None`).
+pub async fn open(
+    conn: &mut PgConnection,
+    new: &NewIncident,
+) -> Result<Option<Incident>, StoreError> {
+    let (scope, service, issue_id) = new.scope.columns();
+    let sql = format!(
+        "INSERT INTO incidents (project_id, kind, scope, service, issue_id, state, opened_at, updated_at, score, details) \
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) \
+         ON CONFLICT (project_id, scope, service, issue_id) WHERE state IN ('open', 'recovering', 'escalated') \
+         DO NOTHING RETURNING {INCIDENT_COLUMNS}"
+    );
+    let incident: Option<Incident> = sqlx::query_as(&sql)
+        .bind(new.project_id)
+        .bind(new.kind)
+        .bind(scope)
+        .bind(service)
+        .bind(issue_id)
+        .bind(new.opened_at)
+        .bind(new.score)
+        .bind(&new.details)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(incident) = &incident {
+        record(conn, incident.id, None, "open", &new.reason, new.opened_at).await?;
+    }
+    Ok(incident)
+}
+
+/// Moves an active incident to `to`; `None` when it is not active (already resolved).
+pub async fn transition(
+    conn: &mut PgConnection,
+    id: i64,
+    to: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Incident>, StoreError> {
+    let from: Option<String> = sqlx::query_scalar(
+        "SELECT state FROM incidents WHERE id = $1 AND state IN ('open', 'recovering', 'escalated') FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(from) = from else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "UPDATE incidents SET state = $2, updated_at = $3, \
+           resolved_at = CASE WHEN $2 = 'resolved' THEN $3 END \
+         WHERE id = $1 RETURNING {INCIDENT_COLUMNS}"
+    );
+    let incident: Incident = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(to)
+        .bind(at)
+        .fetch_one(&mut *conn)
+        .await?;
+    record(conn, id, Some(&from), to, reason, at).await?;
+    Ok(Some(incident))
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    id: i64,
+    from: Option<&str>,
+    to: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO incident_transitions (incident_id, at, from_state, to_state, reason) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(from)
+    .bind(to)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Keeps the highest score an active incident reached and how long it has been calm.
+pub async fn update_progress(
+    conn: &mut PgConnection,
+    id: i64,
+    score: f64,
+    calm_buckets: i32,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE incidents SET score = greatest(score, $2), calm_buckets = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(score)
+    .bind(calm_buckets)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues a side effect of an incident change for the delivery workers.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    project_id: i64,
+    incident_id: Option<i64>,
+    topic: &str,
+    payload: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO outbox (project_id, incident_id, topic, payload) VALUES ($1, $2, $3, $4)")
+        .bind(project_id)
+        .bind(incident_id)
+        .bind(topic)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn active(pool: &PgPool, project_id: i64) -> Result<Vec<Incident>, StoreError> {
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents \
+         WHERE project_id = $1 AND state IN ('open', 'recovering', 'escalated') ORDER BY id"
+    );
+    Ok(sqlx::query_as(&sql).bind(project_id).fetch_all(pool).await?)
+}
+
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, StoreError> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+}
+
+/// A project's incidents, newest first.
+pub async fn list(pool: &PgPool, project_id: i64, limit: i64) -> Result<Vec<Incident>, StoreError> {
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE project_id = $1 \
+         ORDER BY opened_at DESC, id DESC LIMIT $2"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<Transition>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT at, from_state, to_state, reason FROM incident_transitions WHERE incident_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Outbox topics waiting for delivery, oldest first (what the delivery workers will claim).
+pub async fn pending_topics(pool: &PgPool, project_id: i64) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT topic FROM outbox WHERE project_id = $1 ORDER BY id")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?,
+    )
+}
