@@ -1,9 +1,11 @@
 //! The `seismo` command line: `serve`, `migrate`, `project create`, `token create`,
-//! `send-test`, `check`. Each command loads the config, opens the database (the embedded
-//! cluster when no URL is configured) and calls the library.
+//! `send-test`, `check`, `eval`. Each command loads the config, opens the database (the
+//! embedded cluster when no URL is configured) and calls the library; `send-test`, `check`
+//! and `eval` need no database and run before the config is loaded.
 
 mod check;
 mod database;
+mod eval;
 mod project;
 mod send_test;
 mod serve;
@@ -54,12 +56,16 @@ pub enum Command {
     },
     /// Check the configuration, the database and the SMTP server.
     Check,
+    /// Replay the detector offline and score it (NAB, a recorded CSV, synthetic streams).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::SendTest { dsn, message } => send_test::run(&dsn, &message).await,
         Command::Check => check::run(cli.config.as_deref(), cli.database_url).await,
+        Command::Eval(command) => eval::run(command),
         command => {
             let config = load_config(cli.config.as_deref(), cli.database_url)?;
             crate::telemetry::init(&config.log, config.log_format);
@@ -68,7 +74,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Migrate => migrate(config).await,
                 Command::Project(command) => project::run(config, command).await,
                 Command::Token(command) => token::run(config, command).await,
-                Command::SendTest { .. } | Command::Check => unreachable!("handled above"),
+                Command::SendTest { .. } | Command::Check | Command::Eval(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -17,6 +17,7 @@
 
 pub mod anomaly;
 pub mod engine;
+pub mod eval;
 pub mod incidents;
 pub mod replay;
 pub mod series;

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod detect;
+mod eval;
 mod harness;
 mod otlp;
 mod outage;
