@@ -30,6 +30,8 @@ pub struct Incident {
     pub label: Option<String>,
     pub calm_buckets: i32,
     pub details: serde_json::Value,
+    /// When a person first said they are on it (not a state: see migration 0008).
+    pub acknowledged_at: Option<DateTime<Utc>>,
 }
 
 impl Incident {
@@ -59,7 +61,7 @@ pub struct NewIncident {
 }
 
 const INCIDENT_COLUMNS: &str = "id, project_id, kind, scope, service, issue_id, state, opened_at, \
-     updated_at, resolved_at, score, label, calm_buckets, details";
+     updated_at, resolved_at, score, label, calm_buckets, details, acknowledged_at";
 
 /// Opens an incident unless its series already has an active one (then `None`).
 pub async fn open(
@@ -209,6 +211,117 @@ pub async fn list(pool: &PgPool, project_id: i64, limit: i64) -> Result<Vec<Inci
         .bind(limit)
         .fetch_all(pool)
         .await?)
+}
+
+/// Which incidents a page shows; `after` is where the previous page ended.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub project_id: Option<i64>,
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    /// `(opened_at, id)` of the previous page's last incident.
+    pub after: Option<(DateTime<Utc>, i64)>,
+    pub limit: i64,
+}
+
+/// One page of incidents, newest first (ties by id), for the API's keyset pagination.
+pub async fn page(pool: &PgPool, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents \
+         WHERE ($1::int8 IS NULL OR project_id = $1) \
+           AND ($2::text IS NULL OR state = $2) \
+           AND ($3::text IS NULL OR kind = $3) \
+           AND ($4::timestamptz IS NULL OR (opened_at, id) < ($4, $5)) \
+         ORDER BY opened_at DESC, id DESC LIMIT $6"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(filter.project_id)
+        .bind(filter.state.as_deref())
+        .bind(filter.kind.as_deref())
+        .bind(filter.after.map(|a| a.0))
+        .bind(filter.after.map(|a| a.1))
+        .bind(filter.limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The incident, locked until the caller's transaction ends (a change decided on its
+/// state then cannot race another one).
+pub async fn lock(conn: &mut PgConnection, id: i64) -> Result<Option<Incident>, StoreError> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
+}
+
+/// Marks an incident acknowledged; the first acknowledgement's time is kept.
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<Incident>, StoreError> {
+    let sql = format!(
+        "UPDATE incidents SET acknowledged_at = coalesce(acknowledged_at, $2) \
+         WHERE id = $1 RETURNING {INCIDENT_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(at)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Records a person's verdict on an incident (`true_positive`, `false_positive`, `missed`).
+pub async fn set_label(
+    pool: &PgPool,
+    id: i64,
+    label: &str,
+) -> Result<Option<Incident>, StoreError> {
+    let sql = format!("UPDATE incidents SET label = $2 WHERE id = $1 RETURNING {INCIDENT_COLUMNS}");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(label)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// A fault Seismo never flagged, as a person reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissedFault {
+    pub project_id: i64,
+    pub opened_at: DateTime<Utc>,
+    pub reported_at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+/// Stores a missed fault as an incident that is born resolved (kind `anomaly`, scope
+/// project, label `missed`), so it never takes the series' one active slot and never pages;
+/// it exists to be counted against detection.
+pub async fn record_missed(
+    conn: &mut PgConnection,
+    missed: &MissedFault,
+) -> Result<Incident, StoreError> {
+    let sql = format!(
+        "INSERT INTO incidents (project_id, kind, scope, state, opened_at, updated_at, resolved_at, label, details) \
+         VALUES ($1, 'anomaly', 'project', 'resolved', $2, $3, $3, 'missed', $4) \
+         RETURNING {INCIDENT_COLUMNS}"
+    );
+    let incident: Incident = sqlx::query_as(&sql)
+        .bind(missed.project_id)
+        .bind(missed.opened_at)
+        .bind(missed.reported_at)
+        .bind(serde_json::json!({"note": missed.note}))
+        .fetch_one(&mut *conn)
+        .await?;
+    let reason = "a missed fault reported by a person";
+    record(
+        conn,
+        incident.id,
+        None,
+        "resolved",
+        reason,
+        missed.reported_at,
+    )
+    .await?;
+    Ok(incident)
 }
 
 pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<Transition>, StoreError> {

@@ -80,6 +80,51 @@ pub async fn set_enabled(pool: &PgPool, id: i64, enabled: bool) -> Result<(), St
     Ok(())
 }
 
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Rule>, StoreError> {
+    let sql = format!("SELECT {RULE_COLUMNS} FROM detection_rules WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+}
+
+/// Changes to a rule; `None` leaves a column as it is. The caller checks that the changes
+/// suit the rule's kind (the table's CHECK is the last line, not the first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleChange {
+    pub enabled: Option<bool>,
+    pub sensitivity: Option<String>,
+    pub threshold: Option<i64>,
+    pub window_minutes: Option<i32>,
+}
+
+pub async fn update(
+    pool: &PgPool,
+    id: i64,
+    change: &RuleChange,
+) -> Result<Option<Rule>, StoreError> {
+    let sql = format!(
+        "UPDATE detection_rules SET enabled = coalesce($2, enabled), \
+           sensitivity = coalesce($3, sensitivity), threshold = coalesce($4, threshold), \
+           window_minutes = coalesce($5, window_minutes) \
+         WHERE id = $1 RETURNING {RULE_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(change.enabled)
+        .bind(change.sensitivity.as_deref())
+        .bind(change.threshold)
+        .bind(change.window_minutes)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Deletes a rule (its firings go with it); false when there was none.
+pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+    let deleted = sqlx::query("DELETE FROM detection_rules WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
 /// The series a threshold rule has fired on and not re-armed.
 pub async fn fired_series(pool: &PgPool, rule_id: i64) -> Result<Vec<Scope>, StoreError> {
     let rows: Vec<(String, String, i64)> =

@@ -2,6 +2,7 @@
 //! real PostgreSQL and a real Seismo on a free port.
 
 mod api;
+mod api_detection;
 mod cli;
 mod detect;
 mod eval;

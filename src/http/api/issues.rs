@@ -1,4 +1,5 @@
-//! `GET /api/v1/projects/{id}/issues`, `GET /api/v1/issues/{id}`, `PATCH /api/v1/issues/{id}`.
+//! `GET /api/v1/projects/{id}/issues`, `GET /api/v1/issues/{id}`, `PATCH /api/v1/issues/{id}`
+//! (status; ignoring may carry `ignore_until`: back after N events in M minutes).
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -108,6 +109,31 @@ struct IssueUpdate {
     status: Status,
     /// With `resolved`: events from releases older than this one do not reopen the issue.
     in_release: Option<String>,
+    /// With `ignored`: the issue comes back once it sees `count` events in `window_minutes`.
+    ignore_until: Option<IgnoreUntil>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IgnoreUntil {
+    count: i64,
+    window_minutes: i32,
+}
+
+/// The escalation condition as the store takes it; the detector watches the window per
+/// minute, up to a day.
+fn mute_condition(until: &IgnoreUntil) -> Result<(i64, i32), ApiError> {
+    if until.count < 1 {
+        return Err(ApiError::unprocessable(
+            "ignore_until.count must be at least 1",
+        ));
+    }
+    if !(1..=1440).contains(&until.window_minutes) {
+        return Err(ApiError::unprocessable(
+            "ignore_until.window_minutes must be between 1 and 1440",
+        ));
+    }
+    Ok((until.count, until.window_minutes))
 }
 
 async fn update(
@@ -122,8 +148,17 @@ async fn update(
             "in_release goes with status resolved only",
         ));
     }
-    let issue =
-        issues::set_status(&state.pool, id, update.status, update.in_release.as_deref()).await?;
+    if update.ignore_until.is_some() && update.status != Status::Ignored {
+        return Err(ApiError::bad_request(
+            "ignore_until goes with status ignored only",
+        ));
+    }
+    let issue = match &update.ignore_until {
+        Some(until) => issues::ignore(&state.pool, id, Some(mute_condition(until)?)).await?,
+        None => {
+            issues::set_status(&state.pool, id, update.status, update.in_release.as_deref()).await?
+        }
+    };
     issue
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("issue {id}")))

@@ -1,11 +1,14 @@
-//! The management API (JSON, `Authorization: Bearer <api token>`): for now the read side of
-//! issues and events, with resolving/ignoring an issue. Each resource has its own file and
-//! router; later resources (incidents, rules, endpoints, deliveries) slot in the same way.
+//! The management API (JSON, `Authorization: Bearer <api token>`): the read side of issues
+//! and events with resolving/ignoring an issue, incidents (list, history, acknowledge,
+//! resolve, label, report a missed fault) and detection rules. Each resource has its own
+//! file and router; later resources (endpoints, deliveries) slot in the same way.
 
 mod auth;
 mod events;
+mod incidents;
 mod issues;
 mod pagination;
+mod rules;
 
 use axum::Router;
 
@@ -15,4 +18,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(issues::router())
         .merge(events::router())
+        .merge(incidents::router())
+        .merge(rules::router())
 }

@@ -1,0 +1,238 @@
+//! `GET|POST /api/v1/projects/{id}/rules`, `GET|PATCH|DELETE /api/v1/rules/{id}`: what may
+//! open an incident in a project. Which fields go with which kind is decided here, once, and
+//! refused with a 422 naming the reason: a threshold rule counts events (`threshold` in
+//! `window_minutes`), anomaly and error-rate rules have a `sensitivity`, new-issue and
+//! regression rules have neither.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::ApiToken;
+use super::pagination::Page;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::store::projects;
+use crate::store::rules::{self, NewRule, Rule, RuleChange};
+
+const SCOPES: [&str; 3] = ["project", "service", "issue"];
+const SENSITIVITIES: [&str; 3] = ["low", "medium", "high"];
+/// A threshold window longer than a day is a report, not an alert.
+const MAX_WINDOW_MINUTES: i32 = 1440;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/projects/{id}/rules", get(list).post(create))
+        .route("/api/v1/rules/{id}", get(show).patch(update).delete(remove))
+}
+
+/// The rule as the API shows it; `sensitivity` only where the kind reads it.
+fn view(rule: &Rule) -> Value {
+    let mut json = json!(rule);
+    if !matches!(rule.kind.as_str(), "anomaly" | "error_rate") {
+        json["sensitivity"] = Value::Null;
+    }
+    json
+}
+
+fn id_of(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("rule {id}"))
+}
+
+async fn project_must_exist(state: &AppState, project_id: i64) -> Result<(), ApiError> {
+    if projects::exists(&state.pool, project_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("project {project_id}")))
+    }
+}
+
+/// The fields one request sets on a rule of `kind`.
+struct Fields<'a> {
+    threshold: Option<i64>,
+    window_minutes: Option<i32>,
+    sensitivity: Option<&'a str>,
+}
+
+fn check(kind: &str, fields: &Fields) -> Result<(), ApiError> {
+    let refuse = |message: String| Err(ApiError::unprocessable(message));
+    let counts = fields.threshold.is_some() || fields.window_minutes.is_some();
+    match kind {
+        "threshold" if fields.sensitivity.is_some() => {
+            return refuse("a threshold rule takes no sensitivity".into())
+        }
+        "threshold" => {}
+        "anomaly" | "error_rate" if counts => {
+            return refuse(format!(
+                "an {kind} rule takes no threshold or window_minutes"
+            ))
+        }
+        "anomaly" | "error_rate" => {}
+        "new_issue" | "regression" if counts || fields.sensitivity.is_some() => {
+            return refuse(format!(
+                "a {kind} rule takes no threshold, window_minutes or sensitivity"
+            ))
+        }
+        "new_issue" | "regression" => {}
+        other => {
+            return refuse(format!(
+                "unknown kind {other:?} (new_issue, regression, threshold, anomaly or error_rate)"
+            ))
+        }
+    }
+    if fields.threshold.is_some_and(|t| t <= 0) {
+        return refuse("threshold must be greater than 0".into());
+    }
+    if fields
+        .window_minutes
+        .is_some_and(|w| !(1..=MAX_WINDOW_MINUTES).contains(&w))
+    {
+        return refuse(format!(
+            "window_minutes must be between 1 and {MAX_WINDOW_MINUTES}"
+        ));
+    }
+    match fields.sensitivity {
+        Some(s) if !SENSITIVITIES.contains(&s) => {
+            refuse(format!("unknown sensitivity {s:?} (low, medium or high)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn list(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Page<Value>>, ApiError> {
+    let project_id = id_of(path)?;
+    project_must_exist(&state, project_id).await?;
+    let found = rules::list(&state.pool, project_id).await?;
+    Ok(Json(Page {
+        items: found.iter().map(view).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleBody {
+    kind: String,
+    scope: Option<String>,
+    threshold: Option<i64>,
+    window_minutes: Option<i32>,
+    sensitivity: Option<String>,
+}
+
+fn new_rule(body: RuleBody) -> Result<NewRule, ApiError> {
+    let fields = Fields {
+        threshold: body.threshold,
+        window_minutes: body.window_minutes,
+        sensitivity: body.sensitivity.as_deref(),
+    };
+    check(&body.kind, &fields)?;
+    if body.kind == "threshold" && (body.threshold.is_none() || body.window_minutes.is_none()) {
+        return Err(ApiError::unprocessable(
+            "a threshold rule needs threshold and window_minutes",
+        ));
+    }
+    let scope = body.scope.unwrap_or_else(|| "issue".to_owned());
+    if !SCOPES.contains(&scope.as_str()) {
+        return Err(ApiError::unprocessable(format!(
+            "unknown scope {scope:?} (project, service or issue)"
+        )));
+    }
+    Ok(NewRule {
+        kind: body.kind,
+        scope,
+        threshold: body.threshold,
+        window_minutes: body.window_minutes,
+        sensitivity: body.sensitivity.unwrap_or_else(|| "medium".to_owned()),
+    })
+}
+
+async fn create(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    body: Result<Json<RuleBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project_id = id_of(path)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let rule = new_rule(body)?;
+    project_must_exist(&state, project_id).await?;
+    let created = rules::create(&state.pool, project_id, &rule).await?;
+    Ok((StatusCode::CREATED, Json(view(&created))))
+}
+
+async fn show(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id_of(path)?;
+    let rule = rules::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Json(view(&rule)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulePatch {
+    enabled: Option<bool>,
+    sensitivity: Option<String>,
+    threshold: Option<i64>,
+    window_minutes: Option<i32>,
+}
+
+async fn update(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    body: Result<Json<RulePatch>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id_of(path)?;
+    let Json(patch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let rule = rules::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let fields = Fields {
+        threshold: patch.threshold,
+        window_minutes: patch.window_minutes,
+        sensitivity: patch.sensitivity.as_deref(),
+    };
+    // A rule's kind never changes, so checking the changed fields keeps the rule valid.
+    check(&rule.kind, &fields)?;
+    let change = RuleChange {
+        enabled: patch.enabled,
+        sensitivity: patch.sensitivity,
+        threshold: patch.threshold,
+        window_minutes: patch.window_minutes,
+    };
+    let updated = rules::update(&state.pool, id, &change)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Json(view(&updated)))
+}
+
+async fn remove(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = id_of(path)?;
+    if rules::delete(&state.pool, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(id))
+    }
+}
