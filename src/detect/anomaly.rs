@@ -63,11 +63,13 @@ const ACCEPT_RUN: u16 = 15;
 const CUSUM_SLACK: f64 = 0.5;
 const CUSUM_STEP_CAP: f64 = 4.0;
 /// Unchanged buckets before a flat line becomes suspicious.
-const FLAT_MIN: u16 = 8;
+const FLAT_MIN: u16 = 40;
 /// Surprise levels (nats) whose observed exceedance calibrates the model.
 const LEVELS: [f64; 6] = [3.0, 6.0, 9.0, 12.0, 16.0, 20.0];
-/// Weight of one bucket in the exceedance frequencies (≈ the last 2,000 buckets).
-const CALIBRATION_ALPHA: f64 = 1.0 / 2_000.0;
+/// Weight of one bucket in the exceedance frequencies (≈ the last 500 buckets).
+const CALIBRATION_ALPHA: f64 = 1.0 / 500.0;
+/// Weight of a new bucket in the short memory of surprise (≈ the last 3 buckets).
+const SURPRISE_MEMORY_ALPHA: f64 = 0.3;
 /// Counts below this mean are treated as this mean (a series that never saw an event).
 const MIN_MEAN: f64 = 0.01;
 
@@ -108,7 +110,7 @@ impl Sensitivity {
             clear: threshold / 2.0,
             min_count,
             min_ratio,
-            refractory: 10,
+            refractory: 120,
         }
     }
 }
@@ -225,6 +227,10 @@ pub struct SeriesState {
     refractory: u16,
     alerting: bool,
     exceedance: [f32; LEVELS.len()],
+    /// Short moving average of surprise: a run of odd buckets adds up.
+    recent_surprise: f64,
+    /// Events counted while the count CUSUM has been above zero.
+    cusum_events: f64,
 }
 
 const _: () = assert!(std::mem::size_of::<SeriesState>() <= 256);
@@ -246,6 +252,8 @@ impl Default for SeriesState {
             refractory: 0,
             alerting: false,
             exceedance: LEVELS.map(|level| (-level).exp() as f32),
+            recent_surprise: 0.0,
+            cusum_events: 0.0,
         }
     }
 }
@@ -291,10 +299,18 @@ impl SeriesState {
         scale: Scale,
         settings: &Settings,
     ) -> Verdict {
-        let reading = match point.requests {
+        let mut reading = match point.requests {
             Some(requests) => self.read_rate(point.value, requests, settings),
             None => self.read_value(point, kind, season, scale, settings),
         };
+        if self.warming_up() {
+            // The baseline is still forming: nothing it says should carry over.
+            self.forget_evidence();
+        } else {
+            self.recent_surprise +=
+                SURPRISE_MEMORY_ALPHA * (reading.surprise - self.recent_surprise);
+            reading.surprise = reading.surprise.max(self.recent_surprise);
+        }
         let verdict = self.decide(&reading, settings);
         let anomalous = verdict.alerting || verdict.score >= settings.clear;
         self.learn(point, kind, season, &reading, anomalous);
@@ -303,6 +319,15 @@ impl SeriesState {
 
     fn warming_up(&self) -> bool {
         self.seen < WARMUP
+    }
+
+    /// Drops the evidence accumulated against the current baseline (CUSUMs, the memory of
+    /// surprise): after warm-up, or once the baseline adopts a new level.
+    fn forget_evidence(&mut self) {
+        self.cusum_up = 0.0;
+        self.cusum_down = 0.0;
+        self.cusum_events = 0.0;
+        self.recent_surprise = 0.0;
     }
 
     fn read_value(
@@ -315,14 +340,14 @@ impl SeriesState {
     ) -> Reading {
         let x = point.value;
         let (expected, variance) = expected_at(self, kind, season, point.timestamp);
-        let (up, down, deviation) = match kind {
+        let (up, down, rise, fall) = match kind {
             ValueKind::Count => {
                 let model = CountModel {
                     mean: expected.max(MIN_MEAN),
                     variance: variance.max(expected.max(MIN_MEAN)),
                 };
-                let deviation = (x - model.mean) / model.variance.sqrt();
-                (model.upper(x), model.lower(x), deviation)
+                let (rise, fall) = self.step_count_cusum(x, &model);
+                (model.upper(x), model.lower(x), rise, fall)
             }
             ValueKind::Continuous => {
                 let floor = scale.resolution.unwrap_or(1e-3 * expected.abs().max(1e-9));
@@ -330,16 +355,17 @@ impl SeriesState {
                 (
                     normal_upper(deviation).max(0.0) * f64::from(deviation > 0.0),
                     normal_upper(-deviation).max(0.0) * f64::from(deviation < 0.0),
-                    deviation,
+                    self.step_cusum(deviation),
+                    0.0,
                 )
             }
         };
-        let cusum = self.step_cusum(deviation, kind, expected);
         let flat = self.flatline_surprise(x, kind, expected, variance);
         let (surprise, shape) = [
             (up, Shape::Spike),
             (down, Shape::Drop),
-            (cusum, Shape::LevelShift),
+            (rise, Shape::LevelShift),
+            (fall, Shape::Drop),
             (flat, Shape::Flatline),
         ]
         .into_iter()
@@ -352,9 +378,11 @@ impl SeriesState {
         });
         let eligible = match (kind, shape) {
             (ValueKind::Continuous, _) => true,
-            (ValueKind::Count, Shape::Spike | Shape::LevelShift) if x >= expected => {
+            (ValueKind::Count, Shape::Spike) if x >= expected => {
                 x >= settings.min_count && x >= settings.min_ratio * expected
             }
+            // A sustained rise: judged on the events it brought, not on one bucket.
+            (ValueKind::Count, Shape::LevelShift) => self.cusum_events >= settings.min_count,
             // A drop or a flat line matters only on a series busy enough to notice it.
             (ValueKind::Count, _) => expected >= settings.min_count,
         };
@@ -366,18 +394,41 @@ impl SeriesState {
         }
     }
 
-    /// Two-sided CUSUM on the standardised residual: small shifts add up until they are
-    /// not small. Counts run it only on series busy enough for a residual to mean much.
-    fn step_cusum(&mut self, deviation: f64, kind: ValueKind, expected: f64) -> f64 {
-        if kind == ValueKind::Count && expected < 1.0 {
-            self.cusum_up = 0.0;
-            self.cusum_down = 0.0;
-            return 0.0;
-        }
+    /// Two-sided CUSUM on the standardised residual of a continuous value: small shifts
+    /// add up until they are not small.
+    fn step_cusum(&mut self, deviation: f64) -> f64 {
         let step = deviation.clamp(-CUSUM_STEP_CAP, CUSUM_STEP_CAP);
         self.cusum_up = (self.cusum_up + step - CUSUM_SLACK).max(0.0);
         self.cusum_down = (self.cusum_down - step - CUSUM_SLACK).max(0.0);
         self.cusum_up.max(self.cusum_down)
+    }
+
+    /// CUSUMs for counts, (rise, fall): log-likelihood ratios of a raised rate (double the
+    /// baseline, and at least one more event per bucket) and of a collapsed one (a
+    /// quarter of it) against the baseline, divided by the dispersion (quasi-Poisson) so
+    /// an overdispersed series needs more evidence. They are in nats, like every other
+    /// surprise, and see what no single bucket shows: a quiet issue that now fails a few
+    /// times a minute, a busy service running at twice its rate, or one that went silent
+    /// for several minutes where one empty minute is merely unusual.
+    fn step_count_cusum(&mut self, x: f64, model: &CountModel) -> (f64, f64) {
+        let mean = model.mean;
+        let dispersion = (model.variance / mean).max(1.0);
+        let log_likelihood_ratio =
+            |rate: f64| (x * (rate / mean).ln() - (rate - mean)) / dispersion;
+        let raised = (2.0 * mean).max(mean + 1.0);
+        self.cusum_up = (self.cusum_up + log_likelihood_ratio(raised)).max(0.0);
+        // Below about one event per bucket silence is the norm, not evidence.
+        self.cusum_down = if mean >= 1.0 {
+            (self.cusum_down + log_likelihood_ratio(mean / 4.0)).max(0.0)
+        } else {
+            0.0
+        };
+        self.cusum_events = if self.cusum_up > 0.0 {
+            self.cusum_events + x
+        } else {
+            0.0
+        };
+        (self.cusum_up, self.cusum_down)
     }
 
     /// Surprise of a run of identical values on a series that normally moves.
@@ -510,8 +561,7 @@ impl SeriesState {
             if self.anomalous_run >= ACCEPT_RUN {
                 // The series lives at a new level now: adopt it rather than page forever.
                 self.level = self.recent;
-                self.cusum_up = 0.0;
-                self.cusum_down = 0.0;
+                self.forget_evidence();
                 self.anomalous_run = 0;
                 self.alerting = false;
             }

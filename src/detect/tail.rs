@@ -9,7 +9,7 @@
 /// Longest tail sum; beyond it the normal approximation is used.
 const MAX_TERMS: usize = 400;
 /// Surprises are capped: beyond this, "impossible" is all we need to know.
-pub const MAX_SURPRISE: f64 = 60.0;
+pub const MAX_SURPRISE: f64 = 200.0;
 
 /// `ln Γ(x)` for x > 0 (Lanczos, g = 7, n = 9; relative error < 1e-13).
 pub fn ln_gamma(x: f64) -> f64 {
