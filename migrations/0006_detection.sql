@@ -84,8 +84,8 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_available ON outbox (available_at, id);
 
--- The detector's state per series and its seasonal profiles, checkpointed with the bucket
--- they are current through, in the same transaction as the incidents they decided.
+-- The detector's state per series and its seasonal profiles, with the bucket they are
+-- current through; decisions are checkpointed in the same transaction as the incidents.
 CREATE TABLE detector_series (
     project_id  bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     scope       text NOT NULL,
@@ -103,8 +103,12 @@ CREATE TABLE detector_profiles (
     PRIMARY KEY (project_id, service)
 );
 CREATE TABLE detector_checkpoints (
-    project_id   bigint PRIMARY KEY REFERENCES projects (id) ON DELETE CASCADE,
-    last_bucket  timestamptz NOT NULL
+    project_id    bigint PRIMARY KEY REFERENCES projects (id) ON DELETE CASCADE,
+    -- Decisions (incidents) are made through this bucket.
+    last_bucket   timestamptz NOT NULL,
+    -- The stored series and profiles are current through this bucket (saved every few
+    -- minutes, not every pass: a restart replays the counts in between without paging).
+    state_bucket  timestamptz
 );
 
 -- Which process detects which projects: a project belongs to shard (id % shard count),

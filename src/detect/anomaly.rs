@@ -23,9 +23,15 @@
 //!    upwards (bursts) and downwards (drops to zero); continuous values by a normal tail;
 //!    error rates by a binomial tail of failed among requests against the baseline ratio.
 //!    Surprise is `-ln p` (nats), computed in log space ([`super::tail`]).
-//! 4. **Novelty view.** Two detectors of *shape* changes a single bucket cannot show: a
-//!    two-sided CUSUM on the standardised residual (small sustained level shifts) and a
-//!    flatline test (a noisy series that stops moving — a dead exporter, a stuck gauge).
+//! 4. **Novelty view.** Detectors of *shape* changes a single bucket cannot show. For
+//!    counts, two CUSUMs of log-likelihood ratios (quasi-Poisson: divided by the
+//!    dispersion): a raised rate (double, and at least one more event per bucket) against
+//!    the baseline — a quiet issue now failing a few times a minute, a busy service at
+//!    twice its rate — and a collapsed one (a quarter) — a service gone silent for several
+//!    minutes where one empty minute is merely unusual. For continuous values, a
+//!    two-sided CUSUM on the standardised residual. And a flatline test (a series that
+//!    normally moves and has not for [`FLAT_MIN`] buckets — a dead exporter, a stuck
+//!    gauge).
 //! 5. **Calibration.** A model is never exactly right (heavy tails, bursty clients). The
 //!    detector keeps, for a few surprise levels, how often the series actually exceeded
 //!    them (a slow moving average, started at the model's own promise `e^-L`). The ratio
@@ -34,12 +40,20 @@
 //!    thing for busy and quiet series. A series that spikes every hour stops paging for
 //!    spikes of that size; a quiet one still pages on its first real burst.
 //! 6. **Floors.** For counts a bucket must also hold at least `min_count` events and
-//!    `min_ratio` times the expected count before it may fire: three events on a quiet
-//!    series are statistically odd and operationally boring.
+//!    `min_ratio` times the expected count before it may fire (a sustained rise: its
+//!    CUSUM must have gathered `min_count` events; a drop or a flat line: the series must
+//!    expect `min_count`): three events on a quiet series are statistically odd and
+//!    operationally boring.
 //! 7. **Decision.** Score = calibrated surprise / [`SCORE_SCALE`], capped at 1 (0.5 ≈ a one
 //!    in 100,000 bucket). A series *fires* on an upward crossing of the sensitivity's
 //!    threshold, then stays in the anomaly until the score falls below half of it
-//!    (hysteresis) and cannot fire again for a refractory period.
+//!    (hysteresis) and cannot fire again for a refractory period (120 buckets: an open
+//!    incident already covers the series; a flapping one must not page every few minutes)
+//!    — unless it has been calm for [`REARM_AFTER_CALM`] buckets since: then new trouble
+//!    pages at once.
+//!
+//! The constants were chosen on the tuning half of NAB and on seeded synthetic error
+//! streams (`seismo eval`); the held-out half and the results are in `bench/README.md`.
 //!
 //! State is a fixed-size struct (checked ≤ 256 bytes at compile time); each step is a
 //! bounded amount of arithmetic.
@@ -62,14 +76,17 @@ const ACCEPT_RUN: u16 = 15;
 /// CUSUM slack (in standard deviations) and the cap of one bucket's contribution.
 const CUSUM_SLACK: f64 = 0.5;
 const CUSUM_STEP_CAP: f64 = 4.0;
+/// Calm buckets after which the refractory period ends early: a series that settled
+/// down and then misbehaves again has a new problem.
+const REARM_AFTER_CALM: u16 = 15;
+/// Most nats one bucket adds to (or takes from) a count CUSUM.
+const COUNT_CUSUM_STEP_CAP: f64 = 5.0;
 /// Unchanged buckets before a flat line becomes suspicious.
 const FLAT_MIN: u16 = 40;
 /// Surprise levels (nats) whose observed exceedance calibrates the model.
 const LEVELS: [f64; 6] = [3.0, 6.0, 9.0, 12.0, 16.0, 20.0];
 /// Weight of one bucket in the exceedance frequencies (≈ the last 500 buckets).
 const CALIBRATION_ALPHA: f64 = 1.0 / 500.0;
-/// Weight of a new bucket in the short memory of surprise (≈ the last 3 buckets).
-const SURPRISE_MEMORY_ALPHA: f64 = 0.3;
 /// Counts below this mean are treated as this mean (a series that never saw an event).
 const MIN_MEAN: f64 = 0.01;
 
@@ -225,10 +242,10 @@ pub struct SeriesState {
     flat_run: u16,
     anomalous_run: u16,
     refractory: u16,
+    /// Consecutive buckets scored under `clear`.
+    calm_run: u16,
     alerting: bool,
     exceedance: [f32; LEVELS.len()],
-    /// Short moving average of surprise: a run of odd buckets adds up.
-    recent_surprise: f64,
     /// Events counted while the count CUSUM has been above zero.
     cusum_events: f64,
 }
@@ -250,9 +267,9 @@ impl Default for SeriesState {
             flat_run: 0,
             anomalous_run: 0,
             refractory: 0,
+            calm_run: 0,
             alerting: false,
             exceedance: LEVELS.map(|level| (-level).exp() as f32),
-            recent_surprise: 0.0,
             cusum_events: 0.0,
         }
     }
@@ -299,17 +316,13 @@ impl SeriesState {
         scale: Scale,
         settings: &Settings,
     ) -> Verdict {
-        let mut reading = match point.requests {
+        let reading = match point.requests {
             Some(requests) => self.read_rate(point.value, requests, settings),
             None => self.read_value(point, kind, season, scale, settings),
         };
         if self.warming_up() {
             // The baseline is still forming: nothing it says should carry over.
             self.forget_evidence();
-        } else {
-            self.recent_surprise +=
-                SURPRISE_MEMORY_ALPHA * (reading.surprise - self.recent_surprise);
-            reading.surprise = reading.surprise.max(self.recent_surprise);
         }
         let verdict = self.decide(&reading, settings);
         let anomalous = verdict.alerting || verdict.score >= settings.clear;
@@ -321,13 +334,12 @@ impl SeriesState {
         self.seen < WARMUP
     }
 
-    /// Drops the evidence accumulated against the current baseline (CUSUMs, the memory of
-    /// surprise): after warm-up, or once the baseline adopts a new level.
+    /// Drops the evidence accumulated against the current baseline (the CUSUMs): after
+    /// warm-up, or once the baseline adopts a new level.
     fn forget_evidence(&mut self) {
         self.cusum_up = 0.0;
         self.cusum_down = 0.0;
         self.cusum_events = 0.0;
-        self.recent_surprise = 0.0;
     }
 
     fn read_value(
@@ -413,8 +425,12 @@ impl SeriesState {
     fn step_count_cusum(&mut self, x: f64, model: &CountModel) -> (f64, f64) {
         let mean = model.mean;
         let dispersion = (model.variance / mean).max(1.0);
-        let log_likelihood_ratio =
-            |rate: f64| (x * (rate / mean).ln() - (rate - mean)) / dispersion;
+        // Capped per bucket: one burst is the tail test's to judge; the CUSUMs gather
+        // evidence that persists, and must fall back soon after a single odd bucket.
+        let log_likelihood_ratio = |rate: f64| {
+            ((x * (rate / mean).ln() - (rate - mean)) / dispersion)
+                .clamp(-COUNT_CUSUM_STEP_CAP, COUNT_CUSUM_STEP_CAP)
+        };
         let raised = (2.0 * mean).max(mean + 1.0);
         self.cusum_up = (self.cusum_up + log_likelihood_ratio(raised)).max(0.0);
         // Below about one event per bucket silence is the norm, not evidence.
@@ -479,6 +495,15 @@ impl SeriesState {
         if self.warming_up() || !reading.eligible {
             // Reported, but held under the threshold: it may not fire.
             score = score.min(settings.threshold * 0.99);
+        }
+        self.calm_run = if score < settings.clear {
+            self.calm_run.saturating_add(1)
+        } else {
+            0
+        };
+        if self.calm_run >= REARM_AFTER_CALM {
+            // Quiet long enough: the next trouble is new trouble, and pages.
+            self.refractory = 0;
         }
         let armed = !self.warming_up() && !self.alerting && self.refractory == 0;
         let fired = armed && score >= settings.threshold;

@@ -15,8 +15,10 @@
 //! ```
 //!
 //! A project seen for the first time (no checkpoint) is warmed up on the last
-//! [`WARM_UP_HISTORY`] of stored counts without paging; after a restart the gap since the
-//! checkpoint is replayed (at most [`MAX_REPLAY`]), so state survives restarts exactly.
+//! [`WARM_UP_HISTORY`] of stored counts without paging. The state is saved every
+//! [`STATE_EVERY`]; after a restart the buckets between the saved state and the decision
+//! checkpoint are replayed silently (they were decided already), then the gap since the
+//! checkpoint normally (at most [`MAX_REPLAY`]), so state survives restarts exactly.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -45,6 +47,8 @@ pub const WARM_UP_HISTORY: TimeDelta = TimeDelta::hours(6);
 /// Longest gap replayed after a restart; older buckets are skipped.
 pub const MAX_REPLAY: TimeDelta = TimeDelta::hours(24);
 const BUCKET: TimeDelta = TimeDelta::minutes(1);
+/// How far the stored detector state may lag the decisions.
+pub const STATE_EVERY: TimeDelta = TimeDelta::minutes(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -86,6 +90,8 @@ struct ProjectRun {
     last_bucket: DateTime<Utc>,
     /// The checkpoint as stored (`None` before the first commit): the commit swaps it.
     checkpoint: Option<DateTime<Utc>>,
+    /// The bucket the stored state is current through.
+    state_saved: Option<DateTime<Utc>>,
 }
 
 pub struct Worker {
@@ -171,6 +177,9 @@ impl Worker {
                 pass.resolved.extend(resolved);
                 run.last_bucket = through;
                 run.checkpoint = Some(through);
+                if state_due(&run, through) {
+                    run.state_saved = Some(through);
+                }
                 self.runs.insert(project_id, run);
             }
             // Another process moved this project's checkpoint: drop what this one held and
@@ -198,24 +207,38 @@ impl Worker {
                 .insert((series.scope, measure), series.state);
         }
         detector.profiles = snapshot.profiles.into_iter().collect();
-        Ok(match snapshot.last_bucket {
-            Some(last_bucket) => (
-                ProjectRun {
-                    detector,
-                    last_bucket,
-                    checkpoint: Some(last_bucket),
-                },
-                false,
-            ),
-            None => (
-                ProjectRun {
-                    detector,
-                    last_bucket: through - WARM_UP_HISTORY,
-                    checkpoint: None,
-                },
+        let Some(last_bucket) = snapshot.last_bucket else {
+            let run = ProjectRun {
+                detector,
+                last_bucket: through - WARM_UP_HISTORY,
+                checkpoint: None,
+                state_saved: None,
+            };
+            return Ok((run, true));
+        };
+        // The stored state may lag the decisions: step it silently up to them (those
+        // buckets were decided already), or warm up afresh if no state was ever saved.
+        let state_bucket = snapshot
+            .state_bucket
+            .unwrap_or(last_bucket - WARM_UP_HISTORY)
+            .max(last_bucket - MAX_REPLAY);
+        if state_bucket < last_bucket {
+            self.decide(
+                project_id,
+                &mut detector,
+                state_bucket + BUCKET,
+                last_bucket,
                 true,
-            ),
-        })
+            )
+            .await?;
+        }
+        let run = ProjectRun {
+            detector,
+            last_bucket,
+            checkpoint: Some(last_bucket),
+            state_saved: snapshot.state_bucket,
+        };
+        Ok((run, false))
     }
 
     /// Steps the detector through `[from, through]` and decides what to open and resolve.
@@ -415,7 +438,9 @@ impl Worker {
         for issue_id in &decisions.unmute {
             issues::unmute(&mut tx, *issue_id).await?;
         }
-        save_state(&mut tx, project_id, &run.detector).await?;
+        if state_due(run, through) {
+            save_state(&mut tx, project_id, &run.detector, through).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         self.metrics
             .anomaly_score
@@ -450,10 +475,18 @@ async fn announce(
     Ok(())
 }
 
+/// The state is saved every [`STATE_EVERY`] (and on the first commit): saving 100,000
+/// series every minute would cost more than detecting them; a restart replays the gap.
+fn state_due(run: &ProjectRun, through: DateTime<Utc>) -> bool {
+    run.state_saved
+        .is_none_or(|saved| through - saved >= STATE_EVERY)
+}
+
 async fn save_state(
     tx: &mut sqlx::PgConnection,
     project_id: i64,
     detector: &ProjectDetector,
+    through: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let series: Vec<StoredSeries<&SeriesState>> = detector
         .series
@@ -469,7 +502,7 @@ async fn save_state(
         .iter()
         .map(|(service, profile)| (service.as_str(), profile))
         .collect();
-    stored::save(tx, project_id, &series, &profiles).await
+    stored::save(tx, project_id, &series, &profiles, through).await
 }
 
 /// The start of the last minute that ended at least `grace` ago.

@@ -28,6 +28,8 @@ pub struct Snapshot<S, P> {
     pub series: Vec<StoredSeries<S>>,
     pub profiles: Vec<(String, P)>,
     pub last_bucket: Option<DateTime<Utc>>,
+    /// The bucket `series` and `profiles` are current through (may lag `last_bucket`).
+    pub state_bucket: Option<DateTime<Utc>>,
 }
 
 pub async fn load<
@@ -58,15 +60,17 @@ pub async fn load<
             .bind(project_id)
             .fetch_all(pool)
             .await?;
-    let last_bucket =
-        sqlx::query_scalar("SELECT last_bucket FROM detector_checkpoints WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_optional(pool)
-            .await?;
+    let checkpoint: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT last_bucket, state_bucket FROM detector_checkpoints WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_optional(pool)
+    .await?;
     Ok(Snapshot {
         series,
         profiles: profiles.into_iter().map(|(s, Json(p))| (s, p)).collect(),
-        last_bucket,
+        last_bucket: checkpoint.map(|c| c.0),
+        state_bucket: checkpoint.and_then(|c| c.1),
     })
 }
 
@@ -97,13 +101,20 @@ pub async fn advance_checkpoint(
     Ok(query.execute(conn).await?.rows_affected() == 1)
 }
 
-/// Replaces the project's stored series and profiles with these.
+/// Replaces the project's stored series and profiles with these, current through
+/// `bucket` (call after [`advance_checkpoint`], in the same transaction).
 pub async fn save<S: Serialize + Sync, P: Serialize + Sync>(
     conn: &mut PgConnection,
     project_id: i64,
     series: &[StoredSeries<&S>],
     profiles: &[(&str, &P)],
+    bucket: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    sqlx::query("UPDATE detector_checkpoints SET state_bucket = $2 WHERE project_id = $1")
+        .bind(project_id)
+        .bind(bucket)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM detector_series WHERE project_id = $1")
         .bind(project_id)
         .execute(&mut *conn)
