@@ -148,8 +148,8 @@ async fn drop_partitions_before(
         let Some(day) = partition_day(&name) else {
             continue;
         };
-        // The name is ours (validated by parsing it back), never user text.
-        if day < cutoff && partition_name(day) == name {
+        // The name is ours (it round-trips through the day), never user text.
+        if day < cutoff {
             sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
                 .execute(pool)
                 .await?;
@@ -159,9 +159,12 @@ async fn drop_partitions_before(
     Ok(dropped)
 }
 
+/// The day of one of our partitions, by its name; `None` for any other table.
 fn partition_day(name: &str) -> Option<NaiveDate> {
     let digits = name.strip_prefix("events_p")?;
-    NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
+    let day = NaiveDate::parse_from_str(digits, "%Y%m%d").ok()?;
+    // Only the exact name we would give that day (chrono also accepts short fields).
+    (partition_name(day) == name).then_some(day)
 }
 
 async fn expire(pool: &PgPool, project_id: i64, cutoff: NaiveDate) -> Result<u64, StoreError> {
