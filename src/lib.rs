@@ -16,14 +16,20 @@
 //!                             ▼
 //!                           PostgreSQL   ── the HTTP answer goes out only after COMMIT
 //!                             │
+//!                             ├──► http::api      issues, events, incidents, rules as JSON
 //!                             ▼
-//!                           http::api    issues and events read back as JSON (API tokens)
+//!                           detect::worker  every closed minute, per leased project: the
+//!                             │             anomaly detector over each series + the exact
+//!                             │             rules (new issue, regression, thresholds,
+//!                             │             mute escalation) → incidents, history, outbox
+//!                             ▼
+//!                           outbox rows     (delivered by the webhook/email workers, later)
 //! ```
 //!
 //! `config` holds the typed settings, `metrics` every Prometheus metric, `telemetry` the
 //! logs, `app` the shared state of one process, and `cli` the `seismo` commands that
-//! wire it all together. Later stages (detection, incidents, delivery) read what `store`
-//! writes: the per-minute counts and the issue rows.
+//! wire it all together (`seismo eval` replays `detect` offline). `store::retention`
+//! keeps disk use bounded without touching counts.
 
 pub mod app;
 pub mod cli;

@@ -4,16 +4,22 @@
 //!  store::counts (closed minute buckets)
 //!     │
 //!     ▼
-//!  series     one Point per series per bucket: events, and for services requests/failed
-//!     │
-//!     ├──► anomaly   streaming detector, O(1) per point, ≤ 256 bytes of state per series
-//!     ├──► rules     exact rules: new issue, regression, "≥ N in M minutes", mute escalation
+//!  worker     per leased project, every closed minute: load/replay state, step, decide,
+//!     │       commit incidents + checkpoint (the only part here that does I/O, via store)
 //!     ▼
-//!  incidents  open → recovering → resolved | escalated (pure state machine; store persists)
+//!  engine     one project's series: every known series stepped each bucket (a missing
+//!     │       minute is a zero), series born with their first count, idle ones forgotten
+//!     ├──► anomaly   streaming detector, O(1) per point, ≤ 256 bytes of state per series
+//!     │              (tail: the count / binomial / normal tails it scores with)
+//!     ├──► threshold_step  "≥ N in M minutes" with hysteresis (worker: new issue,
+//!     │                    regression, mute escalation from the issue rows)
+//!     ▼
+//!  incidents  open → recovering → resolved | escalated; the JSON the API and outbox carry
 //! ```
 //!
-//! Everything here is pure: given the same points it makes the same decisions, so `seismo
-//! eval` ([`replay`]) runs exactly the production code over recorded series.
+//! `anomaly`, `engine`, `incidents` and `tail` are pure: given the same points they make the
+//! same decisions, so `seismo eval` ([`replay`], [`eval`]) runs exactly the production code
+//! over recorded series (NAB, a CSV, seeded synthetic streams).
 
 pub mod anomaly;
 pub mod engine;

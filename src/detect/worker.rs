@@ -37,8 +37,9 @@ use crate::metrics::Metrics;
 use crate::store::counts::{self, Scope};
 use crate::store::detector::{self as stored, StoredSeries};
 use crate::store::incidents::{self as incident_store, Incident, NewIncident};
+use crate::store::issues::{self, Moment};
 use crate::store::rules::{self as rule_store, Rule};
-use crate::store::{issues, StoreError};
+use crate::store::StoreError;
 
 /// Projects are spread over this many shards; each shard is leased to one process.
 pub const SHARDS: i32 = 16;
@@ -297,12 +298,18 @@ impl Worker {
         let until = through + BUCKET;
         let enabled = |kind: &str| rules.iter().any(|r| r.kind == kind && r.enabled);
         if enabled("new_issue") {
-            for issue in issues::first_seen_between(&self.pool, project_id, from, until).await? {
+            for issue in
+                issues::reached_between(&self.pool, project_id, Moment::FirstSeen, from, until)
+                    .await?
+            {
                 decisions.open(issue_opening(Kind::NewIssue, &issue, issue.first_seen));
             }
         }
         if enabled("regression") {
-            for issue in issues::regressed_between(&self.pool, project_id, from, until).await? {
+            for issue in
+                issues::reached_between(&self.pool, project_id, Moment::Regressed, from, until)
+                    .await?
+            {
                 let at = issue.regressed_at.unwrap_or(until);
                 decisions.open(issue_opening(Kind::Regression, &issue, at));
             }

@@ -188,35 +188,31 @@ pub async fn set_status(
         .await?)
 }
 
-/// Issues of a project first seen in `[since, until)`: candidates for "new issue" incidents.
-pub async fn first_seen_between(
-    pool: &PgPool,
-    project_id: i64,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<Vec<Issue>, StoreError> {
-    let sql = format!(
-        "SELECT {ISSUE_COLUMNS} FROM issues \
-         WHERE project_id = $1 AND first_seen >= $2 AND first_seen < $3 ORDER BY id"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(project_id)
-        .bind(since)
-        .bind(until)
-        .fetch_all(pool)
-        .await?)
+/// A moment in an issue's life the detector pages on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// Its first event: a new issue.
+    FirstSeen,
+    /// Its return after being resolved: a regression.
+    Regressed,
 }
 
-/// Issues of a project that regressed in `[since, until)`.
-pub async fn regressed_between(
+/// Issues of a project whose `moment` fell in `[since, until)`.
+pub async fn reached_between(
     pool: &PgPool,
     project_id: i64,
+    moment: Moment,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Issue>, StoreError> {
+    // A column name from a closed set, never user text.
+    let column = match moment {
+        Moment::FirstSeen => "first_seen",
+        Moment::Regressed => "regressed_at",
+    };
     let sql = format!(
         "SELECT {ISSUE_COLUMNS} FROM issues \
-         WHERE project_id = $1 AND regressed_at >= $2 AND regressed_at < $3 ORDER BY id"
+         WHERE project_id = $1 AND {column} >= $2 AND {column} < $3 ORDER BY id"
     );
     Ok(sqlx::query_as(&sql)
         .bind(project_id)
