@@ -26,6 +26,13 @@ pub struct Metrics {
     pub detection_tick_duration: Histogram,
     pub retention_partitions_dropped: IntCounter,
     pub retention_events_removed: IntCounterVec,
+    /// The three probabilities of DESIGN.md §5 over all projects and all time. Each has no
+    /// labels and no sample until it is defined (see `store::stats::refresh_gauges`):
+    /// Prometheus convention is to leave out a value that does not exist rather than
+    /// export a sentinel such as 0, -1 or NaN.
+    pub detection_probability: GaugeVec,
+    pub recovery_probability: GaugeVec,
+    pub handling_probability: GaugeVec,
 }
 
 /// Sentry envelope item types we name in metrics; anything else counts as `other`.
@@ -163,6 +170,30 @@ impl Metrics {
                 &["reason"],
             )
             .expect("static metric"),
+            detection_probability: GaugeVec::new(
+                Opts::new(
+                    "detection_probability",
+                    "1 - P(false negative) - P(false positive) over labelled incidents and missed faults of all projects; absent until one is labelled",
+                ),
+                &[],
+            )
+            .expect("static metric"),
+            recovery_probability: GaugeVec::new(
+                Opts::new(
+                    "recovery_probability",
+                    "1 - P(false recovery) - P(no recovery) over recovery actions whose verification ended; absent until one has",
+                ),
+                &[],
+            )
+            .expect("static metric"),
+            handling_probability: GaugeVec::new(
+                Opts::new(
+                    "handling_probability",
+                    "Share of error events of all projects that the application handled; absent until an event arrives",
+                ),
+                &[],
+            )
+            .expect("static metric"),
             registry,
         };
         metrics.register_all();
@@ -186,6 +217,9 @@ impl Metrics {
             Box::new(self.detection_tick_duration.clone()),
             Box::new(self.retention_partitions_dropped.clone()),
             Box::new(self.retention_events_removed.clone()),
+            Box::new(self.detection_probability.clone()),
+            Box::new(self.recovery_probability.clone()),
+            Box::new(self.handling_probability.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -211,6 +245,18 @@ impl Metrics {
                 self.otlp_records
                     .with_label_values(&[signal.as_str(), result])
                     .inc_by(n);
+            }
+        }
+    }
+
+    /// Sets a label-less probability gauge to `value`, or removes its sample when the
+    /// probability is undefined (nothing to compute it from), so no sentinel is exported.
+    pub fn set_probability(gauge: &GaugeVec, value: Option<f64>) {
+        match value.filter(|v| v.is_finite()) {
+            Some(v) => gauge.with_label_values::<&str>(&[]).set(v),
+            None => {
+                // Absent already is fine: removing is only for a value that went away.
+                let _ = gauge.remove_label_values::<&str>(&[]);
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod partitions;
 pub mod projects;
 pub mod retention;
 pub mod rules;
+pub mod stats;
 pub mod tokens;
 pub mod writer;
 

@@ -9,6 +9,7 @@ mod incidents;
 mod issues;
 mod pagination;
 mod rules;
+mod stats;
 
 use axum::Router;
 
@@ -20,4 +21,5 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(incidents::router())
         .merge(rules::router())
+        .merge(stats::router())
 }
