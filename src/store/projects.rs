@@ -142,3 +142,169 @@ pub async fn set_retention(
         .await?;
     Ok(())
 }
+
+/// How long a project's events are kept and how many at most, read by the management API.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Retention {
+    pub retention_days: i32,
+    pub max_events: Option<i64>,
+}
+
+pub async fn retention(pool: &PgPool, id: i64) -> Result<Option<Retention>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT retention_days, max_events FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// What one request changes on a project; `None` leaves a field as it is, `Some(None)`
+/// clears a nullable one.
+#[derive(Debug, Default)]
+pub struct ProjectChange {
+    pub name: Option<String>,
+    pub rate_limit_per_minute: Option<Option<i32>>,
+    pub retention_days: Option<i32>,
+    pub max_events: Option<Option<i64>>,
+}
+
+/// Applies `change` in one statement; false when there is no such project.
+pub async fn update(pool: &PgPool, id: i64, change: &ProjectChange) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE projects SET \
+           name = COALESCE($2, name), \
+           rate_limit_per_minute = CASE WHEN $3 THEN $4 ELSE rate_limit_per_minute END, \
+           retention_days = COALESCE($5, retention_days), \
+           max_events = CASE WHEN $6 THEN $7 ELSE max_events END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(change.name.as_deref())
+    .bind(change.rate_limit_per_minute.is_some())
+    .bind(change.rate_limit_per_minute.flatten())
+    .bind(change.retention_days)
+    .bind(change.max_events.is_some())
+    .bind(change.max_events.flatten())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes a project with everything it owns; false when there is no such project. Events
+/// have no foreign key (the table is partitioned), so they go explicitly, after the project
+/// row: deleting it cascades to the issues, which waits for writers updating them, and a
+/// later writer can no longer add an issue for the project.
+pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        > 0;
+    if !deleted {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM events WHERE project_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// One ingestion key of a project.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Key {
+    pub id: i64,
+    pub project_id: i64,
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Stored with the key; ingestion enforces the project's quota only (see `grant_for_key`).
+    pub rate_limit_per_minute: Option<i32>,
+}
+
+const KEY_COLUMNS: &str =
+    "id, project_id, public_key, created_at, revoked_at, rate_limit_per_minute";
+
+pub async fn list_keys(pool: &PgPool, project_id: i64) -> Result<Vec<Key>, StoreError> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM project_keys WHERE project_id = $1 ORDER BY id");
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// A new active key for the project (which must exist).
+pub async fn create_key(
+    pool: &PgPool,
+    project_id: i64,
+    rate_limit_per_minute: Option<i32>,
+) -> Result<Key, StoreError> {
+    let sql = format!(
+        "INSERT INTO project_keys (project_id, public_key, rate_limit_per_minute) \
+         VALUES ($1, $2, $3) RETURNING {KEY_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(new_public_key())
+        .bind(rate_limit_per_minute)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Sets (or with `None` clears) a key's quota; `None` when the project has no such key.
+pub async fn set_key_rate_limit(
+    pool: &PgPool,
+    project_id: i64,
+    key_id: i64,
+    per_minute: Option<i32>,
+) -> Result<Option<Key>, StoreError> {
+    let sql = format!(
+        "UPDATE project_keys SET rate_limit_per_minute = $3 \
+         WHERE id = $1 AND project_id = $2 RETURNING {KEY_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(key_id)
+        .bind(project_id)
+        .bind(per_minute)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Revokes a key (the first revocation time is kept); false when the project has no such
+/// key. Ingestion refuses it once the key cache's entry expires (`ingest::keys`).
+pub async fn revoke_key(pool: &PgPool, project_id: i64, key_id: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE project_keys SET revoked_at = COALESCE(revoked_at, now()) \
+         WHERE id = $1 AND project_id = $2",
+    )
+    .bind(key_id)
+    .bind(project_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// `create` and `set_retention` in one transaction: a failure leaves no half-made project.
+pub async fn create_with_retention(
+    pool: &PgPool,
+    slug: &str,
+    name: &str,
+    rate_limit_per_minute: Option<i32>,
+    retention_days: i32,
+    max_events: Option<i64>,
+) -> Result<Project, StoreError> {
+    let mut tx = pool.begin().await?;
+    let project = create(&mut tx, slug, name, rate_limit_per_minute).await?;
+    sqlx::query("UPDATE projects SET retention_days = $2, max_events = $3 WHERE id = $1")
+        .bind(project.id)
+        .bind(retention_days)
+        .bind(max_events)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(project)
+}

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_detection;
+mod api_projects;
 mod api_stats;
 mod cli;
 mod detect;

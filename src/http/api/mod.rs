@@ -8,6 +8,7 @@ mod events;
 mod incidents;
 mod issues;
 mod pagination;
+mod projects;
 mod rules;
 mod stats;
 
@@ -21,5 +22,6 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(incidents::router())
         .merge(rules::router())
+        .merge(projects::router())
         .merge(stats::router())
 }
