@@ -6,7 +6,7 @@
 mod check;
 mod database;
 mod eval;
-mod project;
+pub(crate) mod project;
 mod send_test;
 mod serve;
 mod token;

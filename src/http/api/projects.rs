@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::auth::ApiToken;
 use super::pagination::Page;
+use crate::cli::project::project_json;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::ingest::sentry::auth::Dsn;
@@ -46,20 +47,14 @@ fn dsn(state: &AppState, public_key: &str, project_id: i64) -> String {
     Dsn::for_project(&state.config.public_url, public_key, project_id).to_string()
 }
 
-/// The project as DESIGN.md §3.5 shows it (as `seismo project create --json` prints it),
-/// with its quota and retention.
+/// The project as DESIGN.md §3.5 shows it (exactly as `seismo project create --json` prints
+/// it), with its quota and retention.
 fn view(state: &AppState, project: &Project, retention: &Retention) -> Value {
-    json!({
-        "id": project.id,
-        "slug": project.slug,
-        "name": project.name,
-        "dsn": project.public_key.as_deref().map(|k| dsn(state, k, project.id)),
-        "otlp_key": project.public_key,
-        "created_at": project.created_at,
-        "rate_limit": project.rate_limit_per_minute,
-        "retention_days": retention.retention_days,
-        "max_events": retention.max_events,
-    })
+    let mut view = project_json(project, &state.config);
+    view["rate_limit"] = json!(project.rate_limit_per_minute);
+    view["retention_days"] = json!(retention.retention_days);
+    view["max_events"] = json!(retention.max_events);
+    view
 }
 
 fn key_view(state: &AppState, key: &Key) -> Value {
