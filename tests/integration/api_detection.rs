@@ -14,21 +14,7 @@ use seismo::store::incidents::{self, Incident, NewIncident};
 use seismo::store::issues;
 use serde_json::{json, Value};
 
-use crate::harness::{python_exception, TestApp};
-
-/// Sends `body` as JSON with the API token; returns the status and the JSON answer.
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(&app.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("API request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use crate::harness::{call, python_exception, TestApp};
 
 async fn patch(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     call(app, Method::PATCH, path, Some(body)).await

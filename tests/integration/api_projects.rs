@@ -4,21 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{envelope, python_exception, TestApp};
-
-/// A request with the API token; returns the status and the JSON body (null when empty).
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(&app.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("API request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use crate::harness::{call, envelope, python_exception, TestApp};
 
 async fn create_project(app: &TestApp, body: Value) -> Value {
     let (status, project) = call(app, Method::POST, "/api/v1/projects", Some(body)).await;

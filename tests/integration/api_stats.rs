@@ -9,20 +9,7 @@ use seismo::store::incidents::{self, NewIncident};
 use seismo::store::projects;
 use serde_json::{json, Value};
 
-use crate::harness::{python_exception, TestApp};
-
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(&app.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("API request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use crate::harness::{call, python_exception, TestApp};
 
 fn minutes_ago(minutes: i64) -> DateTime<Utc> {
     let now = Utc::now() - TimeDelta::minutes(minutes);

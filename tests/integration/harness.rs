@@ -339,3 +339,23 @@ pub fn python_exception(ty: &str, value: &str, functions: &[&str], line: u32) ->
         "exception": {"values": [{"type": ty, "value": value, "stacktrace": {"frames": frames}}]}
     })
 }
+
+/// Sends `body` as JSON with the API token; returns the status and the JSON answer (null
+/// when empty).
+pub async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(&app.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("API request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
