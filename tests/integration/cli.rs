@@ -215,6 +215,40 @@ async fn project_and_token_commands_print_what_they_create() {
         .await
         .expect("get");
     assert_eq!(response.status(), 200, "the printed token works");
+
+    // A read-only token reads but may not change anything.
+    let reader = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "token",
+        "create",
+        "dashboards",
+        "--scope",
+        "read",
+        "--json",
+    ]));
+    assert!(reader.status.success(), "{}", text(&reader.stderr));
+    let reader: Value = serde_json::from_slice(&reader.stdout).expect("token json");
+    let reader = reader["token"].as_str().expect("token");
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/projects/{}/rules", project["id"])))
+        .bearer_auth(reader)
+        .json(&serde_json::json!({"kind": "anomaly"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 403, "read scope cannot write");
+    let refused = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "token",
+        "create",
+        "x",
+        "--scope",
+        "root",
+    ]));
+    assert!(!refused.status.success(), "an unknown scope is refused");
     app.stop().await;
 }
 

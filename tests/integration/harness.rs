@@ -168,7 +168,7 @@ impl TestApp {
             .await
             .expect("create project");
         drop(conn);
-        let token = store::tokens::create(&pool, "test")
+        let token = store::tokens::create(&pool, "test", store::tokens::Scope::Admin)
             .await
             .expect("create token");
         let (app, writer) = App::start(config, pool.clone());
@@ -348,10 +348,18 @@ pub async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(&app.token);
+    call_as(app, &app.token, method, path, body).await
+}
+
+/// [`call`] with another API token.
+pub async fn call_as(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }

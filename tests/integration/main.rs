@@ -4,6 +4,7 @@
 mod api;
 mod api_detection;
 mod api_projects;
+mod api_scopes;
 mod api_stats;
 mod cli;
 mod detect;

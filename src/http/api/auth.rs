@@ -1,13 +1,18 @@
-//! The `ApiToken` extractor: a handler that takes it only runs for a valid, unrevoked token.
-//! Ingestion keys are a different table, so they never pass here (and tokens never ingest).
+//! The `ApiToken` extractor: a handler that takes it only runs for a valid, unrevoked token
+//! whose scope covers the request. Ingestion keys are a different table, so they never pass
+//! here (and tokens never ingest).
+//!
+//! Which scope a request needs is decided here, in one place, from its method and route
+//! ([`required_scope`]): reading needs `read`, changing needs `write`, and managing projects
+//! and their ingestion keys needs `admin`.
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
 
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::store::tokens;
+use crate::store::tokens::{self, Scope};
 
 pub struct ApiToken {
     #[allow(dead_code)] // The token's id; scopes and audit logs will read it.
@@ -30,9 +35,60 @@ impl FromRequestParts<AppState> for ApiToken {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be Bearer <api token>")
             })?;
-        match tokens::verify(&state.pool, token).await? {
-            Some(id) => Ok(ApiToken { id }),
-            None => Err(ApiError::unauthorized("the API token is not valid")),
+        let grant = tokens::verify(&state.pool, token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the API token is not valid"))?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or(parts.uri.path(), MatchedPath::as_str);
+        let needed = required_scope(&parts.method, route);
+        if grant.scope < needed {
+            let message = format!(
+                "this token's scope is {}; {} {route} needs {}",
+                grant.scope.as_str(),
+                parts.method,
+                needed.as_str()
+            );
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
         }
+        Ok(ApiToken { id: grant.id })
+    }
+}
+
+/// The scope a request needs, by method and route template.
+pub fn required_scope(method: &Method, route: &str) -> Scope {
+    let manages_projects = route.contains("/keys")
+        || (route == "/api/v1/projects" && method == Method::POST)
+        || (route == "/api/v1/projects/{id}" && method != Method::GET);
+    if manages_projects {
+        Scope::Admin
+    } else if method == Method::GET || method == Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_follow_method_and_route() {
+        let cases = [
+            (Method::GET, "/api/v1/incidents", Scope::Read),
+            (Method::PATCH, "/api/v1/incidents/{id}", Scope::Write),
+            (Method::POST, "/api/v1/projects/{id}/rules", Scope::Write),
+            (Method::GET, "/api/v1/projects/{id}", Scope::Read),
+            (Method::PATCH, "/api/v1/projects/{id}", Scope::Admin),
+            (Method::DELETE, "/api/v1/projects/{id}", Scope::Admin),
+            (Method::POST, "/api/v1/projects", Scope::Admin),
+            (Method::GET, "/api/v1/projects/{id}/keys", Scope::Admin),
+        ];
+        for (method, route, scope) in cases {
+            assert_eq!(required_scope(&method, route), scope, "{method} {route}");
+        }
+        assert!(Scope::Admin > Scope::Write && Scope::Write > Scope::Read);
     }
 }
