@@ -43,23 +43,16 @@ pub async fn run(config: Config, command: ProjectCommand) -> anyhow::Result<()> 
     } = command;
     let rate_limit = rate_limit.map(i32::try_from).transpose()?;
     let database = database::open(&config).await?;
-    let mut conn = database.pool.acquire().await?;
-    let created = projects::create(
-        &mut conn,
+    // One transaction: a project never exists without the retention it was created with.
+    let created = projects::create_with_retention(
+        &database.pool,
         &slug,
         name.as_deref().unwrap_or(&slug),
         rate_limit,
+        retention_days,
+        max_events,
     )
     .await;
-    drop(conn);
-    let created = match created {
-        Ok(project) => {
-            projects::set_retention(&database.pool, project.id, retention_days, max_events)
-                .await
-                .map(|()| project)
-        }
-        Err(error) => Err(error),
-    };
     database.close().await;
     let project = created?;
     if json {

@@ -128,8 +128,9 @@ pub async fn set_rate_limit(
 }
 
 /// How long the project's events are kept and how many at most (`None`: no cap).
-pub async fn set_retention(
-    pool: &PgPool,
+/// On the pool or inside the caller's transaction.
+pub async fn set_retention<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     id: i64,
     days: i32,
     max_events: Option<i64>,
@@ -138,7 +139,7 @@ pub async fn set_retention(
         .bind(id)
         .bind(days)
         .bind(max_events)
-        .execute(pool)
+        .execute(executor)
         .await?;
     Ok(())
 }
@@ -299,12 +300,7 @@ pub async fn create_with_retention(
 ) -> Result<Project, StoreError> {
     let mut tx = pool.begin().await?;
     let project = create(&mut tx, slug, name, rate_limit_per_minute).await?;
-    sqlx::query("UPDATE projects SET retention_days = $2, max_events = $3 WHERE id = $1")
-        .bind(project.id)
-        .bind(retention_days)
-        .bind(max_events)
-        .execute(&mut *tx)
-        .await?;
+    set_retention(&mut *tx, project.id, retention_days, max_events).await?;
     tx.commit().await?;
     Ok(project)
 }
