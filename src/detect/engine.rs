@@ -70,10 +70,10 @@ impl ProjectDetector {
     ) -> Vec<Firing> {
         self.admit_new_series(counts);
         let mut firings = Vec::new();
-        let keys: Vec<SeriesKey> = self.series.keys().cloned().collect();
-        for key in keys {
+        for (key, state) in self.series.iter_mut() {
             let tally = counts.get(&key.0).copied().unwrap_or_default();
-            if let Some(firing) = self.step_series(&key, bucket, tally, rules) {
+            let season = self.profiles.get(profile_of(&key.0));
+            if let Some(firing) = step_series(key, state, season, bucket, tally, rules) {
                 firings.push(firing);
             }
         }
@@ -96,49 +96,6 @@ impl ProjectDetector {
                     .or_default();
             }
         }
-    }
-
-    fn step_series(
-        &mut self,
-        key: &SeriesKey,
-        bucket: i64,
-        tally: Tally,
-        rules: AnomalyRules,
-    ) -> Option<Firing> {
-        let (sensitivity, point) = match key.1 {
-            Measure::Count => (
-                rules.counts,
-                Point {
-                    timestamp: bucket,
-                    value: tally.events as f64,
-                    requests: None,
-                },
-            ),
-            Measure::Rate => (
-                rules.error_rate,
-                Point {
-                    timestamp: bucket,
-                    value: tally.failed as f64,
-                    requests: Some(tally.requests as f64),
-                },
-            ),
-        };
-        let settings = sensitivity.unwrap_or(Sensitivity::Medium).settings();
-        let season = self.profiles.get(profile_of(&key.0)).copied();
-        let state = self.series.get_mut(key)?;
-        let verdict = state.observe(
-            &point,
-            ValueKind::Count,
-            season.as_ref(),
-            Scale::default(),
-            &settings,
-        );
-        (verdict.fired && sensitivity.is_some()).then(|| Firing {
-            scope: key.0.clone(),
-            measure: key.1,
-            bucket,
-            verdict,
-        })
     }
 
     /// The project's and each service's own event counts teach their daily profile.
@@ -173,6 +130,49 @@ impl ProjectDetector {
                 .is_none_or(|state| !state.alerting())
         })
     }
+}
+
+/// One series through one bucket; a firing only when its view is switched on.
+fn step_series(
+    key: &SeriesKey,
+    state: &mut SeriesState,
+    season: Option<&Seasonality>,
+    bucket: i64,
+    tally: Tally,
+    rules: AnomalyRules,
+) -> Option<Firing> {
+    let (sensitivity, point) = match key.1 {
+        Measure::Count => (
+            rules.counts,
+            Point {
+                timestamp: bucket,
+                value: tally.events as f64,
+                requests: None,
+            },
+        ),
+        Measure::Rate => (
+            rules.error_rate,
+            Point {
+                timestamp: bucket,
+                value: tally.failed as f64,
+                requests: Some(tally.requests as f64),
+            },
+        ),
+    };
+    let settings = sensitivity.unwrap_or(Sensitivity::Medium).settings();
+    let verdict = state.observe(
+        &point,
+        ValueKind::Count,
+        season,
+        Scale::default(),
+        &settings,
+    );
+    (verdict.fired && sensitivity.is_some()).then(|| Firing {
+        scope: key.0.clone(),
+        measure: key.1,
+        bucket,
+        verdict,
+    })
 }
 
 /// The profile a series is deseasonalised with: its service's, else the project's.
