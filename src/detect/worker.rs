@@ -318,26 +318,16 @@ impl Worker {
             self.threshold_rule(project_id, rule, through, decisions)
                 .await?;
         }
-        for mute in issues::mutes(&self.pool, project_id).await? {
-            let since = through - TimeDelta::minutes(i64::from(mute.window_minutes)) + BUCKET;
-            let totals =
-                counts::window_totals(&self.pool, project_id, "issue", since, through).await?;
-            let scope = Scope::Issue(mute.issue_id);
-            let total = totals
-                .iter()
-                .find(|(s, _)| *s == scope)
-                .map_or(0, |(_, total)| *total);
-            if total >= mute.count {
-                decisions.unmute.push(mute.issue_id);
-                decisions.open(Opening {
-                    kind: Kind::Threshold,
-                    scope,
-                    at: through,
-                    score: 1.0,
-                    details: json!({"reason": "ignored issue escalated", "events": total,
-                        "threshold": mute.count, "window_minutes": mute.window_minutes}),
-                });
-            }
+        for (mute, total) in issues::escalations(&self.pool, project_id, through).await? {
+            decisions.unmute.push(mute.issue_id);
+            decisions.open(Opening {
+                kind: Kind::Threshold,
+                scope: Scope::Issue(mute.issue_id),
+                at: through,
+                score: 1.0,
+                details: json!({"reason": "ignored issue escalated", "events": total,
+                    "threshold": mute.count, "window_minutes": mute.window_minutes}),
+            });
         }
         Ok(())
     }
