@@ -93,6 +93,15 @@ struct ProjectRun {
     checkpoint: Option<DateTime<Utc>>,
     /// The bucket the stored state is current through.
     state_saved: Option<DateTime<Utc>>,
+    /// Active incidents after the last commit (summed over projects for the gauge).
+    open_incidents: usize,
+}
+
+/// What one project's commit did.
+struct Committed {
+    opened: Vec<i64>,
+    resolved: Vec<i64>,
+    still_open: usize,
 }
 
 pub struct Worker {
@@ -148,6 +157,8 @@ impl Worker {
         }
         let series: usize = self.runs.values().map(|r| r.detector.series.len()).sum();
         self.metrics.detector_series.set(series as i64);
+        let open: usize = self.runs.values().map(|r| r.open_incidents).sum();
+        self.metrics.incidents_open.set(open as i64);
         timer.observe_duration();
         Ok(pass)
     }
@@ -173,7 +184,12 @@ impl Worker {
             .await?;
         pass.buckets += decisions.buckets;
         match self.commit(project_id, &run, through, &decisions).await? {
-            Some((opened, resolved)) => {
+            Some(Committed {
+                opened,
+                resolved,
+                still_open,
+            }) => {
+                run.open_incidents = still_open;
                 pass.opened.extend(opened);
                 pass.resolved.extend(resolved);
                 run.last_bucket = through;
@@ -214,6 +230,7 @@ impl Worker {
                 last_bucket: through - WARM_UP_HISTORY,
                 checkpoint: None,
                 state_saved: None,
+                open_incidents: 0,
             };
             return Ok((run, true));
         };
@@ -238,6 +255,7 @@ impl Worker {
             last_bucket,
             checkpoint: Some(last_bucket),
             state_saved: snapshot.state_bucket,
+            open_incidents: 0,
         };
         Ok((run, false))
     }
@@ -383,7 +401,7 @@ impl Worker {
         run: &ProjectRun,
         through: DateTime<Utc>,
         decisions: &Decisions,
-    ) -> Result<Option<(Vec<i64>, Vec<i64>)>, DetectError> {
+    ) -> Result<Option<Committed>, DetectError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         if !stored::advance_checkpoint(&mut tx, project_id, run.checkpoint, through).await? {
             return Ok(None);
@@ -443,9 +461,11 @@ impl Worker {
             .anomaly_score
             .with_label_values(&[&project_id.to_string()])
             .set(decisions.max_score);
-        let still_open = tracked.len() - resolved.len();
-        self.metrics.incidents_open.set(still_open as i64);
-        Ok(Some((opened, resolved)))
+        Ok(Some(Committed {
+            still_open: tracked.len() - resolved.len(),
+            opened,
+            resolved,
+        }))
     }
 }
 

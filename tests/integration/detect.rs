@@ -917,3 +917,28 @@ async fn detect_new_issues_page_while_their_rule_is_enabled() {
         .all(|i| i.issue_id != quiet));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn detect_the_open_incidents_gauge_counts_every_project_held() {
+    let app = TestApp::spawn().await;
+    let pool = &app.pool;
+    let mut conn = pool.acquire().await.expect("connection");
+    let other = seismo::store::projects::create(&mut conn, "other", "Other", None)
+        .await
+        .expect("project");
+    drop(conn);
+    for project in [app.project.id, other.id] {
+        set_counts(pool, project, &Scope::Project, -360, -1, 20).await;
+        set_counts(pool, project, &Scope::Project, 0, 0, 200).await;
+    }
+    let mut worker = worker(&app);
+    pass_through(&mut worker, minute(-1)).await;
+    let burst = pass_through(&mut worker, minute(0)).await;
+    assert_eq!(burst.opened.len(), 2, "{burst:?}");
+    assert!(
+        app.metrics().contains("seismo_incidents_open 2"),
+        "{}",
+        app.metrics()
+    );
+    app.stop().await;
+}
