@@ -29,6 +29,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::NewIssue,
+        Kind::Regression,
+        Kind::Threshold,
+        Kind::Anomaly,
+        Kind::ErrorRate,
+    ];
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NewIssue => "new_issue",

@@ -14,6 +14,9 @@
 //!  one transaction: incidents opened / resolved (+ history, outbox), state, checkpoint
 //! ```
 //!
+//! An incident that opens inside a matching silence (`store::silences`) is recorded like
+//! any other but writes no outbox rows, neither when it opens nor when it resolves.
+//!
 //! A project seen for the first time (no checkpoint) is warmed up on the last
 //! [`WARM_UP_HISTORY`] of stored counts without paging. The state is saved every
 //! [`STATE_EVERY`]; after a restart the buckets between the saved state and the decision
@@ -469,13 +472,17 @@ impl Worker {
     }
 }
 
-/// Writes the outbox rows announcing an incident's new state.
+/// Writes the outbox rows announcing an incident's new state; an incident opened under a
+/// silence announces nothing, from its opening to its resolution.
 async fn announce(
     tx: &mut sqlx::PgConnection,
     incident: &Incident,
     state: State,
     kind: Kind,
 ) -> Result<(), StoreError> {
+    if incident.silence_id.is_some() {
+        return Ok(());
+    }
     let at = incident.updated_at;
     let topic = state.topic();
     let body = incidents::message(topic, at, incident);

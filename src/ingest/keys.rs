@@ -1,5 +1,6 @@
 //! Ingestion keys → projects, cached so the hot path does not query PostgreSQL per request.
-//! A revoked key keeps working for at most `POSITIVE_TTL`; an unknown key is re-checked after
+//! A revoked key keeps working for at most `POSITIVE_TTL` (none at all in the process that
+//! revoked it: [`KeyCache::forget_project`]); an unknown key is re-checked after
 //! `NEGATIVE_TTL`, so a key created a moment ago works almost at once.
 
 use std::collections::HashMap;
@@ -34,6 +35,16 @@ impl KeyCache {
             entries.insert(key.to_owned(), (Instant::now(), grant.clone()));
         }
         Ok(grant)
+    }
+
+    /// Drops the cached grants of a project's keys, so a change to the project or its keys
+    /// (deleted, revoked, a new quota) applies to this process's next request; other
+    /// processes see it within `POSITIVE_TTL`.
+    pub fn forget_project(&self, project_id: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries
+                .retain(|_, (_, grant)| grant.as_ref().is_none_or(|g| g.project_id != project_id));
+        }
     }
 
     fn cached(&self, key: &str) -> Option<Option<KeyGrant>> {

@@ -149,6 +149,12 @@ impl Ingest {
         &self.metrics
     }
 
+    /// Forgets what this process cached about the project's keys: after the project or its
+    /// keys change, its next request is checked against the database.
+    pub fn forget_project(&self, project_id: i64) {
+        self.keys.forget_project(project_id);
+    }
+
     /// Resolves a key to its project. `project_id` is the one in the URL, when there is one.
     pub async fn authorize(
         &self,
@@ -248,10 +254,7 @@ impl Ingest {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
         let record =
             |outcome: Outcome, n: usize| outcome::record(&self.metrics, source, outcome, n);
-        if let Err(retry_after) =
-            self.quotas
-                .take(grant.project_id, grant.rate_limit_per_minute, n, Utc::now())
-        {
+        if let Err(retry_after) = self.quotas.take(&quota::limits_of(grant), n, Utc::now()) {
             record(Outcome::RateLimited(Reason::Quota), n);
             return Err(IngestError::QuotaExceeded { retry_after });
         }
@@ -266,12 +269,16 @@ impl Ingest {
                 let (reason, answer) = match error {
                     WriteError::Overloaded => (Reason::Backpressure, IngestError::Overloaded),
                     WriteError::Failed(_) => (Reason::StorageRejected, IngestError::Rejected),
+                    WriteError::ProjectGone => (
+                        Reason::ProjectDeleted,
+                        IngestError::UnknownProject(grant.project_id),
+                    ),
                     WriteError::Unavailable(_) | WriteError::Stopped => {
                         (Reason::StorageUnavailable, IngestError::Unavailable)
                     }
                 };
                 let outcome = match reason {
-                    Reason::StorageRejected => Outcome::Invalid(reason),
+                    Reason::StorageRejected | Reason::ProjectDeleted => Outcome::Invalid(reason),
                     _ => Outcome::RateLimited(reason),
                 };
                 record(outcome, n);

@@ -17,6 +17,8 @@ pub enum Reason {
     StorageUnavailable,
     /// PostgreSQL refused the data.
     StorageRejected,
+    /// The key's project was deleted while its key was still cached.
+    ProjectDeleted,
     /// Not parseable as an event.
     Malformed,
     /// Larger than the per-event limit.
@@ -31,6 +33,7 @@ impl Reason {
             Reason::Backpressure => "backpressure",
             Reason::StorageUnavailable => "storage_unavailable",
             Reason::StorageRejected => "storage_rejected",
+            Reason::ProjectDeleted => "project_deleted",
             Reason::Malformed => "malformed",
             Reason::TooLarge => "too_large",
         }

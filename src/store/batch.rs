@@ -1,7 +1,8 @@
 //! The statements of one writer batch, in the order `writer` runs them inside one
 //! transaction:
 //!
-//! 1. [`open`]: find or create the issue of every fingerprint (nothing locked), and record
+//! 0. [`share_issue_sets`]: hold off merges and deletions of the batch's projects' issues;
+//! 1. [`open`]: find or create the issue of every fingerprint (no row locked), and record
 //!    releases first seen — one round trip;
 //! 2. `events::insert`: the event rows; the unique key decides which are new;
 //! 3. [`close`]: add the new events to their issues (reopening regressed ones), then the
@@ -17,6 +18,29 @@ use sqlx::PgConnection;
 
 use super::counts::{SeriesMinute, Tally};
 use super::StoreError;
+
+/// The advisory lock namespace (the first of the two-int key) guarding which issue a
+/// project's fingerprints belong to. Batches take it shared per project; merging or
+/// deleting issues takes it exclusive, so no batch can find an issue, lose it to a merge and
+/// then write events to it.
+pub(crate) const ISSUE_SET_LOCK: i32 = 0x5345_4953;
+
+/// Takes the shared issue-set lock of every project in the batch, until COMMIT. A statement
+/// of its own, before [`open`]: `open` must see the world after any merge it waited for.
+pub async fn share_issue_sets(
+    conn: &mut PgConnection,
+    project_ids: &[i64],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock_shared($1, (p % 2147483647)::int4) \
+         FROM (SELECT DISTINCT p FROM UNNEST($2::int8[]) AS p ORDER BY p) AS projects",
+    )
+    .bind(ISSUE_SET_LOCK)
+    .bind(project_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 /// A fingerprint seen in a batch, with what names its issue should the issue be new.
 #[derive(Debug, Clone)]
@@ -53,6 +77,8 @@ pub async fn open(
 ) -> Result<Vec<EnsuredIssue>, StoreError> {
     // The final SELECT sees the statement's snapshot: the existing issues, not those this
     // statement creates (they come from `created`), so each key appears once.
+    // A fingerprint merged into another issue is an alias: it joins that issue and never
+    // creates its own again.
     let mut found: Vec<EnsuredIssue> = sqlx::query_as(
         "WITH new_releases AS ( \
            INSERT INTO releases (project_id, version, first_seen) \
@@ -61,13 +87,19 @@ pub async fn open(
          keys AS ( \
            SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
              $7::timestamptz[]) AS k(p, f, s, t, c, l, at)), \
+         aliased AS ( \
+           SELECT a.issue_id, keys.p, keys.f FROM keys \
+           JOIN issue_aliases a ON a.project_id = keys.p AND a.fingerprint = keys.f), \
          created AS ( \
            INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, culprit, level, \
              first_seen, last_seen) \
            SELECT p, f, s, t, c, l, at, at FROM keys \
+           WHERE NOT EXISTS (SELECT 1 FROM aliased WHERE aliased.p = keys.p AND aliased.f = keys.f) \
            ON CONFLICT (project_id, fingerprint) DO NOTHING \
            RETURNING id, project_id, fingerprint) \
          SELECT id, project_id, fingerprint, true AS created FROM created \
+         UNION ALL \
+         SELECT issue_id, p, f, false FROM aliased \
          UNION ALL \
          SELECT i.id, i.project_id, i.fingerprint, false FROM issues i \
            JOIN keys ON i.project_id = keys.p AND i.fingerprint = keys.f",

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use super::counts::Scope;
+use super::silences::MATCHING_SILENCE;
 use super::StoreError;
 
 /// An incident row as stored.
@@ -32,6 +33,8 @@ pub struct Incident {
     pub details: serde_json::Value,
     /// When a person first said they are on it (not a state: see migration 0008).
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// The silence it opened under: recorded, never announced.
+    pub silence_id: Option<i64>,
 }
 
 impl Incident {
@@ -61,17 +64,19 @@ pub struct NewIncident {
 }
 
 const INCIDENT_COLUMNS: &str = "id, project_id, kind, scope, service, issue_id, state, opened_at, \
-     updated_at, resolved_at, score, label, calm_buckets, details, acknowledged_at";
+     updated_at, resolved_at, score, label, calm_buckets, details, acknowledged_at, silence_id";
 
-/// Opens an incident unless its series already has an active one (then `None`).
+/// Opens an incident unless its series already has an active one (then `None`), stamped
+/// with the silence that covers it, if any.
 pub async fn open(
     conn: &mut PgConnection,
     new: &NewIncident,
 ) -> Result<Option<Incident>, StoreError> {
     let (scope, service, issue_id) = new.scope.columns();
     let sql = format!(
-        "INSERT INTO incidents (project_id, kind, scope, service, issue_id, state, opened_at, updated_at, score, details) \
-         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) \
+        "INSERT INTO incidents (project_id, kind, scope, service, issue_id, state, opened_at, updated_at, \
+           score, details, silence_id) \
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, {MATCHING_SILENCE}) \
          ON CONFLICT (project_id, scope, service, issue_id) WHERE state IN ('open', 'recovering', 'escalated') \
          DO NOTHING RETURNING {INCIDENT_COLUMNS}"
     );
@@ -87,7 +92,11 @@ pub async fn open(
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(incident) = &incident {
-        record(conn, incident.id, None, "open", &new.reason, new.opened_at).await?;
+        let reason = match incident.silence_id {
+            Some(silence) => format!("{} (silenced by silence {silence})", new.reason),
+            None => new.reason.clone(),
+        };
+        record(conn, incident.id, None, "open", &reason, new.opened_at).await?;
     }
     Ok(incident)
 }

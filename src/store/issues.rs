@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::StoreError;
 
@@ -118,11 +118,32 @@ pub enum Cursor {
 #[derive(Debug, Clone, Default)]
 pub struct IssueFilter {
     pub status: Option<Status>,
+    pub level: Option<String>,
     /// Case-insensitive substring of the title or culprit.
     pub query: Option<String>,
+    /// Only issues with at least one stored event matching all of these.
+    pub events: EventFilter,
     pub sort: Sort,
     pub after: Option<Cursor>,
     pub limit: i64,
+}
+
+/// What one of an issue's events must match for the issue to be listed: release,
+/// environment, service, received in `[since, until)`. Sentry filters issues by their events
+/// the same way; as there, events retention removed no longer count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl EventFilter {
+    fn is_empty(&self) -> bool {
+        *self == EventFilter::default()
+    }
 }
 
 /// One page of a project's issues, in the sort's order (descending, ties by id).
@@ -138,11 +159,25 @@ pub async fn list(
         Sort::LastSeen | Sort::FirstSeen => "timestamptz",
     };
     // The sort column comes from the enum above, never from the request.
+    // The event clause is left out when unused, so the plain listing stays an index scan.
+    let events_clause = match filter.events.is_empty() {
+        true => "",
+        false => {
+            "AND EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id \
+               AND ($8::text IS NULL OR e.release = $8) \
+               AND ($9::text IS NULL OR e.environment = $9) \
+               AND ($10::text IS NULL OR e.service = $10) \
+               AND ($11::timestamptz IS NULL OR e.received_at >= $11) \
+               AND ($12::timestamptz IS NULL OR e.received_at < $12))"
+        }
+    };
     let sql = format!(
         "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = $1 \
          AND ($2::text IS NULL OR status = $2) \
          AND ($3::text IS NULL OR title ILIKE $3 OR culprit ILIKE $3) \
          AND ($4::{key_type} IS NULL OR ({column}, id) < ($4, $5)) \
+         AND ($7::text IS NULL OR level = $7) \
+         {events_clause} \
          ORDER BY {column} DESC, id DESC LIMIT $6"
     );
     let query = sqlx::query_as(&sql)
@@ -155,7 +190,18 @@ pub async fn list(
         (None, Sort::Count) => query.bind(None::<i64>).bind(None::<i64>),
         (None, _) => query.bind(None::<DateTime<Utc>>).bind(None::<i64>),
     };
-    Ok(query.bind(filter.limit).fetch_all(pool).await?)
+    let query = query.bind(filter.limit).bind(filter.level.as_deref());
+    let events = &filter.events;
+    let query = match events.is_empty() {
+        true => query,
+        false => query
+            .bind(events.release.as_deref())
+            .bind(events.environment.as_deref())
+            .bind(events.service.as_deref())
+            .bind(events.since)
+            .bind(events.until),
+    };
+    Ok(query.fetch_all(pool).await?)
 }
 
 /// `%text%` with LIKE's wildcards in the text escaped.
@@ -314,4 +360,159 @@ pub async fn unmute(conn: &mut sqlx::PgConnection, id: i64) -> Result<(), StoreE
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What a merge did: the merged issue, or why it could not.
+#[derive(Debug, Clone)]
+pub enum MergeOutcome {
+    Merged(Box<Issue>),
+    NoSuchIssue(i64),
+    /// This issue belongs to another project than the one merged into.
+    OtherProject(i64),
+}
+
+/// Merges `sources` into `target`, in one transaction: their events, per-minute counts
+/// and totals move to the target, their fingerprints become the target's aliases (future
+/// events join it), and the source issues are deleted. The target keeps its name and status.
+/// Incidents about a source stay as history; its series, now silent, resolves them.
+pub async fn merge(
+    pool: &PgPool,
+    target: i64,
+    sources: &[i64],
+) -> Result<MergeOutcome, StoreError> {
+    let mut tx = pool.begin().await?;
+    let Some(project_id) = lock_issue_set_of(&mut tx, target).await? else {
+        return Ok(MergeOutcome::NoSuchIssue(target));
+    };
+    let all: Vec<i64> = std::iter::once(target)
+        .chain(sources.iter().copied())
+        .collect();
+    let locked: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, project_id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&all)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &all {
+        match locked.iter().find(|(found, _)| found == id) {
+            None => return Ok(MergeOutcome::NoSuchIssue(*id)),
+            Some((_, project)) if *project != project_id => {
+                return Ok(MergeOutcome::OtherProject(*id))
+            }
+            Some(_) => {}
+        }
+    }
+    move_issue_rows(&mut tx, project_id, target, sources).await?;
+    let sql = format!(
+        "WITH parts AS (SELECT * FROM issues WHERE id = ANY($2)), \
+         totals AS (SELECT sum(times_seen) AS seen, sum(times_unhandled) AS unhandled, \
+           min(first_seen) AS earliest, max(last_seen) AS latest FROM parts) \
+         UPDATE issues SET times_seen = totals.seen, times_unhandled = totals.unhandled, \
+           first_seen = totals.earliest, last_seen = totals.latest, \
+           first_release = (SELECT first_release FROM parts WHERE first_release IS NOT NULL \
+             ORDER BY first_seen LIMIT 1), \
+           last_release = (SELECT last_release FROM parts WHERE last_release IS NOT NULL \
+             ORDER BY last_seen DESC LIMIT 1) \
+         FROM totals WHERE id = $1 RETURNING {ISSUE_COLUMNS}"
+    );
+    let merged: Issue = sqlx::query_as(&sql)
+        .bind(target)
+        .bind(&all)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM issues WHERE id = ANY($1)")
+        .bind(sources)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(MergeOutcome::Merged(Box::new(merged)))
+}
+
+/// Moves the sources' events, issue-scope counts and fingerprints to the target.
+async fn move_issue_rows(
+    conn: &mut PgConnection,
+    project_id: i64,
+    target: i64,
+    sources: &[i64],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE events SET issue_id = $1 WHERE issue_id = ANY($2)")
+        .bind(target)
+        .bind(sources)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "WITH moved AS ( \
+           DELETE FROM minute_counts WHERE project_id = $1 AND scope = 'issue' AND issue_id = ANY($3) \
+           RETURNING service, minute, events, unhandled, requests, failed) \
+         INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled, \
+           requests, failed) \
+         SELECT $1, 'issue', service, $2, minute, sum(events), sum(unhandled), sum(requests), sum(failed) \
+         FROM moved GROUP BY service, minute \
+         ON CONFLICT (project_id, scope, service, issue_id, minute) DO UPDATE SET \
+           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled, \
+           requests = c.requests + EXCLUDED.requests, failed = c.failed + EXCLUDED.failed",
+    )
+    .bind(project_id)
+    .bind(target)
+    .bind(sources)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE issue_aliases SET issue_id = $1 WHERE issue_id = ANY($2)")
+        .bind(target)
+        .bind(sources)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO issue_aliases (project_id, fingerprint, issue_id) \
+         SELECT project_id, fingerprint, $1 FROM issues WHERE id = ANY($2)",
+    )
+    .bind(target)
+    .bind(sources)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an issue with its events, its issue-scope counts and its aliases, in one
+/// transaction; its fingerprints start a new issue if they are seen again. The project's
+/// own counts keep the events (they happened). `false` when there is no such issue.
+pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let Some(project_id) = lock_issue_set_of(&mut tx, id).await? else {
+        return Ok(false);
+    };
+    sqlx::query("DELETE FROM events WHERE issue_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "DELETE FROM minute_counts WHERE project_id = $1 AND scope = 'issue' AND issue_id = $2",
+    )
+    .bind(project_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM issues WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+/// Takes the exclusive issue-set lock of the issue's project (waiting for the writer
+/// batches in flight, holding off new ones until COMMIT); `None` when there is no such issue.
+async fn lock_issue_set_of(conn: &mut PgConnection, id: i64) -> Result<Option<i64>, StoreError> {
+    let project_id: Option<i64> = sqlx::query_scalar("SELECT project_id FROM issues WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(project_id) = project_id {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)")
+            .bind(super::batch::ISSUE_SET_LOCK)
+            .bind(project_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(project_id)
 }

@@ -18,6 +18,7 @@ pub mod partitions;
 pub mod projects;
 pub mod retention;
 pub mod rules;
+pub mod silences;
 pub mod stats;
 pub mod tokens;
 pub mod writer;
@@ -61,6 +62,14 @@ impl StoreError {
             }),
             _ => false,
         }
+    }
+
+    /// True when a row referenced a row that does not exist (any more).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "23503"))
     }
 
     /// True for a deadlock victim or a serialization failure: the same work succeeds when

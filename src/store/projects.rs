@@ -23,6 +23,9 @@ pub struct Project {
 pub struct KeyGrant {
     pub project_id: i64,
     pub rate_limit_per_minute: Option<i32>,
+    pub key_id: i64,
+    /// The key's own quota, beside the project's.
+    pub key_rate_limit_per_minute: Option<i32>,
     /// What to scrub from the project's events before they are stored.
     pub scrub: Json<scrub::Settings>,
 }
@@ -91,7 +94,9 @@ pub async fn grant_for_key(
     public_key: &str,
 ) -> Result<Option<KeyGrant>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT p.id AS project_id, p.rate_limit_per_minute, p.scrub_settings AS scrub FROM project_keys k \
+        "SELECT p.id AS project_id, p.rate_limit_per_minute, k.id AS key_id, \
+           k.rate_limit_per_minute AS key_rate_limit_per_minute, p.scrub_settings AS scrub \
+         FROM project_keys k \
          JOIN projects p ON p.id = k.project_id \
          WHERE k.public_key = $1 AND k.revoked_at IS NULL",
     )

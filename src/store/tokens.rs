@@ -2,6 +2,7 @@
 //! a presented token is looked up by its hash (an index probe, which does not leak timing
 //! about any stored token's bytes).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -53,16 +54,54 @@ pub struct Grant {
     pub scope: Scope,
 }
 
-/// Creates a token and returns its text: the only time it exists outside the caller.
-pub async fn create(pool: &PgPool, name: &str, scope: Scope) -> Result<String, StoreError> {
+/// A token as it is listed: everything but the token itself, which is never stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const TOKEN_COLUMNS: &str = "id, name, scope, created_at, last_used_at, revoked_at";
+
+/// A new token: its row, and its text — the only time the text exists outside the caller.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub info: TokenInfo,
+    pub token: String,
+}
+
+pub async fn create(pool: &PgPool, name: &str, scope: Scope) -> Result<Created, StoreError> {
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(rand::random::<[u8; 24]>()));
-    sqlx::query("INSERT INTO api_tokens (name, token_sha256, scope) VALUES ($1, $2, $3)")
+    let sql = format!(
+        "INSERT INTO api_tokens (name, token_sha256, scope) VALUES ($1, $2, $3) \
+         RETURNING {TOKEN_COLUMNS}"
+    );
+    let info = sqlx::query_as(&sql)
         .bind(name)
         .bind(digest(&token))
         .bind(scope.as_str())
-        .execute(pool)
+        .fetch_one(pool)
         .await?;
-    Ok(token)
+    Ok(Created { info, token })
+}
+
+/// Every token, newest first, revoked ones included (they show when they were revoked).
+pub async fn list(pool: &PgPool) -> Result<Vec<TokenInfo>, StoreError> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id DESC");
+    Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+}
+
+/// Revokes a token from now on; revoking a revoked token keeps its first revocation time.
+pub async fn revoke(pool: &PgPool, id: i64) -> Result<Option<TokenInfo>, StoreError> {
+    let sql = format!(
+        "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 \
+         RETURNING {TOKEN_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
 }
 
 /// The active token with this text, recording its use.

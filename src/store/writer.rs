@@ -58,13 +58,20 @@ pub enum WriteError {
     Failed(String),
     #[error("the writer has stopped")]
     Stopped,
+    /// The events' project no longer exists (deleted while its key was still cached).
+    #[error("the project no longer exists")]
+    ProjectGone,
 }
 
 impl From<&StoreError> for WriteError {
     fn from(error: &StoreError) -> WriteError {
-        match error.is_unavailable() {
-            true => WriteError::Unavailable(error.to_string()),
-            false => WriteError::Failed(error.to_string()),
+        if error.is_unavailable() {
+            WriteError::Unavailable(error.to_string())
+        } else if error.is_foreign_key_violation() {
+            // Everything a batch writes references its projects, and nothing else.
+            WriteError::ProjectGone
+        } else {
+            WriteError::Failed(error.to_string())
         }
     }
 }
@@ -316,6 +323,8 @@ async fn write_in(
         batch::close(conn, &[], &minute_tallies(&[], spans)).await?;
         return Ok(Vec::new());
     }
+    let projects: Vec<i64> = events.iter().map(|e| e.project_id).collect();
+    batch::share_issue_sets(conn, &projects).await?;
     let ensured = batch::open(conn, &issue_keys(events), &release_sightings(events)).await?;
     let issue_ids: HashMap<(i64, &str), i64> = ensured
         .iter()

@@ -17,10 +17,12 @@ async fn api_scopes_limit_what_a_token_may_do() {
     let project = app.project.id;
     let read = tokens::create(&app.pool, "dashboards", Scope::Read)
         .await
-        .expect("token");
+        .expect("token")
+        .token;
     let write = tokens::create(&app.pool, "on-call", Scope::Write)
         .await
-        .expect("token");
+        .expect("token")
+        .token;
     let resolve = json!({"status": "resolved"});
     let new_project = json!({"slug": "another"});
     let issue_path = format!("/api/v1/issues/{issue}");

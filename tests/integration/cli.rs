@@ -249,6 +249,51 @@ async fn project_and_token_commands_print_what_they_create() {
         "root",
     ]));
     assert!(!refused.status.success(), "an unknown scope is refused");
+
+    // Listed without their text; revoked, the reader is refused.
+    let listed = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "token",
+        "list",
+        "--json",
+    ]));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("token list json");
+    let listed = listed.as_array().expect("an array");
+    let names: Vec<&str> = listed.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["dashboards", "ci", "test"], "newest first");
+    assert!(!listed.iter().any(|t| t.to_string().contains(reader)));
+    let reader_id = listed[0]["id"].to_string();
+    let revoked = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "token",
+        "revoke",
+        &reader_id,
+    ]));
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let response = app
+        .http
+        .get(app.url("/api/v1/incidents"))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401, "a revoked token is refused");
+    let unknown = run(seismo().args([
+        "--database-url",
+        &app.database_url,
+        "token",
+        "revoke",
+        "999999",
+    ]));
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no API token"),
+        "{}",
+        text(&unknown.stderr)
+    );
     app.stop().await;
 }
 

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
+use reqwest::Method;
 use seismo::detect::worker::{Pass, Settings, Worker};
 use seismo::store::counts::Scope;
 use seismo::store::incidents::{self, Incident, NewIncident};
@@ -16,7 +17,7 @@ use seismo::store::{detector, issues, rules};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::harness::{python_exception, TestApp};
+use crate::harness::{call, python_exception, TestApp};
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 
@@ -940,5 +941,95 @@ async fn detect_the_open_incidents_gauge_counts_every_project_held() {
         "{}",
         app.metrics()
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn detect_a_silenced_burst_is_recorded_but_announces_nothing() {
+    let app = TestApp::spawn().await;
+    let (pool, project) = (&app.pool, app.project.id);
+    let mut worker = worker(&app);
+    warmed_up_on_steady_project(&app, &mut worker).await;
+    let window = |kind: &str| {
+        json!({"project_id": project, "kind": kind, "comment": "deploying",
+               "starts_at": minute(-1), "ends_at": minute(30)})
+    };
+    let (status, other) = call(
+        &app,
+        Method::POST,
+        "/api/v1/silences",
+        Some(window("threshold")),
+    )
+    .await;
+    assert_eq!(status, 201, "{other}");
+    let (status, silence) = call(
+        &app,
+        Method::POST,
+        "/api/v1/silences",
+        Some(window("anomaly")),
+    )
+    .await;
+    assert_eq!(status, 201, "{silence}");
+    set_counts(pool, project, &Scope::Project, 0, 0, 200).await;
+    set_counts(pool, project, &Scope::Project, 1, 10, 20).await;
+
+    let burst = pass_through(&mut worker, minute(0)).await;
+    assert_eq!(
+        burst.opened.len(),
+        1,
+        "the incident is still recorded: {burst:?}"
+    );
+    let opened = incident(pool, burst.opened[0]).await;
+    assert_eq!(
+        opened.silence_id,
+        silence["id"].as_i64(),
+        "the anomaly silence, not the threshold one"
+    );
+    let history = incidents::history(pool, opened.id).await.expect("history");
+    assert!(
+        history[0].reason.contains("silenced by silence"),
+        "{history:?}"
+    );
+    let (_, shown) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/incidents/{}", opened.id),
+        None,
+    )
+    .await;
+    assert_eq!(shown["silence_id"], silence["id"]);
+
+    let (_, resolved) = passes(&mut worker, 1, 5).await;
+    assert_eq!(resolved, vec![opened.id]);
+    assert!(
+        topics_of(pool, opened.id).await.is_empty(),
+        "neither opening nor resolution announced"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn detect_a_burst_after_its_silence_ended_is_announced() {
+    let app = TestApp::spawn().await;
+    let (pool, project) = (&app.pool, app.project.id);
+    let mut worker = worker(&app);
+    warmed_up_on_steady_project(&app, &mut worker).await;
+    // Over before the burst's bucket (the bucket decides, not the wall clock); and one for
+    // another service.
+    let ended = json!({"project_id": project, "starts_at": minute(-30), "ends_at": minute(0)});
+    let elsewhere = json!({"project_id": project, "service": "billing", "duration_minutes": 600,
+                           "starts_at": minute(-1)});
+    for silence in [ended, elsewhere] {
+        let (status, body) = call(&app, Method::POST, "/api/v1/silences", Some(silence)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    set_counts(pool, project, &Scope::Project, 0, 0, 200).await;
+    set_counts(pool, project, &Scope::Project, 1, 10, 20).await;
+
+    let burst = pass_through(&mut worker, minute(0)).await;
+    assert_eq!(burst.opened.len(), 1, "{burst:?}");
+    let opened = incident(pool, burst.opened[0]).await;
+    assert_eq!(opened.silence_id, None);
+    assert_eq!(topics_of(pool, opened.id).await, ["incident.opened"]);
     app.stop().await;
 }

@@ -170,7 +170,8 @@ impl TestApp {
         drop(conn);
         let token = store::tokens::create(&pool, "test", store::tokens::Scope::Admin)
             .await
-            .expect("create token");
+            .expect("create token")
+            .token;
         let (app, writer) = App::start(config, pool.clone());
         let (shutdown, stop) = watch::channel(false);
         let (http_app, grpc_app) = (app.clone(), app.clone());

@@ -3,9 +3,12 @@
 
 mod api;
 mod api_detection;
+mod api_issue_triage;
 mod api_projects;
 mod api_scopes;
+mod api_silences;
 mod api_stats;
+mod api_tokens;
 mod cli;
 mod detect;
 mod eval;

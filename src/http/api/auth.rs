@@ -4,7 +4,8 @@
 //!
 //! Which scope a request needs is decided here, in one place, from its method and route
 //! ([`required_scope`]): reading needs `read`, changing needs `write`, and managing projects
-//! and their ingestion keys needs `admin`.
+//! and their ingestion keys, API tokens, and deleting issues (with their events) needs
+//! `admin`.
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -58,10 +59,13 @@ impl FromRequestParts<AppState> for ApiToken {
 
 /// The scope a request needs, by method and route template.
 pub fn required_scope(method: &Method, route: &str) -> Scope {
-    let manages_projects = route.contains("/keys")
+    let manages_access = route.contains("/keys")
+        || route.starts_with("/api/v1/tokens")
+        // Deleting an issue deletes its events: data, not triage.
+        || (route == "/api/v1/issues/{id}" && method == Method::DELETE)
         || (route == "/api/v1/projects" && method == Method::POST)
         || (route == "/api/v1/projects/{id}" && method != Method::GET);
-    if manages_projects {
+    if manages_access {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
@@ -85,6 +89,10 @@ mod tests {
             (Method::DELETE, "/api/v1/projects/{id}", Scope::Admin),
             (Method::POST, "/api/v1/projects", Scope::Admin),
             (Method::GET, "/api/v1/projects/{id}/keys", Scope::Admin),
+            (Method::GET, "/api/v1/tokens", Scope::Admin),
+            (Method::DELETE, "/api/v1/tokens/{id}", Scope::Admin),
+            (Method::DELETE, "/api/v1/issues/{id}", Scope::Admin),
+            (Method::POST, "/api/v1/issues/{id}/merge", Scope::Write),
         ];
         for (method, route, scope) in cases {
             assert_eq!(required_scope(&method, route), scope, "{method} {route}");

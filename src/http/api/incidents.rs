@@ -39,10 +39,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/incidents/{id}", get(show).patch(update))
 }
 
-/// The incident as the API shows it: the webhook shape plus `acknowledged_at`.
+/// The incident as the API shows it: the webhook shape plus `acknowledged_at` and the
+/// silence it opened under (`null` when it was announced).
 fn view(incident: &Incident) -> Value {
     let mut json = lifecycle::to_json(incident);
     json["acknowledged_at"] = json!(incident.acknowledged_at);
+    json["silence_id"] = json!(incident.silence_id);
     json
 }
 
@@ -236,8 +238,11 @@ async fn resolve(pool: &PgPool, id: i64, token_id: i64) -> Result<Incident, ApiE
     let resolved = incidents::transition(&mut tx, id, to.as_str(), &reason, now)
         .await?
         .ok_or_else(refused)?;
-    let body = lifecycle::message(to.topic(), now, &resolved);
-    incidents::enqueue(&mut tx, resolved.project_id, Some(id), to.topic(), &body).await?;
+    // A silenced incident was never announced, so neither is its resolution.
+    if resolved.silence_id.is_none() {
+        let body = lifecycle::message(to.topic(), now, &resolved);
+        incidents::enqueue(&mut tx, resolved.project_id, Some(id), to.topic(), &body).await?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(resolved)
 }

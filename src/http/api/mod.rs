@@ -6,11 +6,14 @@
 mod auth;
 mod events;
 mod incidents;
+mod input;
 mod issues;
 mod pagination;
 mod projects;
 mod rules;
+mod silences;
 mod stats;
+mod tokens;
 
 use axum::Router;
 
@@ -24,4 +27,6 @@ pub fn router() -> Router<AppState> {
         .merge(rules::router())
         .merge(projects::router())
         .merge(stats::router())
+        .merge(tokens::router())
+        .merge(silences::router())
 }

@@ -2,8 +2,9 @@
 //! quota and retention; deleting one deletes everything it owns (issues, events, counts,
 //! incidents, rules). `GET|POST /api/v1/projects/{id}/keys`,
 //! `PATCH|DELETE /api/v1/projects/{id}/keys/{key_id}`: its ingestion keys; DELETE revokes a
-//! key (ingestion refuses it within the key cache's lifetime, 30 s). A key's `rate_limit` is
-//! stored and shown, but ingestion enforces the project's `rate_limit` only.
+//! key. A key's `rate_limit` is a quota of its own, beside the project's. Changes reach
+//! this process's ingestion at once, other Seismo processes within their key cache's
+//! lifetime (30 s).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -268,7 +269,9 @@ async fn update(
         retention_days: retention_days(patch.retention_days)?,
         max_events: patch.max_events.map(max_events).transpose()?,
     };
-    if !projects::update(&state.pool, id, &change).await? {
+    let updated = projects::update(&state.pool, id, &change).await?;
+    state.ingest.forget_project(id);
+    if !updated {
         return Err(project_not_found(id));
     }
     Ok(Json(load(&state, id).await?))
@@ -280,7 +283,9 @@ async fn remove(
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
-    if projects::delete(&state.pool, id).await? {
+    let deleted = projects::delete(&state.pool, id).await?;
+    state.ingest.forget_project(id);
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(project_not_found(id))
@@ -334,9 +339,9 @@ async fn update_key(
     let (id, key_id) = path_of(path)?;
     let patch = body_of(body)?;
     let rate_limit = rate_limit(patch.rate_limit.flatten())?;
-    let key = projects::set_key_rate_limit(&state.pool, id, key_id, rate_limit)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("key {key_id} of project {id}")))?;
+    let key = projects::set_key_rate_limit(&state.pool, id, key_id, rate_limit).await?;
+    state.ingest.forget_project(id);
+    let key = key.ok_or_else(|| ApiError::not_found(format!("key {key_id} of project {id}")))?;
     Ok(Json(key_view(&state, &key)))
 }
 
@@ -346,7 +351,9 @@ async fn revoke_key(
     path: Result<Path<(i64, i64)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let (id, key_id) = path_of(path)?;
-    if projects::revoke_key(&state.pool, id, key_id).await? {
+    let revoked = projects::revoke_key(&state.pool, id, key_id).await?;
+    state.ingest.forget_project(id);
+    if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("key {key_id} of project {id}")))

@@ -1,0 +1,266 @@
+//! `GET|POST /api/v1/silences`, `GET|PATCH|DELETE /api/v1/silences/{id}`: windows in which a
+//! project's matching incidents are recorded but not announced (DESIGN.md §3.2). A silence
+//! matches by `kind`, `service` and `issue_id` (absent matches anything) and lasts from
+//! `starts_at` (default now) to `ends_at`, or for `duration_minutes`. PATCH changes the
+//! comment or the end — `ends_at` in the past expires it now; DELETE forgets it.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::ApiToken;
+use super::input::{body_of, path_of};
+use super::pagination::{self, Page};
+use crate::detect::incidents::Kind;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::store::silences::{self, NewSilence, Phase, Silence, SilenceFilter};
+use crate::store::{issues, projects};
+
+/// A silence longer than a year is a disabled rule, not a silence.
+const MAX_DURATION_MINUTES: i64 = 366 * 24 * 60;
+const MAX_COMMENT_CHARS: usize = 4_000;
+const MAX_SERVICE_CHARS: usize = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/silences", get(list).post(create))
+        .route(
+            "/api/v1/silences/{id}",
+            get(show).patch(update).delete(remove),
+        )
+}
+
+/// The silence as the API shows it, with where its window stands now.
+#[derive(Serialize)]
+struct SilenceView {
+    #[serde(flatten)]
+    silence: Silence,
+    state: Phase,
+}
+
+fn view(silence: Silence, now: DateTime<Utc>) -> SilenceView {
+    SilenceView {
+        state: silence.phase(now),
+        silence,
+    }
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("silence {id}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    project: Option<i64>,
+    state: Option<Phase>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page<SilenceView>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(project_id) = query.project {
+        if !projects::exists(&state.pool, project_id).await? {
+            return Err(ApiError::not_found(format!("project {project_id}")));
+        }
+    }
+    let before_id = query
+        .cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            pagination::decode(&c)?
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request("cursor is not a silence cursor"))
+        })
+        .transpose()?;
+    let now = Utc::now();
+    let filter = SilenceFilter {
+        project_id: query.project,
+        phase: query.state,
+        now,
+        before_id,
+        limit: pagination::limit(query.limit)?,
+    };
+    let found = silences::list(&state.pool, &filter).await?;
+    let page = pagination::page(found, filter.limit, |silence| silence.id.to_string());
+    Ok(Json(Page {
+        items: page.items.into_iter().map(|s| view(s, now)).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilenceBody {
+    project_id: i64,
+    kind: Option<String>,
+    service: Option<String>,
+    issue_id: Option<i64>,
+    #[serde(default)]
+    comment: String,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    duration_minutes: Option<i64>,
+}
+
+async fn create(
+    token: ApiToken,
+    State(state): State<AppState>,
+    body: Result<Json<NewSilenceBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<SilenceView>), ApiError> {
+    let body = body_of(body)?;
+    let now = Utc::now();
+    let new = validate(&state, body, now, token.id).await?;
+    let silence = silences::create(&state.pool, &new).await?;
+    Ok((StatusCode::CREATED, Json(view(silence, now))))
+}
+
+/// The silence a request asks for, or a 422 naming what is wrong with it.
+async fn validate(
+    state: &AppState,
+    body: NewSilenceBody,
+    now: DateTime<Utc>,
+    token_id: i64,
+) -> Result<NewSilence, ApiError> {
+    let refuse = |message: String| Err(ApiError::unprocessable(message));
+    if !projects::exists(&state.pool, body.project_id).await? {
+        return refuse(format!("project {} does not exist", body.project_id));
+    }
+    if let Some(kind) = &body.kind {
+        if Kind::parse(kind).is_none() {
+            return refuse(format!(
+                "unknown kind {kind:?} (new_issue, regression, threshold, anomaly or error_rate)"
+            ));
+        }
+    }
+    if let Some(service) = &body.service {
+        if service.is_empty() || service.chars().count() > MAX_SERVICE_CHARS {
+            return refuse(format!(
+                "service must be 1 to {MAX_SERVICE_CHARS} characters"
+            ));
+        }
+    }
+    if let Some(issue_id) = body.issue_id {
+        let issue = issues::get(&state.pool, issue_id).await?;
+        if issue.is_none_or(|issue| issue.project_id != body.project_id) {
+            return refuse(format!(
+                "project {} has no issue {issue_id}",
+                body.project_id
+            ));
+        }
+    }
+    check_comment(&body.comment)?;
+    let starts_at = body.starts_at.unwrap_or(now);
+    let ends_at = match (body.ends_at, body.duration_minutes) {
+        (Some(ends_at), None) => ends_at,
+        (None, Some(minutes)) if (1..=MAX_DURATION_MINUTES).contains(&minutes) => {
+            starts_at + Duration::minutes(minutes)
+        }
+        (None, Some(_)) => {
+            return refuse(format!(
+                "duration_minutes must be between 1 and {MAX_DURATION_MINUTES}"
+            ))
+        }
+        _ => return refuse("give exactly one of ends_at and duration_minutes".into()),
+    };
+    check_window(starts_at, ends_at)?;
+    if ends_at <= now {
+        return refuse("ends_at is in the past: the silence would never apply".into());
+    }
+    Ok(NewSilence {
+        project_id: body.project_id,
+        kind: body.kind,
+        service: body.service,
+        issue_id: body.issue_id,
+        comment: body.comment,
+        starts_at,
+        ends_at,
+        created_by: Some(token_id),
+    })
+}
+
+fn check_comment(comment: &str) -> Result<(), ApiError> {
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ApiError::unprocessable(format!(
+            "comment must be at most {MAX_COMMENT_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_window(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), ApiError> {
+    if ends_at <= starts_at {
+        return Err(ApiError::unprocessable("ends_at must be after starts_at"));
+    }
+    if ends_at - starts_at > Duration::minutes(MAX_DURATION_MINUTES) {
+        return Err(ApiError::unprocessable(format!(
+            "a silence lasts at most {MAX_DURATION_MINUTES} minutes"
+        )));
+    }
+    Ok(())
+}
+
+async fn show(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Json<SilenceView>, ApiError> {
+    let id = path_of(path)?;
+    let silence = silences::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Json(view(silence, Utc::now())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceChange {
+    comment: Option<String>,
+    ends_at: Option<DateTime<Utc>>,
+}
+
+async fn update(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    body: Result<Json<SilenceChange>, JsonRejection>,
+) -> Result<Json<SilenceView>, ApiError> {
+    let id = path_of(path)?;
+    let change = body_of(body)?;
+    let silence = silences::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if let Some(comment) = &change.comment {
+        check_comment(comment)?;
+    }
+    if let Some(ends_at) = change.ends_at {
+        check_window(silence.starts_at, ends_at)?;
+    }
+    let updated = silences::update(&state.pool, id, change.comment.as_deref(), change.ends_at)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Json(view(updated, Utc::now())))
+}
+
+async fn remove(
+    _token: ApiToken,
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_of(path)?;
+    if silences::delete(&state.pool, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(id))
+    }
+}
