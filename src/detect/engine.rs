@@ -183,24 +183,6 @@ fn profile_of(scope: &Scope) -> &str {
     }
 }
 
-/// One step of a "≥ N events in M minutes" rule on one series: fire on the upward
-/// crossing, stay fired while above, re-arm only once the total falls below half of N
-/// (hysteresis, so a series hovering at N does not page on every wobble).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThresholdStep {
-    Fire,
-    Rearm,
-    Hold,
-}
-
-pub fn threshold_step(fired: bool, total: i64, threshold: i64) -> ThresholdStep {
-    match fired {
-        false if total >= threshold => ThresholdStep::Fire,
-        true if total * 2 < threshold => ThresholdStep::Rearm,
-        _ => ThresholdStep::Hold,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,26 +206,6 @@ mod tests {
         counts: Some(Sensitivity::Medium),
         error_rate: Some(Sensitivity::Medium),
     };
-
-    #[test]
-    fn threshold_fires_on_the_crossing_and_rearms_with_hysteresis() {
-        use ThresholdStep::*;
-        let mut fired = false;
-        let mut steps = Vec::new();
-        for total in [3, 9, 10, 14, 10, 6, 5, 4, 12] {
-            let step = threshold_step(fired, total, 10);
-            fired = match step {
-                Fire => true,
-                Rearm => false,
-                Hold => fired,
-            };
-            steps.push(step);
-        }
-        assert_eq!(
-            steps,
-            [Hold, Hold, Fire, Hold, Hold, Hold, Hold, Rearm, Fire]
-        );
-    }
 
     #[test]
     fn missing_minutes_are_zeros_and_a_burst_fires_on_each_affected_scope() {

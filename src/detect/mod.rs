@@ -11,13 +11,14 @@
 //!     │       minute is a zero), series born with their first count, idle ones forgotten
 //!     ├──► anomaly   streaming detector, O(1) per point, ≤ 256 bytes of state per series
 //!     │              (tail: the count / binomial / normal tails it scores with)
-//!     ├──► threshold_step  "≥ N in M minutes" with hysteresis (worker: new issue,
-//!     │                    regression, mute escalation from the issue rows)
+//!     │       (worker also: new issue and regression from the issue rows)
+//!     ├──► threshold  "≥ N in M minutes" with hysteresis, walked bucket by bucket:
+//!     │               threshold rules and ignored issues' escalation
 //!     ▼
 //!  incidents  open → recovering → resolved | escalated; the JSON the API and outbox carry
 //! ```
 //!
-//! `anomaly`, `engine`, `incidents` and `tail` are pure: given the same points they make the
+//! `anomaly`, `engine`, `incidents`, `tail` and `threshold` are pure: given the same points they make the
 //! same decisions, so `seismo eval` ([`replay`], [`eval`]) runs exactly the production code
 //! over recorded series (NAB, a CSV, seeded synthetic streams).
 
@@ -28,4 +29,5 @@ pub mod incidents;
 pub mod replay;
 pub mod series;
 pub mod tail;
+pub mod threshold;
 pub mod worker;

@@ -32,10 +32,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::anomaly::{Seasonality, Sensitivity, SeriesState};
-use super::engine::{
-    threshold_step, AnomalyRules, Firing, Measure, ProjectDetector, ThresholdStep,
-};
+use super::engine::{AnomalyRules, Firing, Measure, ProjectDetector};
 use super::incidents::{self, Kind, State, RESOLVE_AFTER_CALM_BUCKETS};
+use super::threshold::{self, ThresholdStep};
 use crate::metrics::Metrics;
 use crate::store::counts::{self, Scope};
 use crate::store::detector::{self as stored, StoredSeries};
@@ -336,62 +335,109 @@ impl Worker {
             }
         }
         for rule in rules.iter().filter(|r| r.kind == "threshold" && r.enabled) {
-            self.threshold_rule(project_id, rule, through, decisions)
+            self.threshold_rule(project_id, rule, from, through, decisions)
                 .await?;
         }
-        for (mute, total) in issues::escalations(&self.pool, project_id, through).await? {
-            decisions.unmute.push(mute.issue_id);
-            decisions.open(Opening {
-                kind: Kind::Threshold,
-                scope: Scope::Issue(mute.issue_id),
-                at: through,
-                score: 1.0,
-                details: json!({"reason": "ignored issue escalated", "events": total,
-                    "threshold": mute.count, "window_minutes": mute.window_minutes}),
-            });
-        }
+        self.mute_escalations(project_id, from, through, decisions)
+            .await?;
         Ok(())
     }
 
+    /// A threshold rule over every bucket of the pass: each upward crossing opens an
+    /// incident at its own bucket; the rule remembers where the last bucket left it.
     async fn threshold_rule(
         &self,
         project_id: i64,
         rule: &Rule,
+        from: DateTime<Utc>,
         through: DateTime<Utc>,
         decisions: &mut Decisions,
     ) -> Result<(), DetectError> {
         let (Some(threshold), Some(window)) = (rule.threshold, rule.window_minutes) else {
             return Ok(());
         };
-        let since = through - TimeDelta::minutes(i64::from(window)) + BUCKET;
-        let totals =
-            counts::window_totals(&self.pool, project_id, &rule.scope, since, through).await?;
+        let window = i64::from(window);
+        let since = from - TimeDelta::minutes(window) + BUCKET;
+        let minutes =
+            counts::minutes(&self.pool, project_id, &rule.scope, None, since, through).await?;
         let fired: HashSet<Scope> = rule_store::fired_series(&self.pool, rule.id)
             .await?
             .into_iter()
             .collect();
-        let mut seen = HashSet::new();
-        for (scope, total) in totals {
-            seen.insert(scope.clone());
-            match threshold_step(fired.contains(&scope), total, threshold) {
-                ThresholdStep::Fire => {
-                    decisions.fire_rule.push((rule.id, scope.clone()));
-                    decisions.open(Opening {
-                        kind: Kind::Threshold,
-                        scope,
-                        at: through,
-                        score: 1.0,
-                        details: json!({"rule_id": rule.id, "events": total,
-                            "threshold": threshold, "window_minutes": window}),
-                    });
-                }
-                ThresholdStep::Rearm => decisions.rearm_rule.push((rule.id, scope)),
-                ThresholdStep::Hold => {}
+        // Series with counts, and fired ones whose window may have emptied (they re-arm).
+        let series: HashSet<&Scope> = minutes.keys().chain(&fired).collect();
+        for scope in series {
+            let points = unix_minutes(minutes.get(scope));
+            let was_fired = fired.contains(scope);
+            let changes = threshold::walk(
+                was_fired,
+                &points,
+                window,
+                threshold,
+                from.timestamp(),
+                through.timestamp(),
+            );
+            for fire in changes.iter().filter(|c| c.step == ThresholdStep::Fire) {
+                decisions.open(Opening {
+                    kind: Kind::Threshold,
+                    scope: scope.clone(),
+                    at: bucket_at(fire.at),
+                    score: 1.0,
+                    details: json!({"rule_id": rule.id, "events": fire.total,
+                        "threshold": threshold, "window_minutes": window}),
+                });
+            }
+            match changes.last().map(|c| c.step) {
+                Some(ThresholdStep::Fire) => decisions.fire_rule.push((rule.id, scope.clone())),
+                Some(ThresholdStep::Rearm) => decisions.rearm_rule.push((rule.id, scope.clone())),
+                _ => {}
             }
         }
-        // A fired series with no events in the window at all has dropped to zero: re-arm.
-        for scope in fired.into_iter().filter(|s| !seen.contains(s)) {
-            decisions.rearm_rule.push((rule.id, scope));
+        Ok(())
+    }
+
+    /// Ignored issues that reached their "until N events in M minutes" in any bucket of the
+    /// pass: unmuted, with an incident at the bucket they reached it.
+    async fn mute_escalations(
+        &self,
+        project_id: i64,
+        from: DateTime<Utc>,
+        through: DateTime<Utc>,
+        decisions: &mut Decisions,
+    ) -> Result<(), DetectError> {
+        let mutes = issues::mutes(&self.pool, project_id).await?;
+        let Some(longest) = mutes.iter().map(|m| i64::from(m.window_minutes)).max() else {
+            return Ok(());
+        };
+        let ids: Vec<i64> = mutes.iter().map(|m| m.issue_id).collect();
+        let since = from - TimeDelta::minutes(longest) + BUCKET;
+        let minutes =
+            counts::minutes(&self.pool, project_id, "issue", Some(&ids), since, through).await?;
+        for mute in mutes {
+            let scope = Scope::Issue(mute.issue_id);
+            let points = unix_minutes(minutes.get(&scope));
+            let window = i64::from(mute.window_minutes);
+            let reached = threshold::walk(
+                false,
+                &points,
+                window,
+                mute.count,
+                from.timestamp(),
+                through.timestamp(),
+            )
+            .into_iter()
+            .find(|c| c.step == ThresholdStep::Fire);
+            if let Some(reached) = reached {
+                decisions.unmute.push(mute.issue_id);
+                decisions.open(Opening {
+                    kind: Kind::Threshold,
+                    scope,
+                    at: bucket_at(reached.at),
+                    score: 1.0,
+                    details: json!({"reason": "ignored issue escalated", "events": reached.total,
+                        "threshold": mute.count, "window_minutes": window}),
+                });
+            }
         }
         Ok(())
     }
@@ -667,4 +713,19 @@ impl Decisions {
             None => before + self.buckets as i32,
         }
     }
+}
+
+/// A series' (minute, events) as the threshold walk takes them: Unix seconds.
+fn unix_minutes(points: Option<&Vec<(DateTime<Utc>, i64)>>) -> Vec<(i64, i64)> {
+    points.map_or_else(Vec::new, |points| {
+        points
+            .iter()
+            .map(|(minute, events)| (minute.timestamp(), *events))
+            .collect()
+    })
+}
+
+/// The bucket starting at `seconds` (a whole minute the walk was given).
+fn bucket_at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH)
 }

@@ -121,30 +121,35 @@ pub async fn buckets(
     Ok(buckets)
 }
 
-/// Events per series of one scope kind (`project`, `service`, `issue`) in `[since, through]`,
-/// for series that saw any.
-pub async fn window_totals(
+/// Per-minute events of a project's series of one scope kind in `[since, through]`, each
+/// series' minutes in order (minutes without events are absent); `issues` narrows issue
+/// series to those ids. What "N events in M minutes" rules are walked over.
+pub async fn minutes(
     pool: &PgPool,
     project_id: i64,
     scope_kind: &str,
+    issues: Option<&[i64]>,
     since: DateTime<Utc>,
     through: DateTime<Utc>,
-) -> Result<Vec<(Scope, i64)>, StoreError> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT scope, service, issue_id, sum(events)::bigint FROM minute_counts \
-         WHERE project_id = $1 AND scope = $2 AND minute BETWEEN $3 AND $4 \
-         GROUP BY scope, service, issue_id HAVING sum(events) > 0",
+) -> Result<HashMap<Scope, Vec<(DateTime<Utc>, i64)>>, StoreError> {
+    let rows: Vec<(String, String, i64, DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT scope, service, issue_id, minute, events FROM minute_counts \
+         WHERE project_id = $1 AND scope = $2 AND minute BETWEEN $3 AND $4 AND events > 0 \
+           AND ($5::int8[] IS NULL OR issue_id = ANY($5)) \
+         ORDER BY minute",
     )
     .bind(project_id)
     .bind(scope_kind)
     .bind(since)
     .bind(through)
+    .bind(issues)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(scope, service, issue_id, total)| {
-            Scope::from_columns(&scope, service, issue_id).map(|scope| (scope, total))
-        })
-        .collect())
+    let mut series: HashMap<Scope, Vec<(DateTime<Utc>, i64)>> = HashMap::new();
+    for (scope, service, issue_id, minute, events) in rows {
+        if let Some(scope) = Scope::from_columns(&scope, service, issue_id) {
+            series.entry(scope).or_default().push((minute, events));
+        }
+    }
+    Ok(series)
 }

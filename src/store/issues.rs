@@ -307,39 +307,6 @@ pub async fn mutes(pool: &PgPool, project_id: i64) -> Result<Vec<Mute>, StoreErr
     .await?)
 }
 
-/// The project's ignored issues whose own window ending with minute `through` holds at
-/// least their count: each with the events it saw. One query for all of them.
-pub async fn escalations(
-    pool: &PgPool,
-    project_id: i64,
-    through: DateTime<Utc>,
-) -> Result<Vec<(Mute, i64)>, StoreError> {
-    let rows: Vec<(i64, i64, i32, i64)> = sqlx::query_as(
-        "SELECT i.id, i.ignore_until_count, i.ignore_window_minutes, sum(c.events)::bigint \
-         FROM issues i JOIN minute_counts c \
-           ON c.project_id = i.project_id AND c.scope = 'issue' AND c.service = '' AND c.issue_id = i.id \
-          AND c.minute > $2 - make_interval(mins => i.ignore_window_minutes) AND c.minute <= $2 \
-         WHERE i.project_id = $1 AND i.status = 'ignored' \
-           AND i.ignore_until_count IS NOT NULL AND i.ignore_window_minutes IS NOT NULL \
-         GROUP BY i.id HAVING sum(c.events) >= i.ignore_until_count ORDER BY i.id",
-    )
-    .bind(project_id)
-    .bind(through)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(issue_id, count, window_minutes, events)| {
-            let mute = Mute {
-                issue_id,
-                count,
-                window_minutes,
-            };
-            (mute, events)
-        })
-        .collect())
-}
-
 /// Ignored issues of a project (their series are watched, but they do not page).
 pub async fn ignored_ids(pool: &PgPool, project_id: i64) -> Result<Vec<i64>, StoreError> {
     Ok(
