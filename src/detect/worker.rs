@@ -300,7 +300,7 @@ impl Worker {
             minute += BUCKET;
         }
         if !warming_up {
-            self.exact_rules(project_id, &rules, from, through, &mut decisions)
+            self.exact_rules(project_id, &rules, &ignored, from, through, &mut decisions)
                 .await?;
         }
         Ok(decisions)
@@ -311,6 +311,7 @@ impl Worker {
         &self,
         project_id: i64,
         rules: &[Rule],
+        ignored: &HashSet<i64>,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
         decisions: &mut Decisions,
@@ -335,7 +336,7 @@ impl Worker {
             }
         }
         for rule in rules.iter().filter(|r| r.kind == "threshold" && r.enabled) {
-            self.threshold_rule(project_id, rule, from, through, decisions)
+            self.threshold_rule(project_id, rule, ignored, from, through, decisions)
                 .await?;
         }
         self.mute_escalations(project_id, from, through, decisions)
@@ -344,11 +345,13 @@ impl Worker {
     }
 
     /// A threshold rule over every bucket of the pass: each upward crossing opens an
-    /// incident at its own bucket; the rule remembers where the last bucket left it.
+    /// incident at its own bucket; the rule remembers where the last bucket left it. An
+    /// ignored issue does not page through it (its own "until" condition does).
     async fn threshold_rule(
         &self,
         project_id: i64,
         rule: &Rule,
+        ignored: &HashSet<i64>,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
         decisions: &mut Decisions,
@@ -366,7 +369,10 @@ impl Worker {
             .collect();
         // Series with counts, and fired ones whose window may have emptied (they re-arm).
         let series: HashSet<&Scope> = minutes.keys().chain(&fired).collect();
-        for scope in series {
+        let watched = series
+            .into_iter()
+            .filter(|scope| !matches!(scope, Scope::Issue(id) if ignored.contains(id)));
+        for scope in watched {
             let points = unix_minutes(minutes.get(scope));
             let was_fired = fired.contains(scope);
             let changes = threshold::walk(

@@ -39,11 +39,17 @@ pub async fn load<
     pool: &PgPool,
     project_id: i64,
 ) -> Result<Snapshot<S, P>, StoreError> {
+    // One snapshot for the three reads: a state saved by another process between them
+    // would otherwise pair new series with an old checkpoint, or the reverse.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let rows: Vec<(String, String, i64, String, Json<S>)> = sqlx::query_as(
         "SELECT scope, service, issue_id, measure, state FROM detector_series WHERE project_id = $1",
     )
     .bind(project_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let series = rows
         .into_iter()
@@ -58,14 +64,15 @@ pub async fn load<
     let profiles: Vec<(String, Json<P>)> =
         sqlx::query_as("SELECT service, profile FROM detector_profiles WHERE project_id = $1")
             .bind(project_id)
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await?;
     let checkpoint: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT last_bucket, state_bucket FROM detector_checkpoints WHERE project_id = $1",
     )
     .bind(project_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Snapshot {
         series,
         profiles: profiles.into_iter().map(|(s, Json(p))| (s, p)).collect(),

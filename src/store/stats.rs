@@ -143,23 +143,31 @@ pub async fn recovery(
     Ok(RecoveryCounts::default())
 }
 
-/// Error events in the project series' minutes starting at or after `since`.
+/// Error events since `since`: from the project series' minutes starting then; over all
+/// time, from the issues' totals — the same events, without reading every minute ever
+/// counted (the gauges ask for all time on every stats request). Only a deleted issue's
+/// events differ: they leave the all-time totals, not the minutes.
 pub async fn handling(
     pool: &PgPool,
     project: Option<i64>,
     since: Option<DateTime<Utc>>,
 ) -> Result<HandlingCounts, StoreError> {
-    let (events, unhandled): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(events), 0)::bigint, coalesce(sum(unhandled), 0)::bigint \
-         FROM minute_counts \
-         WHERE scope = 'project' \
-           AND ($1::bigint IS NULL OR project_id = $1) \
-           AND ($2::timestamptz IS NULL OR minute >= $2)",
-    )
-    .bind(project)
-    .bind(since)
-    .fetch_one(pool)
-    .await?;
+    let sql = match since {
+        Some(_) => {
+            "SELECT coalesce(sum(events), 0)::bigint, coalesce(sum(unhandled), 0)::bigint \
+             FROM minute_counts \
+             WHERE scope = 'project' AND ($1::bigint IS NULL OR project_id = $1) AND minute >= $2"
+        }
+        None => {
+            "SELECT coalesce(sum(times_seen), 0)::bigint, coalesce(sum(times_unhandled), 0)::bigint \
+             FROM issues WHERE ($1::bigint IS NULL OR project_id = $1) AND $2::timestamptz IS NULL"
+        }
+    };
+    let (events, unhandled): (i64, i64) = sqlx::query_as(sql)
+        .bind(project)
+        .bind(since)
+        .fetch_one(pool)
+        .await?;
     Ok(HandlingCounts {
         handled: events - unhandled,
         unhandled,
