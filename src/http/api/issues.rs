@@ -1,41 +1,78 @@
 //! `GET /api/v1/projects/{id}/issues`, `GET /api/v1/issues/{id}`, `PATCH /api/v1/issues/{id}`
 //! (status; ignoring may carry `ignore_until`: back after N events in M minutes).
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::issues::{self, Cursor, Issue, IssueFilter, Sort, Status};
 use crate::store::projects;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects/{id}/issues", get(list))
-        .route("/api/v1/issues/{id}", get(show).patch(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, update))
 }
 
-#[derive(Deserialize)]
+/// Path and query rejections answer like every other API error (axum's are plain text).
+fn id_of(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only issues with this status; absent: all.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Words the title or culprit contains.
     query: Option<String>,
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
+    /// The `next_cursor` of the previous page (with the same sort).
     cursor: Option<String>,
+    /// Issues per page, 1 to 100 (default 25).
     limit: Option<i64>,
 }
 
+fn sort_schema() -> utoipa::openapi::Object {
+    let sorts = one_of(&["last_seen", "first_seen", "count"]);
+    described(sorts, "Newest or largest first; default `last_seen`.")
+}
+
+/// A project's issues.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/issues",
+    operation_id = "list_issues",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Project id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of issues", body = Page<Issue>),
+        (status = 400, description = "A bad id, filter, sort or cursor", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(project_id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    path: Result<Path<i64>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<Issue>>, ApiError> {
+    let project_id = id_of(path)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !projects::exists(&state.pool, project_id).await? {
         return Err(ApiError::not_found(format!("project {project_id}")));
     }
@@ -92,18 +129,32 @@ fn parse_cursor(sort: Sort, cursor: &str) -> Result<Cursor, ApiError> {
     }
 }
 
+/// One issue.
+#[utoipa::path(
+    get,
+    path = "/api/v1/issues/{id}",
+    operation_id = "get_issue",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "The issue", body = Issue),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Issue>, ApiError> {
+    let id = id_of(path)?;
     let issue = issues::get(&state.pool, id).await?;
     issue
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("issue {id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueUpdate {
     status: Status,
@@ -113,10 +164,12 @@ struct IssueUpdate {
     ignore_until: Option<IgnoreUntil>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IgnoreUntil {
+    /// At least 1.
     count: i64,
+    /// 1 to 1440.
     window_minutes: i32,
 }
 
@@ -136,12 +189,28 @@ fn mute_condition(until: &IgnoreUntil) -> Result<(i64, i32), ApiError> {
     Ok((until.count, until.window_minutes))
 }
 
+/// Resolve, ignore or reopen an issue.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/issues/{id}",
+    operation_id = "update_issue",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    request_body = IssueUpdate,
+    responses(
+        (status = 200, description = "The changed issue", body = Issue),
+        (status = 400, description = "A bad id or body, or fields that do not go with the status", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+        (status = 422, description = "An `ignore_until` out of range", body = ErrorBody),
+    )
+)]
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-    body: Result<Json<IssueUpdate>, axum::extract::rejection::JsonRejection>,
+    path: Result<Path<i64>, PathRejection>,
+    body: Result<Json<IssueUpdate>, JsonRejection>,
 ) -> Result<Json<Issue>, ApiError> {
+    let id = id_of(path)?;
     let Json(update) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if update.in_release.is_some() && update.status != Status::Resolved {
         return Err(ApiError::bad_request(
