@@ -3,6 +3,7 @@
 
 mod api;
 mod api_detection;
+mod api_openapi;
 mod api_projects;
 mod api_scopes;
 mod api_stats;
@@ -10,6 +11,7 @@ mod cli;
 mod detect;
 mod eval;
 mod harness;
+mod openapi;
 mod otlp;
 mod outage;
 mod protocol;
