@@ -3,6 +3,7 @@
 
 mod api;
 mod api_detection;
+mod api_fuzz;
 mod api_openapi;
 mod api_projects;
 mod api_scopes;

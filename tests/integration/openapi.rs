@@ -26,6 +26,25 @@ impl Operation {
     pub fn name(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
+
+    /// The request body's schema, when the operation takes one.
+    pub fn body_schema(&self) -> Option<&Value> {
+        self.spec
+            .pointer("/requestBody/content/application~1json/schema")
+    }
+
+    /// The query parameters: (name, schema).
+    pub fn query_parameters(&self) -> Vec<(String, Value)> {
+        let parameters = self.spec["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        parameters
+            .into_iter()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p["schema"].clone())))
+            .collect()
+    }
 }
 
 pub struct Document {
@@ -113,6 +132,17 @@ impl Document {
             .should_validate_formats(true)
             .build(&root)
             .map_err(|e| e.to_string())
+    }
+
+    /// The schema `value` stands for, following a `$ref` into the components.
+    pub fn resolve<'a>(&'a self, value: &'a Value) -> &'a Value {
+        match value["$ref"].as_str() {
+            Some(reference) => {
+                let pointer = reference.trim_start_matches('#');
+                self.json.pointer(pointer).unwrap_or(&Value::Null)
+            }
+            None => value,
+        }
     }
 
     /// The operation a request for `method` and a concrete `path` is routed to: the template
@@ -260,4 +290,56 @@ impl Fixture {
             key_id: key["id"].as_i64().expect("key id"),
         }
     }
+
+    /// The real id for the parameter after `resource` (`/projects/{id}` → the project id);
+    /// a resource this fixture does not know gets `1`, which reaches the handler all the same.
+    pub fn id_after(&self, resource: &str) -> String {
+        match resource {
+            "projects" => self.project_id.to_string(),
+            "issues" => self.issue_id.to_string(),
+            "events" => self.event_id.clone(),
+            "incidents" => self.incident_id.to_string(),
+            "rules" => self.rule_id.to_string(),
+            "keys" => self.key_id.to_string(),
+            _ => "1".to_owned(),
+        }
+    }
+
+    /// `template` with every parameter replaced by a real id.
+    pub fn path(&self, template: &str) -> String {
+        fill(template, |resource, _| self.id_after(resource))
+    }
+}
+
+/// `template` with each `{param}` segment replaced by `value(segment before it, index of
+/// the parameter)`; the value is percent-encoded as one path segment.
+pub fn fill(template: &str, mut value: impl FnMut(&str, usize) -> String) -> String {
+    let mut previous = "";
+    let mut index = 0;
+    let segments: Vec<String> = template
+        .split('/')
+        .map(|segment| {
+            let filled = if segment.starts_with('{') {
+                let v = value(previous, index);
+                index += 1;
+                encode_segment(&v)
+            } else {
+                segment.to_owned()
+            };
+            previous = segment;
+            filled
+        })
+        .collect();
+    segments.join("/")
+}
+
+fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

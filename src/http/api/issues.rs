@@ -98,13 +98,23 @@ fn filter(query: ListQuery) -> Result<IssueFilter, ApiError> {
     let after = parse(query.cursor)
         .map(|c| parse_cursor(sort, &c))
         .transpose()?;
+    let words = parse(query.query).map(search_words).transpose()?;
     Ok(IssueFilter {
         status,
-        query: parse(query.query),
+        query: words,
         sort,
         after,
         limit: pagination::limit(query.limit)?,
     })
+}
+
+/// PostgreSQL text cannot hold NUL: refused here rather than failing in the database.
+fn search_words(words: String) -> Result<String, ApiError> {
+    if words.contains('\0') {
+        Err(ApiError::bad_request("query must not contain NUL"))
+    } else {
+        Ok(words)
+    }
 }
 
 fn cursor_text(sort: Sort, issue: &Issue) -> String {
@@ -158,7 +168,8 @@ async fn show(
 #[serde(deny_unknown_fields)]
 struct IssueUpdate {
     status: Status,
-    /// With `resolved`: events from releases older than this one do not reopen the issue.
+    /// With `resolved`: events from releases older than this one do not reopen the issue
+    /// (1 to 250 characters).
     in_release: Option<String>,
     /// With `ignored`: the issue comes back once it sees `count` events in `window_minutes`.
     ignore_until: Option<IgnoreUntil>,
@@ -171,6 +182,21 @@ struct IgnoreUntil {
     count: i64,
     /// 1 to 1440.
     window_minutes: i32,
+}
+
+/// Ingestion keeps releases this long at most (`ingest::sentry::event`); NUL is refused
+/// because PostgreSQL text cannot hold it.
+const MAX_RELEASE_CHARS: usize = 250;
+
+fn check_release(release: &str) -> Result<(), ApiError> {
+    let chars = release.chars().count();
+    if (1..=MAX_RELEASE_CHARS).contains(&chars) && !release.contains('\0') {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(format!(
+            "in_release must be 1 to {MAX_RELEASE_CHARS} characters, without NUL"
+        )))
+    }
 }
 
 /// The escalation condition as the store takes it; the detector watches the window per
@@ -201,7 +227,7 @@ fn mute_condition(until: &IgnoreUntil) -> Result<(i64, i32), ApiError> {
         (status = 200, description = "The changed issue", body = Issue),
         (status = 400, description = "A bad id or body, or fields that do not go with the status", body = ErrorBody),
         (status = 404, description = "No such issue", body = ErrorBody),
-        (status = 422, description = "An `ignore_until` out of range", body = ErrorBody),
+        (status = 422, description = "An `in_release` or `ignore_until` out of range", body = ErrorBody),
     )
 )]
 async fn update(
@@ -216,6 +242,9 @@ async fn update(
         return Err(ApiError::bad_request(
             "in_release goes with status resolved only",
         ));
+    }
+    if let Some(release) = &update.in_release {
+        check_release(release)?;
     }
     if update.ignore_until.is_some() && update.status != Status::Ignored {
         return Err(ApiError::bad_request(

@@ -158,10 +158,11 @@ fn check_slug(slug: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Not blank, bounded, and without NUL (PostgreSQL text cannot hold one).
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains('\0') {
         Err(ApiError::unprocessable(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters"
+            "name must be 1 to {MAX_NAME_CHARS} characters, without NUL"
         )))
     } else {
         Ok(())
