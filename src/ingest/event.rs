@@ -103,7 +103,7 @@ impl fmt::Display for Level {
 }
 
 /// One stack frame, as much as the source told us.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Frame {
     pub function: Option<String>,
     pub module: Option<String>,
@@ -114,7 +114,7 @@ pub struct Frame {
 
 /// One exception of a chain. Frames are ordered caller first, crashing frame last
 /// (Sentry's order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Exception {
     #[serde(rename = "type")]
     pub ty: String,

@@ -43,7 +43,8 @@ impl Incident {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// One change of an incident's state (the API shows an incident's history as these).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Transition {
     pub at: DateTime<Utc>,
     pub from_state: Option<String>,

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::StoreError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Unresolved,
@@ -44,7 +44,9 @@ impl std::str::FromStr for Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An issue: the events of one fingerprint in a project (DESIGN.md §3.5). The API answers
+/// with it as is, so its `ToSchema` is the OpenAPI document's `Issue`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Issue {
     pub id: i64,
     pub project_id: i64,
@@ -53,6 +55,7 @@ pub struct Issue {
     pub title: String,
     pub culprit: String,
     pub level: String,
+    #[schema(value_type = Status)]
     pub status: String,
     #[sqlx(rename = "times_seen")]
     pub count: i64,

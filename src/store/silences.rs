@@ -10,22 +10,26 @@ use sqlx::PgPool;
 
 use super::StoreError;
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Silence {
     pub id: i64,
     pub project_id: i64,
+    /// Matches incidents of this kind; `null` matches any.
     pub kind: Option<String>,
+    /// Matches incidents of this service; `null` matches any.
     pub service: Option<String>,
+    /// Matches incidents of this issue; `null` matches any.
     pub issue_id: Option<i64>,
     pub comment: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// The API token that made it.
     pub created_by: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 
 /// Where a silence's window stands at a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Pending,

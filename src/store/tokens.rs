@@ -17,7 +17,9 @@ fn digest(token: &str) -> Vec<u8> {
 }
 
 /// What a token may do; each scope includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Read anything (GET).
@@ -55,10 +57,12 @@ pub struct Grant {
 }
 
 /// A token as it is listed: everything but the token itself, which is never stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Token)]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
+    #[schema(value_type = Scope)]
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,

@@ -3,7 +3,9 @@
 
 mod api;
 mod api_detection;
+mod api_fuzz;
 mod api_issue_triage;
+mod api_openapi;
 mod api_projects;
 mod api_scopes;
 mod api_silences;
@@ -13,6 +15,7 @@ mod cli;
 mod detect;
 mod eval;
 mod harness;
+mod openapi;
 mod otlp;
 mod outage;
 mod protocol;

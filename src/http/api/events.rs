@@ -3,29 +3,36 @@
 
 use std::collections::BTreeMap;
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::ApiToken;
 use super::pagination::{self, Page};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::ingest::Exception;
 use crate::store::events::{self, EventRecord};
 use crate::store::issues;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/issues/{id}/events", get(list))
-        .route("/api/v1/events/{event_id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
 }
 
-#[derive(Serialize)]
+/// An event (DESIGN.md §3.5) with the payload as it arrived.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Event)]
 struct EventView {
+    /// 32 lower-case hex digits.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     event_id: String,
     issue_id: i64,
     project_id: i64,
@@ -43,6 +50,8 @@ struct EventView {
     tags: BTreeMap<String, String>,
     trace_id: Option<String>,
     handled: bool,
+    /// The event as the SDK or exporter sent it (after scrubbing).
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
 }
 
@@ -71,19 +80,37 @@ impl From<EventRecord> for EventView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Events per page, 1 to 100 (default 25).
     limit: Option<i64>,
 }
 
+/// An issue's events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/issues/{id}/events",
+    operation_id = "list_issue_events",
+    tag = "events",
+    params(("id" = i64, Path, description = "Issue id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of events", body = Page<EventView>),
+        (status = 400, description = "A bad id, limit or cursor", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+    )
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(issue_id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    path: Result<Path<i64>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<EventView>>, ApiError> {
+    let Path(issue_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if issues::get(&state.pool, issue_id).await?.is_none() {
         return Err(ApiError::not_found(format!("issue {issue_id}")));
     }
@@ -105,11 +132,25 @@ fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     Ok((at.with_timezone(&Utc), id))
 }
 
+/// One event.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{event_id}",
+    operation_id = "get_event",
+    tag = "events",
+    params(("event_id" = String, Path, description = "The event id: 32 hex digits (dashes allowed)")),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 400, description = "Not an event id", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(event_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<EventView>, ApiError> {
+    let Path(event_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = Uuid::try_parse(&event_id)
         .map_err(|_| ApiError::bad_request(format!("{event_id:?} is not an event id")))?;
     let record = events::get(&state.pool, id).await?;

@@ -7,19 +7,22 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::openapi::{described, one_of, one_of_or_null};
 use super::pagination::{self, Page};
 use crate::detect::incidents as lifecycle;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
-use crate::store::incidents::{self, Incident, IncidentFilter, MissedFault};
+use crate::store::incidents::{self, Incident, IncidentFilter, MissedFault, Transition};
 use crate::store::{projects, StoreError};
 
 const KINDS: [&str; 5] = [
@@ -29,23 +32,117 @@ const KINDS: [&str; 5] = [
     "anomaly",
     "error_rate",
 ];
+const STATES: [&str; 4] = ["open", "recovering", "resolved", "escalated"];
+const SCOPES: [&str; 3] = ["project", "service", "issue"];
+const LABELS: [&str; 3] = ["true_positive", "false_positive", "missed"];
 
 /// A note on a missed fault is for people; this keeps it a note.
 const MAX_NOTE_CHARS: usize = 4_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/incidents", get(list).post(report_missed))
-        .route("/api/v1/incidents/{id}", get(show).patch(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, report_missed))
+        .routes(routes!(show, update))
 }
 
-/// The incident as the API shows it: the webhook shape plus `acknowledged_at` and the
-/// silence it opened under (`null` when it was announced).
-fn view(incident: &Incident) -> Value {
-    let mut json = lifecycle::to_json(incident);
-    json["acknowledged_at"] = json!(incident.acknowledged_at);
-    json["silence_id"] = json!(incident.silence_id);
-    json
+/// The incident as the API shows it: the webhook's shape (`detect::incidents::to_json`, a
+/// unit test keeps the two equal) plus `acknowledged_at` and the silence it opened under.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Incident)]
+struct IncidentView {
+    id: i64,
+    project_id: i64,
+    #[schema(schema_with = kind_schema)]
+    kind: String,
+    series: SeriesView,
+    #[schema(schema_with = state_schema)]
+    state: String,
+    opened_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    /// How far the series strayed (the detector's score).
+    score: f64,
+    /// `true_positive`, `false_positive` (set by people) or `missed` (a reported fault).
+    #[schema(schema_with = label_schema)]
+    label: Option<String>,
+    /// What the detector saw; a missed fault's `note`.
+    #[schema(value_type = Object)]
+    details: Value,
+    /// Recovery actions taken (none yet: they come with recovery webhooks).
+    #[schema(value_type = Vec<Object>)]
+    actions: Vec<Value>,
+    /// When a person first acknowledged it.
+    acknowledged_at: Option<DateTime<Utc>>,
+    /// The silence it opened under: recorded, never announced (`null` when announced).
+    silence_id: Option<i64>,
+}
+
+/// The series the incident is about: a whole project, one service, or one issue.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IncidentSeries)]
+struct SeriesView {
+    #[schema(schema_with = scope_schema)]
+    scope: String,
+    /// With scope `service`.
+    service: Option<String>,
+    /// With scope `issue`.
+    issue_id: Option<i64>,
+}
+
+/// An incident with its history, oldest change first.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IncidentWithHistory)]
+struct IncidentDetail {
+    #[serde(flatten)]
+    incident: IncidentView,
+    history: Vec<Transition>,
+}
+
+fn kind_schema() -> utoipa::openapi::Object {
+    one_of(&KINDS)
+}
+
+fn state_schema() -> utoipa::openapi::Object {
+    one_of(&STATES)
+}
+
+fn scope_schema() -> utoipa::openapi::Object {
+    one_of(&SCOPES)
+}
+
+fn state_filter_schema() -> utoipa::openapi::Object {
+    described(one_of(&STATES), "Only incidents in this state.")
+}
+
+fn kind_filter_schema() -> utoipa::openapi::Object {
+    described(one_of(&KINDS), "Only incidents of this kind.")
+}
+
+fn label_schema() -> utoipa::openapi::Object {
+    one_of_or_null(&LABELS)
+}
+
+impl From<&Incident> for IncidentView {
+    fn from(incident: &Incident) -> IncidentView {
+        IncidentView {
+            id: incident.id,
+            project_id: incident.project_id,
+            kind: incident.kind.clone(),
+            series: SeriesView {
+                scope: incident.scope.clone(),
+                service: (incident.scope == "service").then(|| incident.service.clone()),
+                issue_id: (incident.scope == "issue").then_some(incident.issue_id),
+            },
+            state: incident.state.clone(),
+            opened_at: incident.opened_at,
+            resolved_at: incident.resolved_at,
+            score: incident.score,
+            label: incident.label.clone(),
+            details: incident.details.clone(),
+            actions: Vec::new(),
+            acknowledged_at: incident.acknowledged_at,
+            silence_id: incident.silence_id,
+        }
+    }
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -61,21 +158,40 @@ fn incident_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> 
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this project's incidents.
     project: Option<i64>,
+    #[param(schema_with = state_filter_schema)]
     state: Option<String>,
+    #[param(schema_with = kind_filter_schema)]
     kind: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Incidents per page, 1 to 100 (default 25).
     limit: Option<i64>,
 }
 
+/// Incidents, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    operation_id = "list_incidents",
+    tag = "incidents",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of incidents", body = Page<IncidentView>),
+        (status = 400, description = "A bad filter, limit or cursor", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Page<Value>>, ApiError> {
+) -> Result<Json<Page<IncidentView>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = filter(query)?;
     if let Some(project_id) = filter.project_id {
@@ -88,7 +204,7 @@ async fn list(
         format!("{}|{}", incident.opened_at.to_rfc3339(), incident.id)
     });
     Ok(Json(Page {
-        items: page.items.iter().map(view).collect(),
+        items: page.items.iter().map(IncidentView::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -132,26 +248,52 @@ fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
     Ok((at.with_timezone(&Utc), id.parse().map_err(|_| invalid())?))
 }
 
+/// One incident with its history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    operation_id = "get_incident",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    responses(
+        (status = 200, description = "The incident and its history", body = IncidentDetail),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentDetail>, ApiError> {
     let id = incident_id(path)?;
     let incident = incidents::get(&state.pool, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let history = incidents::history(&state.pool, id).await?;
-    let mut json = view(&incident);
-    json["history"] = json!(history);
-    Ok(Json(json))
+    Ok(Json(IncidentDetail {
+        incident: IncidentView::from(&incident),
+        history,
+    }))
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `action` and `label`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IncidentUpdate {
+    #[schema(schema_with = action_schema)]
     action: Option<String>,
+    /// Whether the incident was a real fault (what `GET /api/v1/stats` counts).
+    #[schema(schema_with = update_label_schema)]
     label: Option<String>,
+}
+
+fn action_schema() -> utoipa::openapi::Object {
+    one_of_or_null(&["acknowledge", "resolve"])
+}
+
+fn update_label_schema() -> utoipa::openapi::Object {
+    one_of_or_null(&["true_positive", "false_positive"])
 }
 
 enum Change {
@@ -179,12 +321,30 @@ fn change(update: IncidentUpdate) -> Result<Change, ApiError> {
     }
 }
 
+/// Acknowledge, resolve or label an incident.
+///
+/// Resolving queues its `incident.resolved` webhook in the same transaction.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}",
+    operation_id = "update_incident",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body = IncidentUpdate,
+    responses(
+        (status = 200, description = "The changed incident", body = IncidentView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "The lifecycle does not allow it (code `invalid_transition`)", body = ErrorBody),
+        (status = 422, description = "Not exactly one known action or label", body = ErrorBody),
+    )
+)]
 async fn update(
     token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<IncidentUpdate>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentView>, ApiError> {
     let id = incident_id(path)?;
     let Json(update) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let incident = match change(update)? {
@@ -194,7 +354,7 @@ async fn update(
             .await?
             .ok_or_else(|| not_found(id))?,
     };
-    Ok(Json(view(&incident)))
+    Ok(Json(IncidentView::from(&incident)))
 }
 
 /// Someone is on it: only an active incident can be acknowledged.
@@ -247,13 +407,21 @@ async fn resolve(pool: &PgPool, id: i64, token_id: i64) -> Result<Incident, ApiE
     Ok(resolved)
 }
 
-#[derive(Deserialize)]
+/// A fault people saw that Seismo never flagged.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MissedReport {
     project_id: i64,
+    #[schema(schema_with = missed_label_schema)]
     label: String,
+    /// When the fault began (default: now); not in the future.
     opened_at: Option<DateTime<Utc>>,
+    /// At most 4000 characters.
     note: Option<String>,
+}
+
+fn missed_label_schema() -> utoipa::openapi::Object {
+    one_of(&["missed"])
 }
 
 fn missed_fault(report: MissedReport, now: DateTime<Utc>) -> Result<MissedFault, ApiError> {
@@ -282,11 +450,27 @@ fn missed_fault(report: MissedReport, now: DateTime<Utc>) -> Result<MissedFault,
     })
 }
 
+/// Report a missed fault.
+///
+/// It is listed as a resolved incident labelled `missed`, and counts against P_detect.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    operation_id = "report_missed_fault",
+    tag = "incidents",
+    request_body = MissedReport,
+    responses(
+        (status = 201, description = "The recorded incident", body = IncidentView),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 422, description = "A label other than `missed`, a future time, or a note too long", body = ErrorBody),
+    )
+)]
 async fn report_missed(
     _token: ApiToken,
     State(state): State<AppState>,
     body: Result<Json<MissedReport>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
     let Json(report) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let missed = missed_fault(report, Utc::now())?;
     if !projects::exists(&state.pool, missed.project_id).await? {
@@ -298,5 +482,51 @@ async fn report_missed(
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     let incident = incidents::record_missed(&mut tx, &missed).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok((StatusCode::CREATED, Json(view(&incident))))
+    Ok((StatusCode::CREATED, Json(IncidentView::from(&incident))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(scope: &str) -> Incident {
+        Incident {
+            id: 7,
+            project_id: 1,
+            kind: "anomaly".to_owned(),
+            scope: scope.to_owned(),
+            service: "checkout".to_owned(),
+            issue_id: 3,
+            state: "open".to_owned(),
+            opened_at: Utc::now(),
+            updated_at: Utc::now(),
+            resolved_at: None,
+            score: 0.5,
+            label: Some("true_positive".to_owned()),
+            calm_buckets: 0,
+            details: serde_json::json!({"z": 4.2}),
+            acknowledged_at: Some(Utc::now()),
+            silence_id: Some(9),
+        }
+    }
+
+    #[test]
+    fn the_api_shows_incidents_as_webhooks_do_plus_acknowledgement_and_silence() {
+        for scope in SCOPES {
+            let incident = incident(scope);
+            let mut api = serde_json::to_value(IncidentView::from(&incident)).expect("json");
+            let acknowledged = api
+                .as_object_mut()
+                .and_then(|fields| fields.remove("acknowledged_at"));
+            assert_eq!(
+                acknowledged,
+                Some(serde_json::json!(incident.acknowledged_at))
+            );
+            let silence = api
+                .as_object_mut()
+                .and_then(|fields| fields.remove("silence_id"));
+            assert_eq!(silence, Some(serde_json::json!(9)));
+            assert_eq!(api, lifecycle::to_json(&incident), "scope {scope}");
+        }
+    }
 }

@@ -4,58 +4,99 @@
 //! `ignore_until`: back after N events in M minutes), `DELETE /api/v1/issues/{id}` (with its
 //! events; admin scope), `POST /api/v1/issues/{id}/merge` (`{"issues": [ids]}` into this one).
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, path_of};
+use super::input::body_of;
+use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::issues::{
     self, Cursor, EventFilter, Issue, IssueFilter, MergeOutcome, Sort, Status,
 };
 use crate::store::projects;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects/{id}/issues", get(list))
-        .route(
-            "/api/v1/issues/{id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route("/api/v1/issues/{id}/merge", post(merge))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(merge))
 }
 
-#[derive(Deserialize)]
+/// Path and query rejections answer like every other API error (axum's are plain text).
+fn id_of(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only issues with this status; absent: all.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Only issues at this level: fatal, error, warning, info or debug.
     level: Option<String>,
+    /// Words the title or culprit contains.
     query: Option<String>,
+    /// Only issues with an event from this release.
     release: Option<String>,
+    /// Only issues with an event from this environment.
     environment: Option<String>,
+    /// Only issues with an event from this service.
     service: Option<String>,
+    /// Only issues with an event received at or after this time (RFC 3339).
     since: Option<String>,
+    /// Only issues with an event received before this time (RFC 3339).
     until: Option<String>,
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
+    /// The `next_cursor` of the previous page (with the same sort).
     cursor: Option<String>,
+    /// Issues per page, 1 to 100 (default 25).
     limit: Option<i64>,
 }
 
 const LEVELS: [&str; 5] = ["fatal", "error", "warning", "info", "debug"];
 
+fn sort_schema() -> utoipa::openapi::Object {
+    let sorts = one_of(&["last_seen", "first_seen", "count"]);
+    described(sorts, "Newest or largest first; default `last_seen`.")
+}
+
+/// A project's issues. `release`, `environment`, `service`, `since` and `until` match
+/// through the issue's stored events: an issue is listed when one of its events matches
+/// them all.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/issues",
+    operation_id = "list_issues",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Project id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of issues", body = Page<Issue>),
+        (status = 400, description = "A bad id, filter, sort or cursor", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(project_id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    path: Result<Path<i64>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<Issue>>, ApiError> {
+    let project_id = id_of(path)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !projects::exists(&state.pool, project_id).await? {
         return Err(ApiError::not_found(format!("project {project_id}")));
     }
@@ -81,7 +122,9 @@ fn filter(query: ListQuery) -> Result<IssueFilter, ApiError> {
     let after = parse(query.cursor)
         .map(|c| parse_cursor(sort, &c))
         .transpose()?;
-    let level = parse(query.level)
+    let text =
+        |name: &str, value: Option<String>| parse(value).map(|v| text_param(name, v)).transpose();
+    let level = text("level", query.level)?
         .map(|level| match LEVELS.contains(&level.as_str()) {
             true => Ok(level),
             false => Err(ApiError::bad_request(format!(
@@ -90,9 +133,9 @@ fn filter(query: ListQuery) -> Result<IssueFilter, ApiError> {
         })
         .transpose()?;
     let events = EventFilter {
-        release: parse(query.release),
-        environment: parse(query.environment),
-        service: parse(query.service),
+        release: text("release", query.release)?,
+        environment: text("environment", query.environment)?,
+        service: text("service", query.service)?,
         since: parse(query.since).map(|t| time("since", &t)).transpose()?,
         until: parse(query.until).map(|t| time("until", &t)).transpose()?,
     };
@@ -104,7 +147,7 @@ fn filter(query: ListQuery) -> Result<IssueFilter, ApiError> {
     Ok(IssueFilter {
         status,
         level,
-        query: parse(query.query),
+        query: text("query", query.query)?,
         events,
         sort,
         after,
@@ -116,6 +159,17 @@ fn time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|_| ApiError::bad_request(format!("{name} must be an RFC 3339 time")))
+}
+
+/// PostgreSQL text cannot hold NUL: refused here rather than failing in the database.
+fn text_param(name: &str, value: String) -> Result<String, ApiError> {
+    if value.contains('\0') {
+        Err(ApiError::bad_request(format!(
+            "{name} must not contain NUL"
+        )))
+    } else {
+        Ok(value)
+    }
 }
 
 fn cursor_text(sort: Sort, issue: &Issue) -> String {
@@ -140,32 +194,64 @@ fn parse_cursor(sort: Sort, cursor: &str) -> Result<Cursor, ApiError> {
     }
 }
 
+/// One issue.
+#[utoipa::path(
+    get,
+    path = "/api/v1/issues/{id}",
+    operation_id = "get_issue",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 200, description = "The issue", body = Issue),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Issue>, ApiError> {
+    let id = id_of(path)?;
     let issue = issues::get(&state.pool, id).await?;
     issue
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("issue {id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueUpdate {
     status: Status,
-    /// With `resolved`: events from releases older than this one do not reopen the issue.
+    /// With `resolved`: events from releases older than this one do not reopen the issue
+    /// (1 to 250 characters).
     in_release: Option<String>,
     /// With `ignored`: the issue comes back once it sees `count` events in `window_minutes`.
     ignore_until: Option<IgnoreUntil>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IgnoreUntil {
+    /// At least 1.
     count: i64,
+    /// 1 to 1440.
     window_minutes: i32,
+}
+
+/// Ingestion keeps releases this long at most (`ingest::sentry::event`); NUL is refused
+/// because PostgreSQL text cannot hold it.
+const MAX_RELEASE_CHARS: usize = 250;
+
+fn check_release(release: &str) -> Result<(), ApiError> {
+    let chars = release.chars().count();
+    if (1..=MAX_RELEASE_CHARS).contains(&chars) && !release.contains('\0') {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(format!(
+            "in_release must be 1 to {MAX_RELEASE_CHARS} characters, without NUL"
+        )))
+    }
 }
 
 /// The escalation condition as the store takes it; the detector watches the window per
@@ -184,17 +270,36 @@ fn mute_condition(until: &IgnoreUntil) -> Result<(i64, i32), ApiError> {
     Ok((until.count, until.window_minutes))
 }
 
+/// Resolve, ignore or reopen an issue.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/issues/{id}",
+    operation_id = "update_issue",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    request_body = IssueUpdate,
+    responses(
+        (status = 200, description = "The changed issue", body = Issue),
+        (status = 400, description = "A bad id or body, or fields that do not go with the status", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+        (status = 422, description = "An `in_release` or `ignore_until` out of range", body = ErrorBody),
+    )
+)]
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-    body: Result<Json<IssueUpdate>, axum::extract::rejection::JsonRejection>,
+    path: Result<Path<i64>, PathRejection>,
+    body: Result<Json<IssueUpdate>, JsonRejection>,
 ) -> Result<Json<Issue>, ApiError> {
+    let id = id_of(path)?;
     let Json(update) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if update.in_release.is_some() && update.status != Status::Resolved {
         return Err(ApiError::bad_request(
             "in_release goes with status resolved only",
         ));
+    }
+    if let Some(release) = &update.in_release {
+        check_release(release)?;
     }
     if update.ignore_until.is_some() && update.status != Status::Ignored {
         return Err(ApiError::bad_request(
@@ -212,12 +317,26 @@ async fn update(
         .ok_or_else(|| ApiError::not_found(format!("issue {id}")))
 }
 
+/// Delete an issue with its events (admin scope). Its fingerprints start a new issue if
+/// seen again; the project's own counts keep the events.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/issues/{id}",
+    operation_id = "delete_issue",
+    tag = "issues",
+    params(("id" = i64, Path, description = "Issue id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+    )
+)]
 async fn remove(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_of(path)?;
+    let id = id_of(path)?;
     match issues::delete(&state.pool, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::not_found(format!("issue {id}"))),
@@ -227,20 +346,36 @@ async fn remove(
 /// One merge takes at most this many issues: a triage action, not a bulk job.
 const MAX_MERGED: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MergeRequest {
     /// The issues to merge into the one in the path.
     issues: Vec<i64>,
 }
 
+/// Merge issues into this one: their events and counts move here, their fingerprints'
+/// future events join it, and they are deleted. This issue keeps its name and status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/issues/{id}/merge",
+    operation_id = "merge_issues",
+    tag = "issues",
+    params(("id" = i64, Path, description = "The issue the others merge into")),
+    request_body = MergeRequest,
+    responses(
+        (status = 200, description = "The merged issue", body = Issue),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such issue", body = ErrorBody),
+        (status = 422, description = "Nothing to merge, too many, the issue itself, an issue that does not exist or belongs to another project", body = ErrorBody),
+    )
+)]
 async fn merge(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<MergeRequest>, JsonRejection>,
 ) -> Result<Json<Issue>, ApiError> {
-    let target = path_of(path)?;
+    let target = id_of(path)?;
     let mut sources = body_of(body)?.issues;
     sources.sort_unstable();
     sources.dedup();

@@ -1,13 +1,20 @@
 //! The management API (JSON, `Authorization: Bearer <api token>`): the read side of issues
 //! and events with resolving/ignoring an issue, incidents (list, history, acknowledge,
-//! resolve, label, report a missed fault) and detection rules. Each resource has its own
-//! file and router; later resources (endpoints, deliveries) slot in the same way.
+//! resolve, label, report a missed fault), detection rules, projects with their keys, and
+//! statistics. Each resource has its own file and router; later resources (endpoints,
+//! deliveries) slot in the same way.
+//!
+//! Each resource's router is a `utoipa_axum` `OpenApiRouter`: registering a handler with
+//! `routes!` also adds its `#[utoipa::path]` annotation to the OpenAPI document, so nothing
+//! is routed undocumented. [`router`] merges them, splits the axum router from the document,
+//! and serves the document (`openapi`).
 
 mod auth;
 mod events;
 mod incidents;
 mod input;
 mod issues;
+mod openapi;
 mod pagination;
 mod projects;
 mod rules;
@@ -16,11 +23,19 @@ mod stats;
 mod tokens;
 
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let (router, api) = openapi_router().split_for_parts();
+    router.merge(openapi::router(api))
+}
+
+/// Every resource's routes, each with its part of the document.
+fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(issues::router())
         .merge(events::router())
         .merge(incidents::router())

@@ -9,15 +9,17 @@
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
 use super::pagination::Page;
-use crate::cli::project::project_json;
-use crate::http::error::ApiError;
+use crate::config::Config;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::ingest::sentry::auth::Dsn;
 use crate::store::projects::{self, Key, Project, ProjectChange, Retention};
@@ -27,46 +29,74 @@ const MAX_RETENTION_DAYS: i32 = 3650;
 const DEFAULT_RETENTION_DAYS: i32 = 90;
 const MAX_NAME_CHARS: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects", get(list).post(create))
-        .route(
-            "/api/v1/projects/{id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route(
-            "/api/v1/projects/{id}/keys",
-            get(list_keys).post(create_key),
-        )
-        .route(
-            "/api/v1/projects/{id}/keys/{key_id}",
-            patch(update_key).delete(revoke_key),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(update_key, revoke_key))
 }
 
 fn dsn(state: &AppState, public_key: &str, project_id: i64) -> String {
     Dsn::for_project(&state.config.public_url, public_key, project_id).to_string()
 }
 
-/// The project as DESIGN.md §3.5 shows it (exactly as `seismo project create --json` prints
-/// it), with its quota and retention.
-fn view(state: &AppState, project: &Project, retention: &Retention) -> Value {
-    let mut view = project_json(project, &state.config);
-    view["rate_limit"] = json!(project.rate_limit_per_minute);
-    view["retention_days"] = json!(retention.retention_days);
-    view["max_events"] = json!(retention.max_events);
-    view
+/// A project (DESIGN.md §3.5, the first six fields exactly as `seismo project create --json`
+/// prints them: a unit test keeps them equal) with its quota and retention.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Project)]
+struct ProjectView {
+    id: i64,
+    slug: String,
+    name: String,
+    /// For Sentry SDKs; `null` when every key is revoked.
+    dsn: Option<String>,
+    /// The key OTLP exporters send in `x-seismo-key`; `null` when every key is revoked.
+    otlp_key: Option<String>,
+    created_at: DateTime<Utc>,
+    /// Events per minute ingestion accepts; `null`: no limit.
+    rate_limit: Option<i32>,
+    retention_days: i32,
+    /// Events kept at most; `null`: no limit.
+    max_events: Option<i64>,
 }
 
-fn key_view(state: &AppState, key: &Key) -> Value {
-    json!({
-        "id": key.id,
-        "public_key": key.public_key,
-        "dsn": dsn(state, &key.public_key, key.project_id),
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "rate_limit": key.rate_limit_per_minute,
-    })
+fn view(config: &Config, project: &Project, retention: &Retention) -> ProjectView {
+    ProjectView {
+        id: project.id,
+        slug: project.slug.clone(),
+        name: project.name.clone(),
+        dsn: crate::cli::project::dsn(project, config),
+        otlp_key: project.public_key.clone(),
+        created_at: project.created_at,
+        rate_limit: project.rate_limit_per_minute,
+        retention_days: retention.retention_days,
+        max_events: retention.max_events,
+    }
+}
+
+/// An ingestion key of a project.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Key)]
+struct KeyView {
+    id: i64,
+    public_key: String,
+    dsn: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    /// Stored and shown; ingestion enforces the project's `rate_limit` only.
+    rate_limit: Option<i32>,
+}
+
+fn key_view(state: &AppState, key: &Key) -> KeyView {
+    KeyView {
+        id: key.id,
+        public_key: key.public_key.clone(),
+        dsn: dsn(state, &key.public_key, key.project_id),
+        created_at: key.created_at,
+        revoked_at: key.revoked_at,
+        rate_limit: key.rate_limit_per_minute,
+    }
 }
 
 fn project_not_found(id: i64) -> ApiError {
@@ -90,7 +120,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-async fn load(state: &AppState, id: i64) -> Result<Value, ApiError> {
+async fn load(state: &AppState, id: i64) -> Result<ProjectView, ApiError> {
     let mut conn = state
         .pool
         .acquire()
@@ -102,7 +132,7 @@ async fn load(state: &AppState, id: i64) -> Result<Value, ApiError> {
     let retention = projects::retention(&state.pool, id)
         .await?
         .ok_or_else(|| project_not_found(id))?;
-    Ok(view(state, &project, &retention))
+    Ok(view(&state.config, &project, &retention))
 }
 
 async fn project_must_exist(state: &AppState, id: i64) -> Result<(), ApiError> {
@@ -129,10 +159,11 @@ fn check_slug(slug: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Not blank, bounded, and without NUL (PostgreSQL text cannot hold one).
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains('\0') {
         Err(ApiError::unprocessable(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters"
+            "name must be 1 to {MAX_NAME_CHARS} characters, without NUL"
         )))
     } else {
         Ok(())
@@ -174,15 +205,23 @@ fn max_events(value: Option<i64>) -> Result<Option<i64>, ApiError> {
     }
 }
 
+/// Every project (one page: projects are few).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    operation_id = "list_projects",
+    tag = "projects",
+    responses((status = 200, description = "Every project", body = Page<ProjectView>))
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-) -> Result<Json<Page<Value>>, ApiError> {
+) -> Result<Json<Page<ProjectView>>, ApiError> {
     // Projects are few: one page, and each one's retention read beside it.
     let mut items = Vec::new();
     for project in projects::list(&state.pool).await? {
         if let Some(retention) = projects::retention(&state.pool, project.id).await? {
-            items.push(view(&state, &project, &retention));
+            items.push(view(&state.config, &project, &retention));
         }
     }
     Ok(Json(Page {
@@ -191,21 +230,41 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+/// A new project; it gets its first ingestion key and the default rules.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewProject {
+    /// 1 to 64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit; unique.
     slug: String,
+    /// 1 to 200 characters; default: the slug.
     name: Option<String>,
+    /// Events per minute, at least 1; default: no limit.
     rate_limit: Option<i64>,
+    /// 1 to 3650 (default 90).
     retention_days: Option<i64>,
+    /// At least 1; default: no limit.
     max_events: Option<i64>,
 }
 
+/// Create a project.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    operation_id = "create_project",
+    tag = "projects",
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "The new project", body = ProjectView),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+        (status = 422, description = "A bad slug or name, or a value out of range", body = ErrorBody),
+    )
+)]
 async fn create(
     _token: ApiToken,
     State(state): State<AppState>,
     body: Result<Json<NewProject>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     let body = body_of(body)?;
     check_slug(&body.slug)?;
     let name = body.name.unwrap_or_else(|| body.slug.clone());
@@ -228,20 +287,34 @@ async fn create(
     };
     Ok((
         StatusCode::CREATED,
-        Json(view(&state, &project, &retention)),
+        Json(view(&state.config, &project, &retention)),
     ))
 }
 
+/// One project.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}",
+    operation_id = "get_project",
+    tag = "projects",
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "The project", body = ProjectView),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectView>, ApiError> {
     let id = path_of(path)?;
     Ok(Json(load(&state, id).await?))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; `null` clears `rate_limit` or `max_events` (no limit).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectPatch {
     name: Option<String>,
@@ -252,12 +325,27 @@ struct ProjectPatch {
     max_events: Option<Option<i64>>,
 }
 
+/// Rename a project, or change its quota or retention.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{id}",
+    operation_id = "update_project",
+    tag = "projects",
+    params(("id" = i64, Path, description = "Project id")),
+    request_body = ProjectPatch,
+    responses(
+        (status = 200, description = "The changed project", body = ProjectView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 422, description = "A bad name, or a value out of range", body = ErrorBody),
+    )
+)]
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<ProjectPatch>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectView>, ApiError> {
     let id = path_of(path)?;
     let patch = body_of(body)?;
     if let Some(name) = &patch.name {
@@ -277,6 +365,21 @@ async fn update(
     Ok(Json(load(&state, id).await?))
 }
 
+/// Delete a project.
+///
+/// Everything it owns goes with it: issues, events, counts, incidents, rules, keys.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}",
+    operation_id = "delete_project",
+    tag = "projects",
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn remove(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -292,29 +395,60 @@ async fn remove(
     }
 }
 
+/// A project's ingestion keys.
+///
+/// Revoked ones included, oldest first; a plain array, not a page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/keys",
+    operation_id = "list_keys",
+    tag = "projects",
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "Every key of the project", body = Vec<KeyView>),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn list_keys(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<KeyView>>, ApiError> {
     let id = path_of(path)?;
     project_must_exist(&state, id).await?;
     let keys = projects::list_keys(&state.pool, id).await?;
     Ok(Json(keys.iter().map(|k| key_view(&state, k)).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    /// Events per minute, at least 1; default: no limit.
     rate_limit: Option<i64>,
 }
 
+/// Add an ingestion key to a project; it ingests at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/keys",
+    operation_id = "create_key",
+    tag = "projects",
+    params(("id" = i64, Path, description = "Project id")),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The new key", body = KeyView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 422, description = "A rate limit out of range", body = ErrorBody),
+    )
+)]
 async fn create_key(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<NewKey>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let id = path_of(path)?;
     let body = body_of(body)?;
     let rate_limit = rate_limit(body.rate_limit)?;
@@ -323,19 +457,39 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(key_view(&state, &key))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyPatch {
+    /// Events per minute, at least 1; `null`: no limit.
     #[serde(deserialize_with = "present")]
+    #[schema(required = true)]
     rate_limit: Option<Option<i64>>,
 }
 
+/// Change a key's rate limit.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{id}/keys/{key_id}",
+    operation_id = "update_key",
+    tag = "projects",
+    params(
+        ("id" = i64, Path, description = "Project id"),
+        ("key_id" = i64, Path, description = "Key id"),
+    ),
+    request_body = KeyPatch,
+    responses(
+        (status = 200, description = "The changed key", body = KeyView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such key in this project", body = ErrorBody),
+        (status = 422, description = "A rate limit out of range", body = ErrorBody),
+    )
+)]
 async fn update_key(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<(i64, i64)>, PathRejection>,
     body: Result<Json<KeyPatch>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     let (id, key_id) = path_of(path)?;
     let patch = body_of(body)?;
     let rate_limit = rate_limit(patch.rate_limit.flatten())?;
@@ -345,6 +499,25 @@ async fn update_key(
     Ok(Json(key_view(&state, &key)))
 }
 
+/// Revoke a key.
+///
+/// Ingestion refuses it within the key cache's lifetime (30 s). Revoking a revoked key
+/// keeps its first revocation.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}/keys/{key_id}",
+    operation_id = "revoke_key",
+    tag = "projects",
+    params(
+        ("id" = i64, Path, description = "Project id"),
+        ("key_id" = i64, Path, description = "Key id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such key in this project", body = ErrorBody),
+    )
+)]
 async fn revoke_key(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -357,5 +530,34 @@ async fn revoke_key(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("key {key_id} of project {id}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::project::project_json;
+    use crate::config::Sources;
+
+    #[test]
+    fn the_api_shows_a_project_as_the_cli_prints_it() {
+        let config = Config::from_sources(&Sources::default()).expect("default config");
+        let project = Project {
+            id: 4,
+            slug: "shop".to_owned(),
+            name: "Shop".to_owned(),
+            rate_limit_per_minute: Some(60),
+            created_at: Utc::now(),
+            public_key: Some("0123abcd".to_owned()),
+        };
+        let retention = Retention {
+            retention_days: 30,
+            max_events: None,
+        };
+        let api = serde_json::to_value(view(&config, &project, &retention)).expect("json");
+        let cli = project_json(&project, &config);
+        for (field, value) in cli.as_object().expect("an object") {
+            assert_eq!(&api[field], value, "{field}");
+        }
     }
 }

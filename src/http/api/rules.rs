@@ -7,36 +7,89 @@
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::openapi::{one_of, one_of_or_null};
 use super::pagination::Page;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::projects;
 use crate::store::rules::{self, NewRule, Rule, RuleChange};
 
+const KINDS: [&str; 5] = [
+    "new_issue",
+    "regression",
+    "threshold",
+    "anomaly",
+    "error_rate",
+];
 const SCOPES: [&str; 3] = ["project", "service", "issue"];
 const SENSITIVITIES: [&str; 3] = ["low", "medium", "high"];
 /// A threshold window longer than a day is a report, not an alert.
 const MAX_WINDOW_MINUTES: i32 = 1440;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects/{id}/rules", get(list).post(create))
-        .route("/api/v1/rules/{id}", get(show).patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+}
+
+/// A detection rule: what may open an incident in a project.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Rule)]
+struct RuleView {
+    id: i64,
+    project_id: i64,
+    #[schema(schema_with = kind_schema)]
+    kind: String,
+    enabled: bool,
+    #[schema(schema_with = scope_schema)]
+    scope: String,
+    /// Events in `window_minutes` (threshold rules only).
+    threshold: Option<i64>,
+    window_minutes: Option<i32>,
+    /// `low`, `medium` or `high` (anomaly and error-rate rules only).
+    #[schema(schema_with = sensitivity_or_null_schema)]
+    sensitivity: Option<String>,
+    created_at: DateTime<Utc>,
 }
 
 /// The rule as the API shows it; `sensitivity` only where the kind reads it.
-fn view(rule: &Rule) -> Value {
-    let mut json = json!(rule);
-    if !matches!(rule.kind.as_str(), "anomaly" | "error_rate") {
-        json["sensitivity"] = Value::Null;
+fn view(rule: &Rule) -> RuleView {
+    let reads_sensitivity = matches!(rule.kind.as_str(), "anomaly" | "error_rate");
+    RuleView {
+        id: rule.id,
+        project_id: rule.project_id,
+        kind: rule.kind.clone(),
+        enabled: rule.enabled,
+        scope: rule.scope.clone(),
+        threshold: rule.threshold,
+        window_minutes: rule.window_minutes,
+        sensitivity: reads_sensitivity.then(|| rule.sensitivity.clone()),
+        created_at: rule.created_at,
     }
-    json
+}
+
+fn kind_schema() -> utoipa::openapi::Object {
+    one_of(&KINDS)
+}
+
+fn scope_schema() -> utoipa::openapi::Object {
+    one_of(&SCOPES)
+}
+
+fn scope_or_null_schema() -> utoipa::openapi::Object {
+    one_of_or_null(&SCOPES)
+}
+
+fn sensitivity_or_null_schema() -> utoipa::openapi::Object {
+    one_of_or_null(&SENSITIVITIES)
 }
 
 fn id_of(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
@@ -108,11 +161,24 @@ fn check(kind: &str, fields: &Fields) -> Result<(), ApiError> {
     }
 }
 
+/// A project's rules (one page: rules are few).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/rules",
+    operation_id = "list_rules",
+    tag = "rules",
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "Every rule of the project", body = Page<RuleView>),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Page<Value>>, ApiError> {
+) -> Result<Json<Page<RuleView>>, ApiError> {
     let project_id = id_of(path)?;
     project_must_exist(&state, project_id).await?;
     let found = rules::list(&state.pool, project_id).await?;
@@ -122,13 +188,22 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+/// A new rule. A threshold rule needs `threshold` and `window_minutes`; anomaly and
+/// error-rate rules may have a `sensitivity`; new-issue and regression rules have neither.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RuleBody {
+    #[schema(schema_with = kind_schema)]
     kind: String,
+    /// Default `issue`.
+    #[schema(schema_with = scope_or_null_schema)]
     scope: Option<String>,
+    /// More than 0.
     threshold: Option<i64>,
+    /// 1 to 1440.
     window_minutes: Option<i32>,
+    /// Default `medium`.
+    #[schema(schema_with = sensitivity_or_null_schema)]
     sensitivity: Option<String>,
 }
 
@@ -159,12 +234,27 @@ fn new_rule(body: RuleBody) -> Result<NewRule, ApiError> {
     })
 }
 
+/// Add a rule to a project.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/rules",
+    operation_id = "create_rule",
+    tag = "rules",
+    params(("id" = i64, Path, description = "Project id")),
+    request_body = RuleBody,
+    responses(
+        (status = 201, description = "The new rule", body = RuleView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 422, description = "A field the kind does not take, or a value out of range", body = ErrorBody),
+    )
+)]
 async fn create(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<RuleBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let project_id = id_of(path)?;
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let rule = new_rule(body)?;
@@ -173,11 +263,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&created))))
 }
 
+/// One rule.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/{id}",
+    operation_id = "get_rule",
+    tag = "rules",
+    params(("id" = i64, Path, description = "Rule id")),
+    responses(
+        (status = 200, description = "The rule", body = RuleView),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RuleView>, ApiError> {
     let id = id_of(path)?;
     let rule = rules::get(&state.pool, id)
         .await?
@@ -185,21 +288,38 @@ async fn show(
     Ok(Json(view(&rule)))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; a rule's kind and scope never change.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RulePatch {
     enabled: Option<bool>,
+    #[schema(schema_with = sensitivity_or_null_schema)]
     sensitivity: Option<String>,
     threshold: Option<i64>,
     window_minutes: Option<i32>,
 }
 
+/// Enable, disable or tune a rule.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/rules/{id}",
+    operation_id = "update_rule",
+    tag = "rules",
+    params(("id" = i64, Path, description = "Rule id")),
+    request_body = RulePatch,
+    responses(
+        (status = 200, description = "The changed rule", body = RuleView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 422, description = "A field the rule's kind does not take, or a value out of range", body = ErrorBody),
+    )
+)]
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<RulePatch>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RuleView>, ApiError> {
     let id = id_of(path)?;
     let Json(patch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let rule = rules::get(&state.pool, id)
@@ -224,6 +344,19 @@ async fn update(
     Ok(Json(view(&updated)))
 }
 
+/// Delete a rule.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/{id}",
+    operation_id = "delete_rule",
+    tag = "rules",
+    params(("id" = i64, Path, description = "Rule id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    )
+)]
 async fn remove(
     _token: ApiToken,
     State(state): State<AppState>,

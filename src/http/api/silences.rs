@@ -7,16 +7,18 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
 use super::input::{body_of, path_of};
 use super::pagination::{self, Page};
 use crate::detect::incidents::Kind;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::silences::{self, NewSilence, Phase, Silence, SilenceFilter};
 use crate::store::{issues, projects};
@@ -26,20 +28,18 @@ const MAX_DURATION_MINUTES: i64 = 366 * 24 * 60;
 const MAX_COMMENT_CHARS: usize = 4_000;
 const MAX_SERVICE_CHARS: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/silences", get(list).post(create))
-        .route(
-            "/api/v1/silences/{id}",
-            get(show).patch(update).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
 /// The silence as the API shows it, with where its window stands now.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SilenceView {
     #[serde(flatten)]
     silence: Silence,
+    /// `pending` (not started), `active` or `expired`, as of this answer.
     state: Phase,
 }
 
@@ -54,15 +54,33 @@ fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("silence {id}"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this project's silences.
     project: Option<i64>,
+    /// Only silences in this state now.
     state: Option<Phase>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Silences per page, 1 to 100 (default 25).
     limit: Option<i64>,
 }
 
+/// Silences, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/silences",
+    operation_id = "list_silences",
+    tag = "silences",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of silences", body = Page<SilenceView>),
+        (status = 400, description = "A bad filter or cursor", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -99,20 +117,40 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSilenceBody {
     project_id: i64,
+    /// Match incidents of this kind only.
     kind: Option<String>,
+    /// Match incidents of this service only.
     service: Option<String>,
+    /// Match incidents of this issue (of the project) only.
     issue_id: Option<i64>,
+    /// Why (up to 4,000 characters).
     #[serde(default)]
     comment: String,
+    /// Default: now.
     starts_at: Option<DateTime<Utc>>,
+    /// Give this or `duration_minutes`.
     ends_at: Option<DateTime<Utc>>,
+    /// 1 to 527,040 (a year); give this or `ends_at`.
     duration_minutes: Option<i64>,
 }
 
+/// Create a silence.
+#[utoipa::path(
+    post,
+    path = "/api/v1/silences",
+    operation_id = "create_silence",
+    tag = "silences",
+    request_body = NewSilenceBody,
+    responses(
+        (status = 201, description = "The new silence", body = SilenceView),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 422, description = "An unknown project, kind or issue, or a window that makes no sense", body = ErrorBody),
+    )
+)]
 async fn create(
     token: ApiToken,
     State(state): State<AppState>,
@@ -144,9 +182,12 @@ async fn validate(
         }
     }
     if let Some(service) = &body.service {
-        if service.is_empty() || service.chars().count() > MAX_SERVICE_CHARS {
+        if service.is_empty()
+            || service.chars().count() > MAX_SERVICE_CHARS
+            || service.contains('\0')
+        {
             return refuse(format!(
-                "service must be 1 to {MAX_SERVICE_CHARS} characters"
+                "service must be 1 to {MAX_SERVICE_CHARS} characters, without NUL"
             ));
         }
     }
@@ -190,9 +231,9 @@ async fn validate(
 }
 
 fn check_comment(comment: &str) -> Result<(), ApiError> {
-    if comment.chars().count() > MAX_COMMENT_CHARS {
+    if comment.chars().count() > MAX_COMMENT_CHARS || comment.contains('\0') {
         return Err(ApiError::unprocessable(format!(
-            "comment must be at most {MAX_COMMENT_CHARS} characters"
+            "comment must be at most {MAX_COMMENT_CHARS} characters, without NUL"
         )));
     }
     Ok(())
@@ -210,6 +251,19 @@ fn check_window(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), 
     Ok(())
 }
 
+/// One silence.
+#[utoipa::path(
+    get,
+    path = "/api/v1/silences/{id}",
+    operation_id = "get_silence",
+    tag = "silences",
+    params(("id" = i64, Path, description = "Silence id")),
+    responses(
+        (status = 200, description = "The silence", body = SilenceView),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such silence", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -222,13 +276,29 @@ async fn show(
     Ok(Json(view(silence, Utc::now())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SilenceChange {
     comment: Option<String>,
+    /// A later end extends it; an end in the past expires it now.
     ends_at: Option<DateTime<Utc>>,
 }
 
+/// Change a silence's comment or end.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/silences/{id}",
+    operation_id = "update_silence",
+    tag = "silences",
+    params(("id" = i64, Path, description = "Silence id")),
+    request_body = SilenceChange,
+    responses(
+        (status = 200, description = "The changed silence", body = SilenceView),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 404, description = "No such silence", body = ErrorBody),
+        (status = 422, description = "An end not after the start, or a comment too long", body = ErrorBody),
+    )
+)]
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -252,6 +322,19 @@ async fn update(
     Ok(Json(view(updated, Utc::now())))
 }
 
+/// Delete a silence; incidents it covered keep its id.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/silences/{id}",
+    operation_id = "delete_silence",
+    tag = "silences",
+    params(("id" = i64, Path, description = "Silence id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such silence", body = ErrorBody),
+    )
+)]
 async fn remove(
     _token: ApiToken,
     State(state): State<AppState>,

@@ -8,26 +8,73 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::{projects, stats};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/stats", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StatsQuery {
+    /// Only this project; absent: all projects.
     project: Option<i64>,
+    /// An RFC 3339 time (`2026-01-02T03:04:05Z`; send an offset's `+` as `%2B`); absent: all
+    /// time.
     since: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Stats {
+    /// The project asked for; `null`: all projects.
+    project_id: Option<i64>,
+    since: Option<DateTime<Utc>>,
+    detection: DetectionStats,
+    recovery: RecoveryStats,
+    handling: HandlingStats,
+}
+
+/// P_detect = TP / (TP + FP + missed), over incidents people labelled.
+#[derive(Serialize, ToSchema)]
+struct DetectionStats {
+    /// `null` when nothing is labelled.
+    probability: Option<f64>,
+    true_positives: i64,
+    false_positives: i64,
+    missed: i64,
+    labelled: i64,
+}
+
+/// P_recover = succeeded / attempts, over recovery actions whose verification ended.
+#[derive(Serialize, ToSchema)]
+struct RecoveryStats {
+    /// `null` without attempts.
+    probability: Option<f64>,
+    succeeded: i64,
+    false_recoveries: i64,
+    not_recovered: i64,
+    attempts: i64,
+}
+
+/// P_handle = handled / events, over error events.
+#[derive(Serialize, ToSchema)]
+struct HandlingStats {
+    /// `null` without events.
+    probability: Option<f64>,
+    handled: i64,
+    unhandled: i64,
+    events: i64,
 }
 
 /// An RFC 3339 time (`2026-01-02T03:04:05Z`; an offset's `+` must be sent as `%2B`).
@@ -41,11 +88,27 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// The probabilities of detection, recovery and handling.
+///
+/// As in DESIGN.md §5, each with the counts behind it; a probability with nothing to
+/// compute it from is `null`, never 0.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    operation_id = "get_stats",
+    tag = "stats",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The three probabilities", body = Stats),
+        (status = 400, description = "A bad project or since", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    )
+)]
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
     query: Result<Query<StatsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Stats>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let since = query
         .since
@@ -68,28 +131,28 @@ async fn show(
         recovery,
         handling,
     } = counts;
-    Ok(Json(json!({
-        "project_id": query.project,
-        "since": since,
-        "detection": {
-            "probability": detection.probability(),
-            "true_positives": detection.true_positives,
-            "false_positives": detection.false_positives,
-            "missed": detection.missed,
-            "labelled": detection.labelled(),
+    Ok(Json(Stats {
+        project_id: query.project,
+        since,
+        detection: DetectionStats {
+            probability: detection.probability(),
+            true_positives: detection.true_positives,
+            false_positives: detection.false_positives,
+            missed: detection.missed,
+            labelled: detection.labelled(),
         },
-        "recovery": {
-            "probability": recovery.probability(),
-            "succeeded": recovery.succeeded,
-            "false_recoveries": recovery.false_recoveries,
-            "not_recovered": recovery.not_recovered,
-            "attempts": recovery.attempts(),
+        recovery: RecoveryStats {
+            probability: recovery.probability(),
+            succeeded: recovery.succeeded,
+            false_recoveries: recovery.false_recoveries,
+            not_recovered: recovery.not_recovered,
+            attempts: recovery.attempts(),
         },
-        "handling": {
-            "probability": handling.probability(),
-            "handled": handling.handled,
-            "unhandled": handling.unhandled,
-            "events": handling.events(),
+        handling: HandlingStats {
+            probability: handling.probability(),
+            handled: handling.handled,
+            unhandled: handling.unhandled,
+            events: handling.events(),
         },
-    })))
+    }))
 }

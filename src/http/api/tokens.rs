@@ -5,25 +5,35 @@
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::ApiToken;
 use super::input::{body_of, path_of};
 use super::pagination::Page;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::tokens::{self, Scope, TokenInfo};
 
 const MAX_NAME_CHARS: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tokens", get(list).post(create))
-        .route("/api/v1/tokens/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
+/// Every API token, newest first, revoked ones included; never a token's text.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    responses((status = 200, description = "Every token, in one page", body = Page<TokenInfo>))
+)]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -36,22 +46,37 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
+    /// Who or what uses it (1 to 200 characters).
     name: String,
     /// `read`, `write` or `admin`; admin when absent, as `seismo token create`.
     scope: Option<Scope>,
 }
 
 /// The created token's row with its text, shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CreatedToken {
     #[serde(flatten)]
     info: TokenInfo,
+    /// `Authorization: Bearer <token>`; Seismo keeps only its hash.
     token: String,
 }
 
+/// Create an API token; its text is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The new token, with its text", body = CreatedToken),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 422, description = "An empty, too long or NUL-holding name", body = ErrorBody),
+    )
+)]
 async fn create(
     _token: ApiToken,
     State(state): State<AppState>,
@@ -59,9 +84,9 @@ async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let new = body_of(body)?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains('\0') {
         return Err(ApiError::unprocessable(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters"
+            "name must be 1 to {MAX_NAME_CHARS} characters, without NUL"
         )));
     }
     let created = tokens::create(&state.pool, name, new.scope.unwrap_or(Scope::Admin)).await?;
@@ -72,6 +97,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// Revoke a token: requests with it are refused from now on. Revoking twice keeps the
+/// first time.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    params(("id" = i64, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+    )
+)]
 async fn revoke(
     _token: ApiToken,
     State(state): State<AppState>,
