@@ -1,7 +1,8 @@
 //! The statements of one writer batch, in the order `writer` runs them inside one
 //! transaction:
 //!
-//! 0. [`share_issue_sets`]: hold off merges and deletions of the batch's projects' issues;
+//! 0. [`begin_sharing_issue_sets`]: BEGIN, holding off merges and deletions of the batch's
+//!    projects' issues;
 //! 1. [`open`]: find or create the issue of every fingerprint (no row locked), and record
 //!    releases first seen — one round trip;
 //! 2. `events::insert`: the event rows; the unique key decides which are new;
@@ -25,21 +26,27 @@ use super::StoreError;
 /// then write events to it.
 pub(crate) const ISSUE_SET_LOCK: i32 = 0x5345_4953;
 
-/// Takes the shared issue-set lock of every project in the batch, until COMMIT. A statement
-/// of its own, before [`open`]: `open` must see the world after any merge it waited for.
-pub async fn share_issue_sets(
-    conn: &mut PgConnection,
-    project_ids: &[i64],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock_shared($1, (p % 2147483647)::int4) \
-         FROM (SELECT DISTINCT p FROM UNNEST($2::int8[]) AS p ORDER BY p) AS projects",
-    )
-    .bind(ISSUE_SET_LOCK)
-    .bind(project_ids)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The statement that begins a batch's transaction and takes the shared issue-set lock of
+/// every project in it, until COMMIT: in the BEGIN's own round trip (a simple query may
+/// hold several statements), and before [`open`], which must see the world after any
+/// merge it waited for. The ids are integers, formatted into the text.
+pub fn begin_sharing_issue_sets(project_ids: &[i64]) -> String {
+    let mut ids: Vec<i64> = project_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let locks: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            format!(
+                "pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, {})",
+                id % 2_147_483_647
+            )
+        })
+        .collect();
+    match locks.is_empty() {
+        true => "BEGIN".to_owned(),
+        false => format!("BEGIN; SELECT {}", locks.join(", ")),
+    }
 }
 
 /// A fingerprint seen in a batch, with what names its issue should the issue be new.
@@ -276,4 +283,21 @@ async fn mark_regressions(conn: &mut PgConnection, ids: &[i64]) -> Result<(), St
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_begins_holding_each_project_once_in_order() {
+        assert_eq!(begin_sharing_issue_sets(&[]), "BEGIN");
+        assert_eq!(
+            begin_sharing_issue_sets(&[7, 3, 7]),
+            format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, 3), \
+                 pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, 7)"
+            )
+        );
+    }
 }

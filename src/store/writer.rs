@@ -292,7 +292,11 @@ impl Worker {
         let started = Instant::now();
         let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
         self.partitions.ensure(&self.pool, days).await?;
-        let mut tx = self.pool.begin().await?;
+        let projects: Vec<i64> = events.iter().map(|e| e.project_id).collect();
+        let mut tx = self
+            .pool
+            .begin_with(batch::begin_sharing_issue_sets(&projects))
+            .await?;
         let written = write_in(&mut tx, events, spans).await?;
         tx.commit().await?;
         self.metrics.writer_batch_size.observe(events.len() as f64);
@@ -312,7 +316,8 @@ fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
     }
 }
 
-/// The batch's statements, inside the caller's transaction (see `store::batch`): issues and
+/// The batch's statements, inside the caller's transaction (begun by
+/// `batch::begin_sharing_issue_sets`, see `store::batch`): issues and
 /// releases, the event rows, then the counts of the events that were new.
 async fn write_in(
     conn: &mut PgConnection,
@@ -323,8 +328,6 @@ async fn write_in(
         batch::close(conn, &[], &minute_tallies(&[], spans)).await?;
         return Ok(Vec::new());
     }
-    let projects: Vec<i64> = events.iter().map(|e| e.project_id).collect();
-    batch::share_issue_sets(conn, &projects).await?;
     let ensured = batch::open(conn, &issue_keys(events), &release_sightings(events)).await?;
     let issue_ids: HashMap<(i64, &str), i64> = ensured
         .iter()

@@ -396,3 +396,59 @@ async fn api_issue_pages_stay_stable_while_events_keep_arriving() {
     assert_eq!(unique.len(), by_last_seen.len(), "{by_last_seen:?}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_issues_merged_while_events_arrive_lose_none() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    send(&app, &event("AlphaError", "1.0", "production", "checkout")).await;
+    send(&app, &event("BetaError", "1.0", "production", "checkout")).await;
+    let alpha = issue_of(&app, "AlphaError").await["id"]
+        .as_i64()
+        .expect("id");
+    let beta = issue_of(&app, "BetaError").await["id"]
+        .as_i64()
+        .expect("id");
+    // Beta's events keep arriving, eight senders at once, while Beta is merged into Alpha.
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    send(&app, &event("BetaError", "1.0", "production", "checkout")).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, merged) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/issues/{alpha}/merge"),
+        Some(json!({"issues": [beta]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{merged}");
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+
+    // Every accepted event (2 + 200) sits in an issue that exists, and counts match rows.
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM issues i WHERE i.id = e.issue_id)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("orphans");
+    assert_eq!(orphans, 0);
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT i.id, i.times_seen, (SELECT count(*) FROM events e WHERE e.issue_id = i.id) FROM issues i",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("issues");
+    assert_eq!(
+        rows,
+        [(alpha, 202, 202)],
+        "one issue, its count equal to its events"
+    );
+}
