@@ -11,18 +11,39 @@
 //! 1. **Baseline.** An exponentially weighted mean and variance of the (deseasonalised)
 //!    value, a running mean during the first buckets so a new series learns fast. Buckets
 //!    judged anomalous do *not* enter the baseline — a burst must not teach the detector
-//!    that bursts are normal — until a run of them lasts [`ACCEPT_RUN`] buckets: then the
+//!    that bursts are normal; "anomalous" is a fixed surprise ([`UNUSUAL_NATS`]) for
+//!    every sensitivity (when it was the sensitivity's own hysteresis level, a `high`
+//!    series froze its baseline on every mildly odd bucket and scored far worse on NAB
+//!    than `medium`) — until a run of them lasts [`ACCEPT_RUN`] buckets: then the
 //!    series has moved to a new level (a level shift, already reported) and the baseline
 //!    jumps to the recent level instead of paging forever.
 //! 2. **Seasonality.** A daily profile (24 hourly slots) is learnt per *service* and
 //!    shared by that service's series (its issues are too sparse to learn one of their
-//!    own); once it has seen two days it scales the expected count (multiplicative for
-//!    counts, additive for continuous values).
+//!    own); it scales the expected count (multiplicative for counts, additive for
+//!    continuous values), interpolated between the centres of neighbouring hours. Three
+//!    things keep the profile from inventing anomalies — on seeded error streams they
+//!    made most of the false pages and missed quiet-series bursts: (a) each hour's slot
+//!    remembers about three days of that hour (a slot that remembered only its last 20
+//!    minutes carried yesterday's noise straight into today's expectation); (b) an
+//!    anomalous bucket teaches the profile what was *expected*, not what was seen — a
+//!    six-hour level shift otherwise made the same hours of the next day look like a
+//!    drop, and a drop to zero made them look like a burst; (c) a profile is trusted in
+//!    proportion to the events behind it (a quiet service's slots are Poisson noise: two
+//!    events instead of one in an hour is not a busier hour) and ramps in over the
+//!    second day instead of switching on at once (a switch moved every expectation by
+//!    the whole daily swing in one bucket, and paged).
 //! 3. **Surprise.** Counts are scored by the tail of a negative binomial with the
 //!    baseline's mean and variance (a Poisson when the series is not overdispersed), both
 //!    upwards (bursts) and downwards (drops to zero); continuous values by a normal tail;
 //!    error rates by a binomial tail of failed among requests against the baseline ratio.
-//!    Surprise is `-ln p` (nats), computed in log space ([`super::tail`]).
+//!    Surprise is `-ln p` (nats), computed in log space ([`super::tail`]). A continuous
+//!    value's standard deviation is never taken below its *resolution*, 1 % of its range
+//!    ([`RESOLUTION_SHARE`]: of the whole file's range when a like-for-like replay knows
+//!    it, else of the range the series has shown so far): an EWMA variance of a smooth or
+//!    quantised gauge collapses toward zero, and then a wobble of a fraction of a percent
+//!    is "a one in a billion". (NAB tuning half, like-for-like / causal: 0.1 % scored
+//!    52.6 / 50.5, 1 % 60.4 / 56.0, 3 % 60.3 / 52.0; HTM's encoders use about the same,
+//!    range / 130.)
 //! 4. **Novelty view.** Detectors of *shape* changes a single bucket cannot show. For
 //!    counts, two CUSUMs of log-likelihood ratios (quasi-Poisson: divided by the
 //!    dispersion): a raised rate (double, and at least one more event per bucket) against
@@ -33,24 +54,38 @@
 //!    normally moves and has not for [`FLAT_MIN`] buckets — a dead exporter, a stuck
 //!    gauge).
 //! 5. **Calibration.** A model is never exactly right (heavy tails, bursty clients). The
-//!    detector keeps, for a few surprise levels, how often the series actually exceeded
-//!    them (a slow moving average, started at the model's own promise `e^-L`). The ratio
-//!    observed/promised is how much the model over-promises; dividing the p-value by it
-//!    turns the surprise into a calibrated likelihood, so one threshold means the same
-//!    thing for busy and quiet series. A series that spikes every hour stops paging for
-//!    spikes of that size; a quiet one still pages on its first real burst.
+//!    detector keeps, for surprise levels from 3 to 200 nats, how often the series
+//!    actually exceeded them (a slow moving average, started at the model's own promise
+//!    `e^-L`). The ratio observed/promised is how much the model over-promises; dividing
+//!    the p-value by it turns the surprise into a calibrated likelihood, so one threshold
+//!    means the same thing for busy and quiet series. A series that spikes every hour
+//!    stops paging for spikes of that size; a quiet one still pages on its first real
+//!    burst. The levels reach far past any threshold because the spikes a model gets
+//!    systematically wrong are the huge ones (a daily batch job, a square wave's edge
+//!    scored against a smooth profile: 50–200 nats); with levels only up to 20 nats such
+//!    a series was discounted by at most 20 nats and paged on every repeat. Past 20 nats
+//!    a level discounts only once the series exceeded it *twice* (in about the last 500
+//!    buckets): one huge burst is evidence of trouble, a repeated one of a model that is
+//!    wrong — else a burst half an hour after another of the same size would not page.
 //! 6. **Floors.** For counts a bucket must also hold at least `min_count` events and
 //!    `min_ratio` times the expected count before it may fire (a sustained rise: its
 //!    CUSUM must have gathered `min_count` events; a drop or a flat line: the series must
 //!    expect `min_count`): three events on a quiet series are statistically odd and
 //!    operationally boring.
-//! 7. **Decision.** Score = calibrated surprise / [`SCORE_SCALE`], capped at 1 (0.5 ≈ a one
-//!    in 100,000 bucket). A series *fires* on an upward crossing of the sensitivity's
-//!    threshold, then stays in the anomaly until the score falls below half of it
-//!    (hysteresis) and cannot fire again for a refractory period (120 buckets: an open
-//!    incident already covers the series; a flapping one must not page every few minutes)
+//! 7. **Decision.** Score = `1 - 2^(-c / HALF_SCORE)` for a calibrated surprise of `c`
+//!    nats ([`HALF_SCORE`] = 11.5: 0.5 ≈ a one in 100,000 bucket). It never saturates
+//!    (a linear scale capped at 1 made every bucket past 23 nats tie at 1.0, so a
+//!    threshold could not tell a large anomaly from a huge one). A series *fires* on an
+//!    upward crossing of the sensitivity's threshold, then stays in the anomaly until its
+//!    calibrated surprise falls below half of the threshold's (hysteresis) and cannot
+//!    fire again for a refractory period (120 buckets: an open incident already covers
+//!    the series; a flapping one must not page every few minutes)
 //!    — unless it has been calm for [`REARM_AFTER_CALM`] buckets since: then new trouble
-//!    pages at once.
+//!    pages at once. A calm bucket is an unremarkable one (under a quarter of the
+//!    threshold's surprise), not merely one under the hysteresis level: a series that
+//!    keeps hovering just under it is still in the same trouble. (Re-arming only after
+//!    60 calm buckets scored 2–3 NAB points more, but an incident resolves after 5 calm
+//!    buckets, and a second burst half an hour later must page.)
 //!
 //! The constants were chosen on the tuning half of NAB and on seeded synthetic error
 //! streams (`seismo eval`); the held-out half and the results are in `bench/README.md`.
@@ -63,8 +98,9 @@ use serde::{Deserialize, Serialize};
 use super::series::{Point, ValueKind};
 use super::tail::{binomial_upper, normal_upper, CountModel, MAX_SURPRISE};
 
-/// Calibrated surprise (nats) that maps to score 1.
-pub const SCORE_SCALE: f64 = 23.0;
+/// Calibrated surprise (nats) that maps to score 0.5; each further `HALF_SCORE` nats
+/// halves the distance to 1.
+pub const HALF_SCORE: f64 = 11.5;
 /// Buckets with a running mean before the exponential weights take over; nothing fires.
 const WARMUP: u32 = 10;
 /// Weight of a new bucket in the baseline (≈ the last 50 buckets).
@@ -77,16 +113,29 @@ const ACCEPT_RUN: u16 = 15;
 const CUSUM_SLACK: f64 = 0.5;
 const CUSUM_STEP_CAP: f64 = 4.0;
 /// Calm buckets after which the refractory period ends early: a series that settled
-/// down and then misbehaves again has a new problem.
+/// down and then misbehaves again has a new problem. Not longer: its incident resolves
+/// after 5 calm buckets, and new trouble after that must page.
 const REARM_AFTER_CALM: u16 = 15;
+/// Calibrated surprise (nats) from which a bucket is kept out of the baseline, whatever
+/// the sensitivity: what is normal is a property of the series, not of how readily its
+/// owner wants to be paged.
+const UNUSUAL_NATS: f64 = HALF_SCORE / 2.0;
 /// Most nats one bucket adds to (or takes from) a count CUSUM.
 const COUNT_CUSUM_STEP_CAP: f64 = 5.0;
 /// Unchanged buckets before a flat line becomes suspicious.
 const FLAT_MIN: u16 = 40;
-/// Surprise levels (nats) whose observed exceedance calibrates the model.
-const LEVELS: [f64; 6] = [3.0, 6.0, 9.0, 12.0, 16.0, 20.0];
+/// Surprise levels (nats) whose observed exceedance calibrates the model. State saved
+/// with the first six (up to 20 nats) still loads: see [`exceedance_of_any_length`].
+const LEVELS: [f64; 10] = [3.0, 6.0, 9.0, 12.0, 16.0, 20.0, 30.0, 50.0, 100.0, 200.0];
+/// Levels above this discount the model only once the series exceeded them twice.
+const TRUSTED_LEVEL: f64 = 20.0;
 /// Weight of one bucket in the exceedance frequencies (≈ the last 500 buckets).
 const CALIBRATION_ALPHA: f64 = 1.0 / 500.0;
+/// Least weight of one bucket in its hourly slot of the seasonal profile (≈ the last
+/// three days of that hour).
+const SLOT_WEIGHT: f64 = 1.0 / 180.0;
+/// Events a profile must have seen before its shape is half trusted.
+const SHRINK_EVENTS: f64 = 30.0;
 /// Counts below this mean are treated as this mean (a series that never saw an event).
 const MIN_MEAN: f64 = 0.01;
 
@@ -124,7 +173,8 @@ impl Sensitivity {
         };
         Settings {
             threshold,
-            clear: threshold / 2.0,
+            // Half the threshold's calibrated surprise.
+            clear: score_of(nats_of(threshold) / 2.0),
             min_count,
             min_ratio,
             refractory: 120,
@@ -156,6 +206,23 @@ pub struct Verdict {
     pub shape: Shape,
     /// What the baseline expected for this bucket.
     pub expected: f64,
+    /// The bucket was kept out of the baseline (inside an anomaly, or unusual enough:
+    /// `UNUSUAL_NATS`): what the shared profile should learn from it is `expected`, not
+    /// the value.
+    pub anomalous: bool,
+}
+
+impl Verdict {
+    /// What a seasonal profile may learn from this bucket: the value when it was normal,
+    /// the expectation when it was anomalous (a burst or an outage must not teach
+    /// tomorrow's profile that this hour is busy or dead).
+    pub fn normal_value(&self, value: f64) -> f64 {
+        if self.anomalous {
+            self.expected
+        } else {
+            value
+        }
+    }
 }
 
 /// A daily profile shared by the series of one service: 24 hourly slots (UTC).
@@ -190,38 +257,64 @@ impl Seasonality {
         }
         let slot = Self::slot(timestamp);
         self.visits[slot] = self.visits[slot].saturating_add(1);
-        let weight = (1.0 / f64::from(self.visits[slot])).max(0.05);
+        let weight = (1.0 / f64::from(self.visits[slot])).max(SLOT_WEIGHT);
         let current = f64::from(self.slots[slot]);
         self.slots[slot] = (current + weight * (value - current)) as f32;
         self.first_timestamp = self.first_timestamp.min(timestamp);
         self.last_timestamp = self.last_timestamp.max(timestamp);
     }
 
-    /// Two days seen, every hour visited: the profile is worth using.
-    fn mature(&self) -> bool {
-        self.last_timestamp.saturating_sub(self.first_timestamp) >= 2 * 86_400
-            && self.visits.iter().all(|&v| v > 0)
+    /// How far the profile is trusted, from 0 (less than a day seen, or an hour never
+    /// visited) to 1 (two days seen). A ramp over the second day rather than a switch: a
+    /// baseline learnt without the profile would otherwise see its expectation jump by
+    /// the whole daily swing at one instant, and page on it.
+    fn maturity(&self) -> f64 {
+        if self.visits.contains(&0) {
+            return 0.0;
+        }
+        let span = self.last_timestamp.saturating_sub(self.first_timestamp) as f64;
+        ((span - 86_400.0) / 86_400.0).clamp(0.0, 1.0)
     }
 
     fn daily_mean(&self) -> f64 {
         self.slots.iter().map(|&s| f64::from(s)).sum::<f64>() / 24.0
     }
 
-    /// Multiplier of the daily mean at this time of day (1 until mature).
+    /// The profile at this time of day, interpolated linearly between the centres of
+    /// the two nearest hourly slots (a step at every hour would add its own error).
+    fn at(&self, timestamp: i64) -> f64 {
+        let hours = (timestamp.rem_euclid(86_400) as f64 / 3_600.0 - 0.5).rem_euclid(24.0);
+        let before = hours.floor() as usize % 24;
+        let after = (before + 1) % 24;
+        let t = hours - hours.floor();
+        f64::from(self.slots[before]) * (1.0 - t) + f64::from(self.slots[after]) * t
+    }
+
+    /// Multiplier of the daily mean at this time of day (1 until mature). A profile of a
+    /// quiet service is mostly Poisson noise (a slot that saw two events instead of one
+    /// is not twice as busy): the factor is shrunk toward 1 by how many events its slots
+    /// have actually seen.
     pub fn factor(&self, timestamp: i64) -> f64 {
         let mean = self.daily_mean();
-        if !self.mature() || mean <= 0.0 {
+        let maturity = self.maturity();
+        if maturity <= 0.0 || mean <= 0.0 {
             return 1.0;
         }
-        (f64::from(self.slots[Self::slot(timestamp)]) / mean).clamp(0.25, 4.0)
+        let memory = self
+            .visits
+            .iter()
+            .copied()
+            .min()
+            .map_or(1.0, f64::from)
+            .min(1.0 / SLOT_WEIGHT);
+        let evidence = mean * memory;
+        let trust = maturity * evidence / (evidence + SHRINK_EVENTS);
+        (1.0 + trust * (self.at(timestamp) / mean - 1.0)).clamp(0.25, 4.0)
     }
 
     /// Offset from the daily mean at this time of day (0 until mature).
     pub fn offset(&self, timestamp: i64) -> f64 {
-        if !self.mature() {
-            return 0.0;
-        }
-        f64::from(self.slots[Self::slot(timestamp)]) - self.daily_mean()
+        self.maturity() * (self.at(timestamp) - self.daily_mean())
     }
 }
 
@@ -242,15 +335,52 @@ pub struct SeriesState {
     flat_run: u16,
     anomalous_run: u16,
     refractory: u16,
-    /// Consecutive buckets scored under `clear`.
+    /// Consecutive calm buckets (scored under a quarter of the threshold's surprise).
     calm_run: u16,
     alerting: bool,
+    #[serde(deserialize_with = "exceedance_of_any_length")]
     exceedance: [f32; LEVELS.len()],
     /// Events counted while the count CUSUM has been above zero.
     cusum_events: f64,
+    /// Range of the values seen (continuous values: their resolution). State saved
+    /// before these existed loads with 0: the range then grows from there.
+    #[serde(default)]
+    lowest: f32,
+    #[serde(default)]
+    highest: f32,
 }
 
 const _: () = assert!(std::mem::size_of::<SeriesState>() <= 256);
+
+/// What the model promises before any evidence: level `L` exceeded with frequency `e^-L`.
+fn promised_exceedance() -> [f32; LEVELS.len()] {
+    LEVELS.map(|level| (-level).exp() as f32)
+}
+
+/// Reads exceedance frequencies saved with fewer (or more) levels: the levels present keep
+/// what they learnt, the missing ones start at the model's promise. State saved before the
+/// levels went past 20 nats loads instead of failing the whole project's load.
+fn exceedance_of_any_length<'de, D>(deserializer: D) -> Result<[f32; LEVELS.len()], D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let saved = Vec::<f32>::deserialize(deserializer)?;
+    let mut exceedance = promised_exceedance();
+    for (slot, observed) in exceedance.iter_mut().zip(saved) {
+        *slot = observed;
+    }
+    Ok(exceedance)
+}
+
+/// Score of a calibrated surprise (nats): 0.5 at [`HALF_SCORE`], approaching 1.
+pub fn score_of(nats: f64) -> f64 {
+    1.0 - (-nats.max(0.0) / HALF_SCORE * std::f64::consts::LN_2).exp()
+}
+
+/// Calibrated surprise (nats) of a score in [0, 1): the inverse of [`score_of`].
+pub fn nats_of(score: f64) -> f64 {
+    -(1.0 - score.clamp(0.0, 1.0 - 1e-12)).log2() * HALF_SCORE
+}
 
 impl Default for SeriesState {
     fn default() -> Self {
@@ -269,8 +399,10 @@ impl Default for SeriesState {
             refractory: 0,
             calm_run: 0,
             alerting: false,
-            exceedance: LEVELS.map(|level| (-level).exp() as f32),
+            exceedance: promised_exceedance(),
             cusum_events: 0.0,
+            lowest: 0.0,
+            highest: 0.0,
         }
     }
 }
@@ -283,6 +415,10 @@ struct Reading {
     /// The floors allow this bucket to fire.
     eligible: bool,
 }
+
+/// Share of a continuous series' range that is the smallest difference worth one standard
+/// deviation (see the module doc, 3.).
+pub const RESOLUTION_SHARE: f64 = 0.01;
 
 /// Scale hints for continuous values (like-for-like replays know the whole range).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -324,8 +460,9 @@ impl SeriesState {
             // The baseline is still forming: nothing it says should carry over.
             self.forget_evidence();
         }
-        let verdict = self.decide(&reading, settings);
-        let anomalous = verdict.alerting || verdict.score >= settings.clear;
+        let mut verdict = self.decide(&reading, settings);
+        let anomalous = verdict.alerting || verdict.score >= score_of(UNUSUAL_NATS);
+        verdict.anomalous = anomalous;
         self.learn(point, kind, season, &reading, anomalous);
         verdict
     }
@@ -362,7 +499,13 @@ impl SeriesState {
                 (model.upper(x), model.lower(x), rise, fall)
             }
             ValueKind::Continuous => {
-                let floor = scale.resolution.unwrap_or(1e-3 * expected.abs().max(1e-9));
+                // The file's resolution when the replay knows it, else that of the range
+                // seen so far; never below 0.1 % of the level.
+                let seen = f64::from(self.highest) - f64::from(self.lowest);
+                let floor = scale
+                    .resolution
+                    .unwrap_or(RESOLUTION_SHARE * seen)
+                    .max(1e-3 * expected.abs().max(1e-9));
                 let deviation = (x - expected) / (variance + floor * floor).sqrt();
                 (
                     normal_upper(deviation).max(0.0) * f64::from(deviation > 0.0),
@@ -491,12 +634,15 @@ impl SeriesState {
     /// Calibration, floors, hysteresis and refractory period.
     fn decide(&mut self, reading: &Reading, settings: &Settings) -> Verdict {
         let calibrated = (reading.surprise - self.overconfidence(reading.surprise)).max(0.0);
-        let mut score = (calibrated / SCORE_SCALE).min(1.0);
+        let mut score = score_of(calibrated);
         if self.warming_up() || !reading.eligible {
             // Reported, but held under the threshold: it may not fire.
             score = score.min(settings.threshold * 0.99);
         }
-        self.calm_run = if score < settings.clear {
+        // Calm is back to unremarkable (under a quarter of the threshold's surprise, p ≳
+        // 0.05 at medium), not merely under the hysteresis level: a series that keeps
+        // hovering just under `clear` is still the same trouble.
+        self.calm_run = if score < score_of(nats_of(settings.threshold) / 4.0) {
             self.calm_run.saturating_add(1)
         } else {
             0
@@ -521,6 +667,7 @@ impl SeriesState {
             armed,
             shape: reading.shape,
             expected: reading.expected,
+            anomalous: false,
         }
     }
 
@@ -531,7 +678,17 @@ impl SeriesState {
             .iter()
             .zip(self.exceedance)
             .filter(|(level, _)| **level <= surprise)
-            .map(|(level, observed)| (f64::from(observed).ln() + level).max(0.0))
+            .map(|(level, observed)| {
+                // Past the levels any threshold uses, one hit is not yet evidence against
+                // the model: it must have happened twice.
+                let once = if *level > TRUSTED_LEVEL {
+                    CALIBRATION_ALPHA
+                } else {
+                    0.0
+                };
+                let observed = (f64::from(observed) - once).max(f64::MIN_POSITIVE);
+                (observed.ln() + level).max(0.0)
+            })
             .fold(0.0, f64::max)
     }
 
@@ -554,6 +711,14 @@ impl SeriesState {
             self.calibrate(reading.surprise);
         }
         self.last_value = point.value;
+        if point.value.is_finite() {
+            let value = point.value as f32;
+            (self.lowest, self.highest) = if self.seen == 0 {
+                (value, value)
+            } else {
+                (self.lowest.min(value), self.highest.max(value))
+            };
+        }
         match point.requests {
             Some(requests) => self.learn_rate(point.value, requests, anomalous),
             None => self.learn_value(point, kind, season, anomalous),
@@ -785,6 +950,28 @@ mod tests {
             );
         }
         assert!(observe(&mut state, 300, 60.0).fired);
+    }
+
+    #[test]
+    fn state_saved_with_six_calibration_levels_still_loads() {
+        let mut state = SeriesState::default();
+        for minute in 0..100 {
+            step(&mut state, minute, 5.0);
+        }
+        let mut saved = serde_json::to_value(state).unwrap();
+        let old: Vec<serde_json::Value> = saved["exceedance"].as_array().unwrap()[..6].to_vec();
+        saved["exceedance"] = serde_json::Value::Array(old);
+        let loaded: SeriesState = serde_json::from_value(saved).unwrap();
+        assert_eq!(loaded.exceedance[..6], state.exceedance[..6]);
+        assert_eq!(loaded.exceedance[6..], promised_exceedance()[6..]);
+    }
+
+    #[test]
+    fn scores_map_nats_both_ways_and_never_saturate() {
+        assert!((score_of(HALF_SCORE) - 0.5).abs() < 1e-12);
+        assert!((nats_of(score_of(7.0)) - 7.0).abs() < 1e-9);
+        assert!(score_of(60.0) < score_of(80.0) && score_of(80.0) < 1.0);
+        assert_eq!(score_of(0.0), 0.0);
     }
 
     #[test]

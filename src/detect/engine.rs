@@ -70,14 +70,19 @@ impl ProjectDetector {
     ) -> Vec<Firing> {
         self.admit_new_series(counts);
         let mut firings = Vec::new();
+        // What each profile learns from this bucket: the project's and services' own
+        // event counts, or what was expected of them where they were anomalous.
+        let mut learnt: Vec<(Scope, f64)> = Vec::new();
         for (key, state) in self.series.iter_mut() {
             let tally = counts.get(&key.0).copied().unwrap_or_default();
             let season = self.profiles.get(profile_of(&key.0));
-            if let Some(firing) = step_series(key, state, season, bucket, tally, rules) {
-                firings.push(firing);
+            let (verdict, firing) = step_series(key, state, season, bucket, tally, rules);
+            if key.1 == Measure::Count && !matches!(key.0, Scope::Issue(_)) {
+                learnt.push((key.0.clone(), verdict.normal_value(tally.events as f64)));
             }
+            firings.extend(firing);
         }
-        self.learn_profiles(bucket, counts);
+        self.learn_profiles(bucket, &learnt);
         self.forget_idle(counts);
         firings.sort_by(|a, b| (&a.scope, a.measure).cmp(&(&b.scope, b.measure)));
         firings
@@ -98,22 +103,15 @@ impl ProjectDetector {
         }
     }
 
-    /// The project's and each service's own event counts teach their daily profile.
-    fn learn_profiles(&mut self, bucket: i64, counts: &HashMap<Scope, Tally>) {
-        let keys: Vec<Scope> = self
-            .series
-            .keys()
-            .filter(|(scope, measure)| {
-                *measure == Measure::Count && !matches!(scope, Scope::Issue(_))
-            })
-            .map(|(scope, _)| scope.clone())
-            .collect();
-        for scope in keys {
-            let events = counts.get(&scope).map_or(0, |t| t.events) as f64;
+    /// The project's and each service's own event counts teach their daily profile
+    /// (anomalous buckets teach what was expected instead: a burst or an outage must not
+    /// make this hour look busy or dead tomorrow).
+    fn learn_profiles(&mut self, bucket: i64, learnt: &[(Scope, f64)]) {
+        for (scope, value) in learnt {
             self.profiles
-                .entry(profile_of(&scope).to_string())
+                .entry(profile_of(scope).to_string())
                 .or_default()
-                .observe(bucket, events);
+                .observe(bucket, *value);
         }
     }
 
@@ -132,7 +130,8 @@ impl ProjectDetector {
     }
 }
 
-/// One series through one bucket; a firing only when its view is switched on.
+/// One series through one bucket: its verdict, and a firing only when its view is
+/// switched on.
 fn step_series(
     key: &SeriesKey,
     state: &mut SeriesState,
@@ -140,7 +139,7 @@ fn step_series(
     bucket: i64,
     tally: Tally,
     rules: AnomalyRules,
-) -> Option<Firing> {
+) -> (Verdict, Option<Firing>) {
     let (sensitivity, point) = match key.1 {
         Measure::Count => (
             rules.counts,
@@ -167,12 +166,13 @@ fn step_series(
         Scale::default(),
         &settings,
     );
-    (verdict.fired && sensitivity.is_some()).then(|| Firing {
+    let firing = (verdict.fired && sensitivity.is_some()).then(|| Firing {
         scope: key.0.clone(),
         measure: key.1,
         bucket,
         verdict,
-    })
+    });
+    (verdict, firing)
 }
 
 /// The profile a series is deseasonalised with: its service's, else the project's.

@@ -1,7 +1,7 @@
 //! Offline replay: the production detector over a recorded series, one point at a time,
 //! exactly as the engine steps a live series (same state, same seasonality, same decision).
 
-use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState};
+use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, RESOLUTION_SHARE};
 use super::series::{Point, ValueKind};
 
 /// What the replay may know beyond the points themselves.
@@ -23,7 +23,7 @@ pub fn scores(points: &[Point], options: &Options) -> Vec<f64> {
     let scale = Scale {
         resolution: options
             .range
-            .map(|(min, max)| ((max - min) * 1e-3).max(f64::MIN_POSITIVE)),
+            .map(|(min, max)| ((max - min) * RESOLUTION_SHARE).max(f64::MIN_POSITIVE)),
     };
     let probation = options.probation.unwrap_or(0);
     let mut state = SeriesState::default();
@@ -33,7 +33,15 @@ pub fn scores(points: &[Point], options: &Options) -> Vec<f64> {
         .enumerate()
         .map(|(index, point)| {
             let verdict = state.observe(point, options.kind, Some(&season), scale, &settings);
-            season.observe(point.timestamp, point.value);
+            // Counts: an anomaly must not teach the profile (see `Verdict::normal_value`).
+            // Continuous values: the profile learns every value. Their normal tail flags
+            // long stretches (hysteresis), and a profile frozen through them went stale:
+            // NAB 35 instead of 41 when it learnt only the normal buckets.
+            let learnt = match options.kind {
+                ValueKind::Count => verdict.normal_value(point.value),
+                ValueKind::Continuous => point.value,
+            };
+            season.observe(point.timestamp, learnt);
             if index < probation || !verdict.armed {
                 0.0
             } else {

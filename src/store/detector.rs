@@ -45,7 +45,10 @@ pub async fn load<
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let rows: Vec<(String, String, i64, String, Json<S>)> = sqlx::query_as(
+    // Decoded row by row: a state saved by an older layout that no longer reads is
+    // discarded (that series starts afresh) instead of failing the project's whole load
+    // on every pass.
+    let rows: Vec<(String, String, i64, String, Json<serde_json::Value>)> = sqlx::query_as(
         "SELECT scope, service, issue_id, measure, state FROM detector_series WHERE project_id = $1",
     )
     .bind(project_id)
@@ -57,11 +60,11 @@ pub async fn load<
             Some(StoredSeries {
                 scope: Scope::from_columns(&scope, service, issue_id)?,
                 measure,
-                state,
+                state: readable(project_id, "series", state)?,
             })
         })
         .collect();
-    let profiles: Vec<(String, Json<P>)> =
+    let profiles: Vec<(String, Json<serde_json::Value>)> =
         sqlx::query_as("SELECT service, profile FROM detector_profiles WHERE project_id = $1")
             .bind(project_id)
             .fetch_all(&mut *tx)
@@ -75,10 +78,28 @@ pub async fn load<
     tx.commit().await?;
     Ok(Snapshot {
         series,
-        profiles: profiles.into_iter().map(|(s, Json(p))| (s, p)).collect(),
+        profiles: profiles
+            .into_iter()
+            .filter_map(|(s, Json(p))| Some((s, readable(project_id, "profile", p)?)))
+            .collect(),
         last_bucket: checkpoint.map(|c| c.0),
         state_bucket: checkpoint.and_then(|c| c.1),
     })
+}
+
+/// A stored state in this build's layout, or `None` (logged) when it no longer reads.
+fn readable<T: DeserializeOwned>(
+    project_id: i64,
+    what: &str,
+    value: serde_json::Value,
+) -> Option<T> {
+    match serde_json::from_value(value) {
+        Ok(state) => Some(state),
+        Err(error) => {
+            tracing::warn!(project_id, what, %error, "stored detector state unreadable; starting it afresh");
+            None
+        }
+    }
 }
 
 /// Moves the checkpoint from `previous` (what this process loaded; `None` when there was

@@ -424,6 +424,38 @@ async fn detect_a_restarted_worker_continues_from_the_stored_state() {
 }
 
 #[tokio::test]
+async fn detect_a_stored_state_that_no_longer_reads_starts_that_series_afresh() {
+    let app = TestApp::spawn().await;
+    let (pool, project) = (&app.pool, app.project.id);
+    set_counts(pool, project, &Scope::Project, 0, 10, 20).await;
+    let mut first = worker(&app);
+    warmed_up_on_steady_project(&app, &mut first).await;
+    let (opened, _) = passes(&mut first, 0, 2).await;
+    assert!(opened.is_empty(), "{opened:?}");
+    // A state saved by some other layout of the detector.
+    sqlx::query(
+        "UPDATE detector_series SET state = '{\"layout\": \"not this one\"}'::jsonb \
+         WHERE project_id = $1",
+    )
+    .bind(project)
+    .execute(pool)
+    .await
+    .expect("older state");
+
+    drop(first);
+    expire_leases(pool).await;
+    let mut second = worker(&app);
+    let resumed = pass_through(&mut second, minute(3)).await;
+    assert_eq!(resumed.projects, 1, "the project still loads: {resumed:?}");
+    assert_eq!(resumed.buckets, 1, "{resumed:?}");
+    assert!(
+        resumed.opened.is_empty(),
+        "a series started afresh does not page: {resumed:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn detect_two_workers_on_one_database_open_one_incident() {
     let app = TestApp::spawn().await;
     let (pool, project) = (&app.pool, app.project.id);
