@@ -176,6 +176,20 @@ async fn rule_id(pool: &PgPool, project_id: i64, kind: &str) -> i64 {
         .id
 }
 
+/// A threshold rule: 10 events in 5 minutes, on every issue of the project.
+async fn ten_in_five_minutes_per_issue(pool: &PgPool, project_id: i64) -> rules::Rule {
+    let rule = rules::NewRule {
+        kind: "threshold".to_owned(),
+        scope: "issue".to_owned(),
+        threshold: Some(10),
+        window_minutes: Some(5),
+        sensitivity: "medium".to_owned(),
+    };
+    rules::create(pool, project_id, &rule)
+        .await
+        .expect("create rule")
+}
+
 /// Posts one event and asserts it was accepted.
 async fn send_ok(app: &TestApp, event: Value) {
     let response = app.send_event(&event).await;
@@ -657,19 +671,7 @@ async fn detect_threshold_rule_fires_on_the_crossing_and_rearms_below_half() {
     let (pool, project) = (&app.pool, app.project.id);
     let issue = insert_issue(pool, project, "ThresholdError", minute(-400)).await;
     let series = Scope::Issue(issue);
-    let rule = rules::create(
-        pool,
-        project,
-        &rules::NewRule {
-            kind: "threshold".to_owned(),
-            scope: "issue".to_owned(),
-            threshold: Some(10),
-            window_minutes: Some(5),
-            sensitivity: "medium".to_owned(),
-        },
-    )
-    .await
-    .expect("create rule");
+    let rule = ten_in_five_minutes_per_issue(pool, project).await;
     // One event a minute (5 in any window), then three a minute, none, three again.
     set_counts(pool, project, &series, -360, -1, 1).await;
     set_counts(pool, project, &series, 0, 6, 3).await;
@@ -1077,19 +1079,7 @@ async fn detect_a_pass_catching_up_sees_crossings_inside_the_gap() {
         .expect("disable anomaly");
     let counted = insert_issue(pool, project, "CountedError", minute(-400)).await;
     let muted = insert_issue(pool, project, "MutedError", minute(-400)).await;
-    let rule = rules::create(
-        pool,
-        project,
-        &rules::NewRule {
-            kind: "threshold".to_owned(),
-            scope: "issue".to_owned(),
-            threshold: Some(10),
-            window_minutes: Some(5),
-            sensitivity: "medium".to_owned(),
-        },
-    )
-    .await
-    .expect("create rule");
+    let rule = ten_in_five_minutes_per_issue(pool, project).await;
     issues::ignore(pool, muted, Some((10, 5)))
         .await
         .expect("ignore")

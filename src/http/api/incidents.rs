@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::input::path_of;
 use super::openapi::{described, one_of, one_of_or_null};
 use super::pagination::{self, Page};
 use crate::detect::incidents as lifecycle;
@@ -153,11 +154,6 @@ fn invalid_transition(message: String) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
 }
 
-fn incident_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -266,7 +262,7 @@ async fn show(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let id = incident_id(path)?;
+    let id = path_of(path)?;
     let incident = incidents::get(&state.pool, id)
         .await?
         .ok_or_else(|| not_found(id))?;
@@ -345,7 +341,7 @@ async fn update(
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<IncidentUpdate>, JsonRejection>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let id = incident_id(path)?;
+    let id = path_of(path)?;
     let Json(update) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let incident = match change(update)? {
         Change::Acknowledge => acknowledge(&state.pool, id).await?,

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::body_of;
+use super::input::{body_of, path_of};
 use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
@@ -30,12 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(show, update, remove))
         .routes(routes!(merge))
-}
-
-/// Path and query rejections answer like every other API error (axum's are plain text).
-fn id_of(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -95,7 +89,7 @@ async fn list(
     path: Result<Path<i64>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<Issue>>, ApiError> {
-    let project_id = id_of(path)?;
+    let project_id = path_of(path)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !projects::exists(&state.pool, project_id).await? {
         return Err(ApiError::not_found(format!("project {project_id}")));
@@ -212,7 +206,7 @@ async fn show(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Issue>, ApiError> {
-    let id = id_of(path)?;
+    let id = path_of(path)?;
     let issue = issues::get(&state.pool, id).await?;
     issue
         .map(Json)
@@ -291,7 +285,7 @@ async fn update(
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<IssueUpdate>, JsonRejection>,
 ) -> Result<Json<Issue>, ApiError> {
-    let id = id_of(path)?;
+    let id = path_of(path)?;
     let Json(update) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if update.in_release.is_some() && update.status != Status::Resolved {
         return Err(ApiError::bad_request(
@@ -336,7 +330,7 @@ async fn remove(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id_of(path)?;
+    let id = path_of(path)?;
     match issues::delete(&state.pool, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::not_found(format!("issue {id}"))),
@@ -375,7 +369,7 @@ async fn merge(
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<MergeRequest>, JsonRejection>,
 ) -> Result<Json<Issue>, ApiError> {
-    let target = id_of(path)?;
+    let target = path_of(path)?;
     let mut sources = body_of(body)?.issues;
     sources.sort_unstable();
     sources.dedup();

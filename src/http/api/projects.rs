@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::input::{body_of, path_of};
 use super::pagination::Page;
 use crate::config::Config;
 use crate::http::error::{ApiError, ErrorBody};
@@ -101,16 +102,6 @@ fn key_view(state: &AppState, key: &Key) -> KeyView {
 
 fn project_not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("project {id}"))
-}
-
-fn path_of<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    path.map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
-fn body_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// A present field, `null` included: `Some(None)` clears, an absent field stays `None`.

@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::input::path_of;
 use super::openapi::{one_of, one_of_or_null};
 use super::pagination::Page;
 use crate::http::error::{ApiError, ErrorBody};
@@ -90,11 +91,6 @@ fn scope_or_null_schema() -> utoipa::openapi::Object {
 
 fn sensitivity_or_null_schema() -> utoipa::openapi::Object {
     one_of_or_null(&SENSITIVITIES)
-}
-
-fn id_of(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -179,7 +175,7 @@ async fn list(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<Page<RuleView>>, ApiError> {
-    let project_id = id_of(path)?;
+    let project_id = path_of(path)?;
     project_must_exist(&state, project_id).await?;
     let found = rules::list(&state.pool, project_id).await?;
     Ok(Json(Page {
@@ -255,7 +251,7 @@ async fn create(
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<RuleBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
-    let project_id = id_of(path)?;
+    let project_id = path_of(path)?;
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let rule = new_rule(body)?;
     project_must_exist(&state, project_id).await?;
@@ -281,7 +277,7 @@ async fn show(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<RuleView>, ApiError> {
-    let id = id_of(path)?;
+    let id = path_of(path)?;
     let rule = rules::get(&state.pool, id)
         .await?
         .ok_or_else(|| not_found(id))?;
@@ -320,7 +316,7 @@ async fn update(
     path: Result<Path<i64>, PathRejection>,
     body: Result<Json<RulePatch>, JsonRejection>,
 ) -> Result<Json<RuleView>, ApiError> {
-    let id = id_of(path)?;
+    let id = path_of(path)?;
     let Json(patch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let rule = rules::get(&state.pool, id)
         .await?
@@ -362,7 +358,7 @@ async fn remove(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id_of(path)?;
+    let id = path_of(path)?;
     if rules::delete(&state.pool, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
