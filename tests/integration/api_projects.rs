@@ -375,7 +375,8 @@ async fn api_projects_keys_are_added_limited_and_revoked() {
 
     let (status, first) = call(&app, Method::GET, &keys_path, None).await;
     assert_eq!(status, 200);
-    let first = first.as_array().expect("array").clone();
+    assert_eq!(first["next_cursor"], Value::Null, "one page");
+    let first = first["items"].as_array().expect("items").clone();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["public_key"], app.key());
     assert_eq!(first[0]["revoked_at"], Value::Null);
@@ -437,7 +438,7 @@ async fn api_projects_keys_are_added_limited_and_revoked() {
     );
     // Revoking again keeps the first revocation.
     let (_, listed) = call(&app, Method::GET, &keys_path, None).await;
-    let revoked_at = listed[2]["revoked_at"].clone();
+    let revoked_at = listed["items"][2]["revoked_at"].clone();
     assert!(revoked_at.is_string(), "{listed}");
     let (status, _) = call(
         &app,
@@ -448,8 +449,8 @@ async fn api_projects_keys_are_added_limited_and_revoked() {
     .await;
     assert_eq!(status, 204);
     let (_, listed) = call(&app, Method::GET, &keys_path, None).await;
-    assert_eq!(listed[2]["revoked_at"], revoked_at);
-    assert_eq!(listed.as_array().map(Vec::len), Some(3));
+    assert_eq!(listed["items"][2]["revoked_at"], revoked_at);
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(3));
 
     // The project's DSN is its first active key: revoking that one moves it to the next.
     let first_id = first[0]["id"].as_i64().expect("id");

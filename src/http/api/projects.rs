@@ -388,7 +388,7 @@ async fn remove(
 
 /// A project's ingestion keys.
 ///
-/// Revoked ones included, oldest first; a plain array, not a page.
+/// Revoked ones included, oldest first, in one page (a project has a handful of keys).
 #[utoipa::path(
     get,
     path = "/api/v1/projects/{id}/keys",
@@ -396,7 +396,7 @@ async fn remove(
     tag = "projects",
     params(("id" = i64, Path, description = "Project id")),
     responses(
-        (status = 200, description = "Every key of the project", body = Vec<KeyView>),
+        (status = 200, description = "Every key of the project", body = Page<KeyView>),
         (status = 400, description = "A bad id", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
     )
@@ -405,11 +405,14 @@ async fn list_keys(
     _token: ApiToken,
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Vec<KeyView>>, ApiError> {
+) -> Result<Json<Page<KeyView>>, ApiError> {
     let id = path_of(path)?;
     project_must_exist(&state, id).await?;
     let keys = projects::list_keys(&state.pool, id).await?;
-    Ok(Json(keys.iter().map(|k| key_view(&state, k)).collect()))
+    Ok(Json(Page {
+        items: keys.iter().map(|k| key_view(&state, k)).collect(),
+        next_cursor: None,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
