@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::path_of;
+use super::input::{check_text, path_of};
 use super::openapi::{described, one_of, one_of_or_null};
 use super::pagination::{self, Page};
 use crate::detect::incidents as lifecycle;
@@ -432,11 +432,7 @@ fn missed_fault(report: MissedReport, now: DateTime<Utc>) -> Result<MissedFault,
         return Err(ApiError::unprocessable("opened_at is in the future"));
     }
     if let Some(note) = &report.note {
-        if note.chars().count() > MAX_NOTE_CHARS || note.contains('\0') {
-            return Err(ApiError::unprocessable(format!(
-                "note must be text of at most {MAX_NOTE_CHARS} characters"
-            )));
-        }
+        check_text("note", note, 0, MAX_NOTE_CHARS)?;
     }
     Ok(MissedFault {
         project_id: report.project_id,

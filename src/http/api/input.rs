@@ -16,3 +16,16 @@ pub fn body_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(b)| b)
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
+
+/// A text field a handler stores: `min..=max` characters and no NUL (PostgreSQL text cannot
+/// hold one), else a 422 naming the field and the bounds.
+pub fn check_text(field: &str, text: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let chars = text.chars().count();
+    if (min..=max).contains(&chars) && !text.contains('\0') {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(format!(
+            "{field} must be {min} to {max} characters, without NUL"
+        )))
+    }
+}

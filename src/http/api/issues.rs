@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, path_of};
+use super::input::{body_of, check_text, path_of};
 use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
@@ -238,14 +238,7 @@ struct IgnoreUntil {
 const MAX_RELEASE_CHARS: usize = 250;
 
 fn check_release(release: &str) -> Result<(), ApiError> {
-    let chars = release.chars().count();
-    if (1..=MAX_RELEASE_CHARS).contains(&chars) && !release.contains('\0') {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(format!(
-            "in_release must be 1 to {MAX_RELEASE_CHARS} characters, without NUL"
-        )))
-    }
+    check_text("in_release", release, 1, MAX_RELEASE_CHARS)
 }
 
 /// The escalation condition as the store takes it; the detector watches the window per

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, path_of};
+use super::input::{body_of, check_text, path_of};
 use super::pagination::Page;
 use crate::config::Config;
 use crate::http::error::{ApiError, ErrorBody};
@@ -150,15 +150,12 @@ fn check_slug(slug: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Not blank, bounded, and without NUL (PostgreSQL text cannot hold one).
+/// Not blank, bounded, and without NUL.
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains('\0') {
-        Err(ApiError::unprocessable(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters, without NUL"
-        )))
-    } else {
-        Ok(())
+    if name.trim().is_empty() {
+        return Err(ApiError::unprocessable("name must not be blank"));
     }
+    check_text("name", name, 1, MAX_NAME_CHARS)
 }
 
 fn rate_limit(value: Option<i64>) -> Result<Option<i32>, ApiError> {

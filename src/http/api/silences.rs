@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, path_of};
+use super::input::{body_of, check_text, path_of};
 use super::pagination::{self, Page};
 use crate::detect::incidents::Kind;
 use crate::http::error::{ApiError, ErrorBody};
@@ -182,14 +182,7 @@ async fn validate(
         }
     }
     if let Some(service) = &body.service {
-        if service.is_empty()
-            || service.chars().count() > MAX_SERVICE_CHARS
-            || service.contains('\0')
-        {
-            return refuse(format!(
-                "service must be 1 to {MAX_SERVICE_CHARS} characters, without NUL"
-            ));
-        }
+        check_text("service", service, 1, MAX_SERVICE_CHARS)?;
     }
     if let Some(issue_id) = body.issue_id {
         let issue = issues::get(&state.pool, issue_id).await?;
@@ -231,12 +224,7 @@ async fn validate(
 }
 
 fn check_comment(comment: &str) -> Result<(), ApiError> {
-    if comment.chars().count() > MAX_COMMENT_CHARS || comment.contains('\0') {
-        return Err(ApiError::unprocessable(format!(
-            "comment must be at most {MAX_COMMENT_CHARS} characters, without NUL"
-        )));
-    }
-    Ok(())
+    check_text("comment", comment, 0, MAX_COMMENT_CHARS)
 }
 
 fn check_window(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<(), ApiError> {

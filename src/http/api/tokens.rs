@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, path_of};
+use super::input::{body_of, check_text, path_of};
 use super::pagination::Page;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
@@ -84,11 +84,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let new = body_of(body)?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains('\0') {
-        return Err(ApiError::unprocessable(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters, without NUL"
-        )));
-    }
+    check_text("name", name, 1, MAX_NAME_CHARS)?;
     let created = tokens::create(&state.pool, name, new.scope.unwrap_or(Scope::Admin)).await?;
     let body = CreatedToken {
         info: created.info,
