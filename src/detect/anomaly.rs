@@ -52,7 +52,21 @@
 //!    minutes where one empty minute is merely unusual. For continuous values, a
 //!    two-sided CUSUM on the standardised residual. And a flatline test (a series that
 //!    normally moves and has not for [`FLAT_MIN`] buckets — a dead exporter, a stuck
-//!    gauge).
+//!    gauge). And for continuous values a *shape memory* ([`Shapes`]): every pair of
+//!    consecutive buckets, each quantised to a cell (its value and its deviation from
+//!    the expectation, on a grid of an eighth of the range), is hashed into a 768-bit
+//!    set, and a bucket whose shape is already in the set carries no surprise at all,
+//!    however far it lies from the baseline and however long it has been flat (a gauge
+//!    resting at zero between spikes is flat by habit). A gauge's recurring structure — a square
+//!    wave's edge, a nightly job's spike, a sawtooth of a period no daily profile holds
+//!    — is then normal from its second occurrence, while a shape never shown pages. It
+//!    never forgets: forgetting a shape after one to ten days made repeats page again
+//!    and cost 1–7 NAB points (5–11 on the held-out half). NAB like-for-like, all
+//!    files: 46.6 without the memory, 59.9 with it for the tail tests and CUSUM, 62.3
+//!    with the flatline test too; 57 with the value alone as a cell; two-bucket shapes
+//!    beat one- and three-bucket ones. Counts do not use it: a repeat
+//!    of yesterday's burst of errors is still trouble, and calibration (5.) already
+//!    quiets a series whose bursts are routine.
 //! 5. **Calibration.** A model is never exactly right (heavy tails, bursty clients). The
 //!    detector keeps, for surprise levels from 3 to 200 nats, how often the series
 //!    actually exceeded them (a slow moving average, started at the model's own promise
@@ -138,6 +152,10 @@ const SLOT_WEIGHT: f64 = 1.0 / 180.0;
 const SHRINK_EVENTS: f64 = 30.0;
 /// Counts below this mean are treated as this mean (a series that never saw an event).
 const MIN_MEAN: f64 = 0.01;
+/// Width of a cell of the shape grid, in resolutions (see [`RESOLUTION_SHARE`]): an
+/// eighth of the range. (NAB tuning half, like-for-like: a tenth 60.1, an eighth 62.4,
+/// a sixth 62.5, a fifth 60.0; see [`Shapes`].)
+const SHAPE_CELL: f64 = 12.5;
 
 /// How readily the detector pages: `High` fires on smaller deviations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -348,9 +366,62 @@ pub struct SeriesState {
     lowest: f32,
     #[serde(default)]
     highest: f32,
+    /// Continuous values: the shapes shown so far. State saved before it existed loads
+    /// with an empty memory, which fills again within a day or two. Count series never
+    /// fill it, and do not save it.
+    #[serde(default, skip_serializing_if = "Shapes::is_empty")]
+    shapes: Shapes,
 }
 
 const _: () = assert!(std::mem::size_of::<SeriesState>() <= 256);
+
+/// The short shapes a continuous series has shown: pairs of consecutive cells, a cell
+/// being the value and its deviation from the expectation, each on a grid of
+/// [`SHAPE_CELL`] resolutions. A fixed-size set of hashed bits: it never forgets and
+/// never grows, and a collision merely takes a shape for known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shapes {
+    seen: [u64; 12],
+    /// Hash of the previous bucket's cell; `None` before the first bucket.
+    previous: Option<u64>,
+}
+
+impl Shapes {
+    fn is_empty(&self) -> bool {
+        *self == Shapes::default()
+    }
+
+    /// Records the shape that ends in this bucket's cell; true when it is new.
+    fn record(&mut self, value: f64, deviation: f64, cell: f64) -> bool {
+        // The deviation's cells are centred on 0, so a small wobble either side of the
+        // expectation is one cell, not two.
+        let here = fnv1a(&[grid(value, cell), grid(deviation + cell / 2.0, cell)]);
+        let Some(previous) = self.previous.replace(here) else {
+            return false;
+        };
+        let bits = self.seen.len() * 64;
+        let bit = (fnv1a(&[previous as i64, here as i64]) % bits as u64) as usize;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let new = self.seen[word] & mask == 0;
+        self.seen[word] |= mask;
+        new
+    }
+}
+
+/// Index of the grid cell holding `x` (cells of width `cell`, saturating far out).
+fn grid(x: f64, cell: f64) -> i64 {
+    (x / cell).floor().clamp(-1e15, 1e15) as i64
+}
+
+/// FNV-1a over the bytes of a few integers, folded so the low bits mix the high ones.
+fn fnv1a(parts: &[i64]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|part| part.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash ^ (hash >> 29)
+}
 
 /// What the model promises before any evidence: level `L` exceeded with frequency `e^-L`.
 fn promised_exceedance() -> [f32; LEVELS.len()] {
@@ -403,6 +474,7 @@ impl Default for SeriesState {
             cusum_events: 0.0,
             lowest: 0.0,
             highest: 0.0,
+            shapes: Shapes::default(),
         }
     }
 }
@@ -489,6 +561,7 @@ impl SeriesState {
     ) -> Reading {
         let x = point.value;
         let (expected, variance) = expected_at(self, kind, season, point.timestamp);
+        let mut known_shape = false;
         let (up, down, rise, fall) = match kind {
             ValueKind::Count => {
                 let model = CountModel {
@@ -507,6 +580,7 @@ impl SeriesState {
                     .unwrap_or(RESOLUTION_SHARE * seen)
                     .max(1e-3 * expected.abs().max(1e-9));
                 let deviation = (x - expected) / (variance + floor * floor).sqrt();
+                known_shape = !self.shapes.record(x, x - expected, floor * SHAPE_CELL);
                 (
                     normal_upper(deviation).max(0.0) * f64::from(deviation > 0.0),
                     normal_upper(-deviation).max(0.0) * f64::from(deviation < 0.0),
@@ -516,21 +590,27 @@ impl SeriesState {
             }
         };
         let flat = self.flatline_surprise(x, kind, expected, variance);
-        let (surprise, shape) = [
+        let views = [
             (up, Shape::Spike),
             (down, Shape::Drop),
             (rise, Shape::LevelShift),
             (fall, Shape::Drop),
             (flat, Shape::Flatline),
-        ]
-        .into_iter()
-        .fold((0.0, Shape::Spike), |best, candidate| {
-            if candidate.0 > best.0 {
-                candidate
-            } else {
-                best
-            }
-        });
+        ];
+        // A shape the series has shown before is its normal, however far from the
+        // baseline (see the module doc, 4.).
+        let views = if known_shape { &views[..0] } else { &views[..] };
+        let (surprise, shape) =
+            views
+                .iter()
+                .copied()
+                .fold((0.0, Shape::Spike), |best, candidate| {
+                    if candidate.0 > best.0 {
+                        candidate
+                    } else {
+                        best
+                    }
+                });
         let eligible = match (kind, shape) {
             (ValueKind::Continuous, _) => true,
             (ValueKind::Count, Shape::Spike) if x >= expected => {
@@ -836,6 +916,32 @@ mod tests {
         )
     }
 
+    /// One bucket of a gauge whose range is known to be 0–100 (as in a like-for-like
+    /// replay).
+    fn step_gauge(state: &mut SeriesState, minute: i64, value: f64) -> Verdict {
+        let point = Point {
+            timestamp: minute * MINUTE,
+            value,
+            requests: None,
+        };
+        let scale = Scale {
+            resolution: Some(100.0 * RESOLUTION_SHARE),
+        };
+        state.observe(
+            &point,
+            ValueKind::Continuous,
+            None,
+            scale,
+            &Sensitivity::Medium.settings(),
+        )
+    }
+
+    /// A square wave with a little noise: 50 buckets near 10, 50 near 60.
+    fn square_wave(rng: &mut StdRng, minute: i64) -> f64 {
+        let level = if minute % 100 < 50 { 10.0 } else { 60.0 };
+        level + rng.random_range(-1.0..1.0)
+    }
+
     /// Poisson sample by inversion: enough for tests' small means.
     fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
         let (mut k, mut p, mut cumulative) = (0.0, (-mean).exp(), (-mean).exp());
@@ -950,6 +1056,52 @@ mod tests {
             );
         }
         assert!(observe(&mut state, 300, 60.0).fired);
+    }
+
+    #[test]
+    fn a_gauge_pages_on_a_shape_only_until_it_has_shown_it() {
+        let mut rng = StdRng::seed_from_u64(17);
+        let mut state = SeriesState::default();
+        let fired: Vec<i64> = (0..3_000)
+            .filter(|&minute| step_gauge(&mut state, minute, square_wave(&mut rng, minute)).fired)
+            .collect();
+        // The first edges are news; from the third period on every edge is a known shape.
+        assert!(
+            fired.iter().all(|&minute| minute < 300),
+            "paged at {fired:?}"
+        );
+    }
+
+    #[test]
+    fn a_gauge_still_pages_on_a_shape_it_never_showed() {
+        let mut rng = StdRng::seed_from_u64(19);
+        let mut state = SeriesState::default();
+        for minute in 0..3_000 {
+            step_gauge(&mut state, minute, square_wave(&mut rng, minute));
+        }
+        // Mid-way through a low half, the gauge jumps to a level it never reached.
+        let fired = (3_010..3_013).any(|minute| step_gauge(&mut state, minute, 95.0).fired);
+        assert!(fired);
+    }
+
+    #[test]
+    fn state_saved_before_the_shape_memory_loads_with_an_empty_one() {
+        let mut rng = StdRng::seed_from_u64(23);
+        let mut state = SeriesState::default();
+        for minute in 0..200 {
+            step_gauge(&mut state, minute, square_wave(&mut rng, minute));
+        }
+        let mut saved = serde_json::to_value(state).unwrap();
+        assert!(
+            saved["shapes"]["seen"].is_array(),
+            "a gauge saves its shapes"
+        );
+        saved.as_object_mut().unwrap().remove("shapes");
+        let loaded: SeriesState = serde_json::from_value(saved).unwrap();
+        assert_eq!(loaded.shapes, Shapes::default());
+        assert_eq!(loaded.level, state.level);
+        let counts = serde_json::to_value(SeriesState::default()).unwrap();
+        assert!(counts.get("shapes").is_none(), "a count series saves none");
     }
 
     #[test]
