@@ -4,8 +4,11 @@
 //!
 //! `cargo run --release --example detect_pass -- [series]` needs the machine's PostgreSQL
 //! at 127.0.0.1:5432 (user postgres); it creates and drops a database of its own. It fills
-//! `minute_counts` with 20 minutes of counts for `series` issue series, warms the detector
-//! up (first pass), then times three one-minute passes.
+//! `minute_counts` with 32 minutes of counts for `series` issue series, warms the detector
+//! up (first pass, which also saves the state), then times twelve one-minute passes: one of
+//! them saves every series' state again (the worker saves every ten minutes). Last, a new
+//! worker takes the project over, as after a restart: it loads the saved state and steps it
+//! up to the checkpoint.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +19,7 @@ use seismo::metrics::Metrics;
 use seismo::store::{self, projects};
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-const MINUTES: i64 = 20;
+const MINUTES: i64 = 32;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -64,13 +67,13 @@ async fn run(url: &str, series: i64) -> anyhow::Result<()> {
         start + TimeDelta::minutes(minute) + TimeDelta::seconds(30)
     };
     let warm = Instant::now();
-    let pass = worker.pass(at(MINUTES - 3)).await?;
+    let pass = worker.pass(at(MINUTES - 12)).await?;
     println!(
         "warm-up pass: {} buckets in {:.2} s",
         pass.buckets,
         warm.elapsed().as_secs_f64()
     );
-    for minute in MINUTES - 2..=MINUTES {
+    for minute in MINUTES - 11..=MINUTES {
         let timed = Instant::now();
         let pass = worker.pass(at(minute)).await?;
         println!(
@@ -80,6 +83,19 @@ async fn run(url: &str, series: i64) -> anyhow::Result<()> {
             pass.opened.len()
         );
     }
+    // A restart: the first process is gone and its leases with it.
+    drop(worker);
+    sqlx::query("DELETE FROM detector_leases")
+        .execute(&pool)
+        .await?;
+    let mut restarted = Worker::new(pool.clone(), Arc::new(Metrics::new()), Settings::default());
+    let timed = Instant::now();
+    let pass = restarted.pass(at(MINUTES)).await?;
+    println!(
+        "restart: load {series} series' state and step it to the checkpoint: {:.2} s ({} buckets)",
+        timed.elapsed().as_secs_f64(),
+        pass.buckets
+    );
     pool.close().await;
     Ok(())
 }
