@@ -158,6 +158,29 @@ async fn checkpoint(pool: &PgPool, project_id: i64) -> Option<DateTime<Utc>> {
         .expect("read checkpoint")
 }
 
+/// The series of a project's stored detector document (zstd-compressed JSON).
+async fn stored_series(pool: &PgPool, project_id: i64) -> Vec<Value> {
+    let document: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT series FROM detector_checkpoints WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(pool)
+            .await
+            .expect("read checkpoint");
+    let json = zstd::decode_all(document.expect("series saved").as_slice()).expect("zstd");
+    serde_json::from_slice(&json).expect("a JSON array")
+}
+
+async fn store_series(pool: &PgPool, project_id: i64, series: &[Value]) {
+    let json = serde_json::to_vec(series).expect("json");
+    let document = zstd::encode_all(json.as_slice(), 1).expect("zstd");
+    sqlx::query("UPDATE detector_checkpoints SET series = $2 WHERE project_id = $1")
+        .bind(project_id)
+        .bind(document)
+        .execute(pool)
+        .await
+        .expect("write series");
+}
+
 /// What happens when the process holding the leases stops renewing them: they lapse.
 async fn expire_leases(pool: &PgPool) {
     sqlx::query("UPDATE detector_leases SET expires_at = now() - interval '1 minute'")
@@ -378,14 +401,15 @@ async fn detect_a_restarted_worker_continues_from_the_stored_state() {
     assert!(resolved.is_empty());
     let project_incident = opened[0];
     assert_eq!(incident(pool, project_incident).await.calm_buckets, 2);
-    let stored: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT scope, service, measure FROM detector_series WHERE project_id = $1 \
-         ORDER BY scope, service, measure",
-    )
-    .bind(project)
-    .fetch_all(pool)
-    .await
-    .expect("detector series");
+    let mut stored: Vec<(String, String, String)> = stored_series(pool, project)
+        .await
+        .iter()
+        .map(|s| {
+            let text = |field: &str| s[field].as_str().unwrap_or_default().to_owned();
+            (text("scope"), text("service"), text("measure"))
+        })
+        .collect();
+    stored.sort();
     assert_eq!(
         stored,
         [
@@ -446,15 +470,13 @@ async fn detect_a_stored_state_that_no_longer_reads_starts_that_series_afresh() 
     warmed_up_on_steady_project(&app, &mut first).await;
     let (opened, _) = passes(&mut first, 0, 2).await;
     assert!(opened.is_empty(), "{opened:?}");
-    // A state saved by some other layout of the detector.
-    sqlx::query(
-        "UPDATE detector_series SET state = '{\"layout\": \"not this one\"}'::jsonb \
-         WHERE project_id = $1",
-    )
-    .bind(project)
-    .execute(pool)
-    .await
-    .expect("older state");
+    // States saved by some other layout of the detector.
+    let mut series = stored_series(pool, project).await;
+    assert!(!series.is_empty());
+    for one in &mut series {
+        one["state"] = json!({"layout": "not this one"});
+    }
+    store_series(pool, project, &series).await;
 
     drop(first);
     expire_leases(pool).await;
@@ -466,6 +488,33 @@ async fn detect_a_stored_state_that_no_longer_reads_starts_that_series_afresh() 
         resumed.opened.is_empty(),
         "a series started afresh does not page: {resumed:?}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn detect_a_stored_document_that_does_not_read_starts_every_series_afresh() {
+    let app = TestApp::spawn().await;
+    let (pool, project) = (&app.pool, app.project.id);
+    set_counts(pool, project, &Scope::Project, 0, 10, 20).await;
+    let mut first = worker(&app);
+    warmed_up_on_steady_project(&app, &mut first).await;
+    passes(&mut first, 0, 2).await;
+    sqlx::query("UPDATE detector_checkpoints SET series = '\\x00ff'::bytea WHERE project_id = $1")
+        .bind(project)
+        .execute(pool)
+        .await
+        .expect("garbage document");
+
+    drop(first);
+    expire_leases(pool).await;
+    let mut second = worker(&app);
+    let resumed = pass_through(&mut second, minute(3)).await;
+    assert_eq!(resumed.projects, 1, "the project still loads: {resumed:?}");
+    assert_eq!(resumed.buckets, 1, "{resumed:?}");
+    assert!(resumed.opened.is_empty(), "{resumed:?}");
+    // The next save writes a readable document again.
+    passes(&mut second, 4, 14).await;
+    assert_eq!(stored_series(pool, project).await.len(), 1);
     app.stop().await;
 }
 
