@@ -1,5 +1,8 @@
 //! The detector's durable memory: per-series state, seasonal profiles, the bucket they
-//! are current through, and the leases that give each project to exactly one process.
+//! are current through, and the leases that give each project to one process.
+//!
+//! Leases: a project belongs to shard `id % shards`, and each live process (a heartbeat
+//! row) holds an equal share of the shards, rounded up (see [`claim_shards`]).
 //!
 //! A checkpoint is written in the same transaction as the incidents its buckets decided,
 //! and only if it still is where this process loaded it from: a process that lost its
@@ -29,6 +32,14 @@ pub struct StoredSeries<S> {
     pub scope: Scope,
     pub measure: String,
     pub state: S,
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckpointRow {
+    last_bucket: DateTime<Utc>,
+    state_bucket: Option<DateTime<Utc>>,
+    /// The series document (see the module doc); `None` until the first save.
+    series: Option<Vec<u8>>,
 }
 
 /// One series in the stored document: its scope's columns, its measure, its state.
@@ -61,8 +72,8 @@ pub async fn load<
     pool: &PgPool,
     project_id: i64,
 ) -> Result<Snapshot<S, P>, StoreError> {
-    // One snapshot for the three reads: a state saved by another process between them
-    // would otherwise pair new series with an old checkpoint, or the reverse.
+    // One snapshot for both reads: a state saved by another process between them would
+    // otherwise pair new profiles with an old checkpoint, or the reverse.
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
@@ -72,17 +83,15 @@ pub async fn load<
             .bind(project_id)
             .fetch_all(&mut *tx)
             .await?;
-    let checkpoint: Option<(DateTime<Utc>, Option<DateTime<Utc>>, Option<Vec<u8>>)> =
-        sqlx::query_as(
-            "SELECT last_bucket, state_bucket, series FROM detector_checkpoints \
-             WHERE project_id = $1",
-        )
-        .bind(project_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let checkpoint: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT last_bucket, state_bucket, series FROM detector_checkpoints WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     tx.commit().await?;
     let (last_bucket, state_bucket, document) = match checkpoint {
-        Some((last, state, document)) => (Some(last), state, document),
+        Some(row) => (Some(row.last_bucket), row.state_bucket, row.series),
         None => (None, None, None),
     };
     Ok(Snapshot {
@@ -224,34 +233,92 @@ pub async fn save<S: Serialize + Sync, P: Serialize + Sync>(
     Ok(())
 }
 
-/// Takes or renews the leases on `shards` that are free, expired, or already ours, and
-/// returns the shards held now.
+/// Renews this process's heartbeat and leases, gives back the shards past its fair share
+/// (`shards` divided by the live processes, rounded up; the highest shards first) and
+/// takes free or expired ones up to it. Returns the shards held now, in order.
+///
+/// Leases only spread the work: two processes deciding the same project meanwhile (a
+/// shard given back here and not yet dropped there) are kept apart by the checkpoint's
+/// compare-and-swap ([`advance_checkpoint`]).
 pub async fn claim_shards(
     pool: &PgPool,
     holder: Uuid,
     shards: i32,
     lease_seconds: f64,
 ) -> Result<Vec<i32>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO detector_leases AS l (shard, holder, expires_at) \
-         SELECT s, $1, now() + make_interval(secs => $3) FROM generate_series(0, $2 - 1) AS s \
-         ON CONFLICT (shard) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
-         WHERE l.holder = EXCLUDED.holder OR l.expires_at < now() \
-         RETURNING shard",
+    sqlx::query(
+        "INSERT INTO detector_holders (holder, expires_at) \
+         VALUES ($1, now() + make_interval(secs => $2)) \
+         ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at",
     )
     .bind(holder)
-    .bind(shards)
+    .bind(lease_seconds)
+    .execute(pool)
+    .await?;
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM detector_holders WHERE holder <> $1 AND expires_at > now()",
+    )
+    .bind(holder)
+    .fetch_one(pool)
+    .await?;
+    let share = fair_share(shards, others);
+    let mut held: Vec<i32> = sqlx::query_scalar(
+        "UPDATE detector_leases SET expires_at = now() + make_interval(secs => $2) \
+         WHERE holder = $1 RETURNING shard",
+    )
+    .bind(holder)
     .bind(lease_seconds)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    held.sort_unstable();
+    if held.len() > share {
+        let given_back = held.split_off(share);
+        sqlx::query("DELETE FROM detector_leases WHERE holder = $1 AND shard = ANY($2)")
+            .bind(holder)
+            .bind(given_back)
+            .execute(pool)
+            .await?;
+    } else if held.len() < share {
+        let taken: Vec<i32> = sqlx::query_scalar(
+            "INSERT INTO detector_leases AS l (shard, holder, expires_at) \
+             SELECT s, $1, now() + make_interval(secs => $3) FROM generate_series(0, $2 - 1) AS s \
+             WHERE NOT EXISTS \
+                 (SELECT 1 FROM detector_leases o WHERE o.shard = s AND o.expires_at >= now()) \
+             ORDER BY s LIMIT $4 \
+             ON CONFLICT (shard) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+             WHERE l.expires_at < now() \
+             RETURNING shard",
+        )
+        .bind(holder)
+        .bind(shards)
+        .bind(lease_seconds)
+        .bind((share - held.len()) as i64)
+        .fetch_all(pool)
+        .await?;
+        held.extend(taken);
+        held.sort_unstable();
+    }
+    Ok(held)
 }
 
-/// Gives the leases back (on shutdown), so another process takes over at once.
+/// Shards one process should hold when `others` other processes are live.
+fn fair_share(shards: i32, others: i64) -> usize {
+    let processes = others.max(0) + 1;
+    (i64::from(shards.max(0)) + processes - 1).div_euclid(processes) as usize
+}
+
+/// Gives the leases and the heartbeat back (on shutdown), so the others take over at once.
 pub async fn release_shards(pool: &PgPool, holder: Uuid) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM detector_leases WHERE holder = $1")
         .bind(holder)
         .execute(pool)
         .await?;
+    sqlx::query(
+        "DELETE FROM detector_holders WHERE holder = $1 OR expires_at < now() - interval '1 day'",
+    )
+    .bind(holder)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -268,4 +335,18 @@ pub async fn projects_in(
             .fetch_all(pool)
             .await?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fair_share;
+
+    #[test]
+    fn the_shards_are_shared_rounding_up() {
+        assert_eq!(fair_share(16, 0), 16);
+        assert_eq!(fair_share(16, 1), 8);
+        assert_eq!(fair_share(16, 2), 6);
+        assert_eq!(fair_share(16, 15), 1);
+        assert_eq!(fair_share(16, 40), 1);
+    }
 }

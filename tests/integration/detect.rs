@@ -181,12 +181,28 @@ async fn store_series(pool: &PgPool, project_id: i64, series: &[Value]) {
         .expect("write series");
 }
 
-/// What happens when the process holding the leases stops renewing them: they lapse.
+/// What happens when the processes holding the leases stop renewing them: their leases
+/// and heartbeats lapse.
 async fn expire_leases(pool: &PgPool) {
-    sqlx::query("UPDATE detector_leases SET expires_at = now() - interval '1 minute'")
+    for table in ["detector_leases", "detector_holders"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET expires_at = now() - interval '1 minute'"
+        ))
         .execute(pool)
         .await
         .expect("expire leases");
+    }
+}
+
+/// How many shards each process holds, fewest first.
+async fn shards_per_holder(pool: &PgPool) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM detector_leases WHERE expires_at > now() \
+         GROUP BY holder ORDER BY count(*)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("leases")
 }
 
 async fn rule_id(pool: &PgPool, project_id: i64, kind: &str) -> i64 {
@@ -548,6 +564,58 @@ async fn detect_two_workers_on_one_database_open_one_incident() {
         "{burst_a:?} {burst_b:?}"
     );
     assert_eq!(incidents_of(pool, project).await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn detect_workers_share_the_shards_and_take_over_a_departed_ones() {
+    let app = TestApp::spawn().await;
+    let pool = &app.pool;
+    let now = now_closing(minute(0));
+    let mut a = worker(&app);
+    a.pass(now).await.expect("pass");
+    assert_eq!(shards_per_holder(pool).await, [16]);
+
+    // A second process: the first gives half back, the second takes it.
+    let mut b = worker(&app);
+    b.pass(now).await.expect("pass");
+    assert_eq!(shards_per_holder(pool).await, [16], "nothing was free yet");
+    a.pass(now).await.expect("pass");
+    b.pass(now).await.expect("pass");
+    assert_eq!(shards_per_holder(pool).await, [8, 8]);
+
+    // A third: six each for the first two (16 / 3, rounded up), the rest for it.
+    let mut c = worker(&app);
+    c.pass(now).await.expect("pass");
+    for worker in [&mut a, &mut b, &mut c] {
+        worker.pass(now).await.expect("pass");
+    }
+    assert_eq!(shards_per_holder(pool).await, [4, 6, 6]);
+    // Passes again change nothing.
+    for worker in [&mut a, &mut b, &mut c] {
+        worker.pass(now).await.expect("pass");
+    }
+    assert_eq!(shards_per_holder(pool).await, [4, 6, 6]);
+
+    // The third stops renewing: its heartbeat and leases lapse, the others share its shards.
+    sqlx::query(
+        "UPDATE detector_holders SET expires_at = now() - interval '1 minute' WHERE holder = \
+         (SELECT holder FROM detector_leases GROUP BY holder HAVING count(*) = 4)",
+    )
+    .execute(pool)
+    .await
+    .expect("third lapses");
+    sqlx::query(
+        "UPDATE detector_leases SET expires_at = now() - interval '1 minute' WHERE holder = \
+         (SELECT holder FROM detector_holders WHERE expires_at < now())",
+    )
+    .execute(pool)
+    .await
+    .expect("third's leases lapse");
+    drop(c);
+    a.pass(now).await.expect("pass");
+    b.pass(now).await.expect("pass");
+    assert_eq!(shards_per_holder(pool).await, [8, 8]);
     app.stop().await;
 }
 
