@@ -477,15 +477,35 @@ async fn detect_a_restarted_worker_continues_from_the_stored_state() {
     app.stop().await;
 }
 
+/// A steady project, warmed up and decided through minute 2 by a first worker that then
+/// goes away (its leases lapse), leaving its saved state behind.
+async fn steady_project_left_behind(app: &TestApp) {
+    let (pool, project) = (&app.pool, app.project.id);
+    set_counts(pool, project, &Scope::Project, 0, 10, 20).await;
+    let mut first = worker(app);
+    warmed_up_on_steady_project(app, &mut first).await;
+    let (opened, _) = passes(&mut first, 0, 2).await;
+    assert!(opened.is_empty(), "{opened:?}");
+    drop(first);
+    expire_leases(pool).await;
+}
+
+/// A new worker takes the project over at minute 3: it loads, steps the one new bucket
+/// and pages nothing (a series started afresh cannot page).
+async fn taken_over_quietly(app: &TestApp) -> Worker {
+    let mut second = worker(app);
+    let resumed = pass_through(&mut second, minute(3)).await;
+    assert_eq!(resumed.projects, 1, "the project still loads: {resumed:?}");
+    assert_eq!(resumed.buckets, 1, "{resumed:?}");
+    assert!(resumed.opened.is_empty(), "{resumed:?}");
+    second
+}
+
 #[tokio::test]
 async fn detect_a_stored_state_that_no_longer_reads_starts_that_series_afresh() {
     let app = TestApp::spawn().await;
     let (pool, project) = (&app.pool, app.project.id);
-    set_counts(pool, project, &Scope::Project, 0, 10, 20).await;
-    let mut first = worker(&app);
-    warmed_up_on_steady_project(&app, &mut first).await;
-    let (opened, _) = passes(&mut first, 0, 2).await;
-    assert!(opened.is_empty(), "{opened:?}");
+    steady_project_left_behind(&app).await;
     // States saved by some other layout of the detector.
     let mut series = stored_series(pool, project).await;
     assert!(!series.is_empty());
@@ -493,17 +513,7 @@ async fn detect_a_stored_state_that_no_longer_reads_starts_that_series_afresh() 
         one["state"] = json!({"layout": "not this one"});
     }
     store_series(pool, project, &series).await;
-
-    drop(first);
-    expire_leases(pool).await;
-    let mut second = worker(&app);
-    let resumed = pass_through(&mut second, minute(3)).await;
-    assert_eq!(resumed.projects, 1, "the project still loads: {resumed:?}");
-    assert_eq!(resumed.buckets, 1, "{resumed:?}");
-    assert!(
-        resumed.opened.is_empty(),
-        "a series started afresh does not page: {resumed:?}"
-    );
+    taken_over_quietly(&app).await;
     app.stop().await;
 }
 
@@ -511,23 +521,13 @@ async fn detect_a_stored_state_that_no_longer_reads_starts_that_series_afresh() 
 async fn detect_a_stored_document_that_does_not_read_starts_every_series_afresh() {
     let app = TestApp::spawn().await;
     let (pool, project) = (&app.pool, app.project.id);
-    set_counts(pool, project, &Scope::Project, 0, 10, 20).await;
-    let mut first = worker(&app);
-    warmed_up_on_steady_project(&app, &mut first).await;
-    passes(&mut first, 0, 2).await;
+    steady_project_left_behind(&app).await;
     sqlx::query("UPDATE detector_checkpoints SET series = '\\x00ff'::bytea WHERE project_id = $1")
         .bind(project)
         .execute(pool)
         .await
         .expect("garbage document");
-
-    drop(first);
-    expire_leases(pool).await;
-    let mut second = worker(&app);
-    let resumed = pass_through(&mut second, minute(3)).await;
-    assert_eq!(resumed.projects, 1, "the project still loads: {resumed:?}");
-    assert_eq!(resumed.buckets, 1, "{resumed:?}");
-    assert!(resumed.opened.is_empty(), "{resumed:?}");
+    let mut second = taken_over_quietly(&app).await;
     // The next save writes a readable document again.
     passes(&mut second, 4, 14).await;
     assert_eq!(stored_series(pool, project).await.len(), 1);
