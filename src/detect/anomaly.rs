@@ -57,14 +57,14 @@
 //!    the expectation, on a grid of an eighth of the range), is hashed into a 768-bit
 //!    set, and a bucket whose shape is already in the set carries no surprise at all,
 //!    however far it lies from the baseline and however long it has been flat (a gauge
-//!    resting at zero between spikes is flat by habit). A gauge's recurring structure — a square
-//!    wave's edge, a nightly job's spike, a sawtooth of a period no daily profile holds
-//!    — is then normal from its second occurrence, while a shape never shown pages. It
-//!    never forgets: forgetting a shape after one to ten days made repeats page again
-//!    and cost 1–7 NAB points (5–11 on the held-out half). NAB like-for-like, all
-//!    files: 46.6 without the memory, 59.9 with it for the tail tests and CUSUM, 62.3
-//!    with the flatline test too; 57 with the value alone as a cell; two-bucket shapes
-//!    beat one- and three-bucket ones. Counts do not use it: a repeat
+//!    resting at zero between spikes is flat by habit). A gauge's recurring structure —
+//!    a square wave's edge, a nightly job's spike, a sawtooth of a period no daily
+//!    profile holds — is then normal from its second occurrence, while a shape never
+//!    shown pages. It never forgets: forgetting a shape after one to ten days made
+//!    repeats page again and cost 1–7 NAB points (5–11 on the held-out half). NAB
+//!    like-for-like, all files: 46.6 without the memory, 59.9 with it for the tail tests
+//!    and CUSUM, 62.3 with the flatline test too; 57 with the value alone as a cell;
+//!    two-bucket shapes beat one- and three-bucket ones. Counts do not use it: a repeat
 //!    of yesterday's burst of errors is still trouble, and calibration (5.) already
 //!    quiets a series whose bursts are routine.
 //! 5. **Calibration.** A model is never exactly right (heavy tails, bursty clients). The
@@ -599,18 +599,11 @@ impl SeriesState {
         ];
         // A shape the series has shown before is its normal, however far from the
         // baseline (see the module doc, 4.).
-        let views = if known_shape { &views[..0] } else { &views[..] };
-        let (surprise, shape) =
-            views
-                .iter()
-                .copied()
-                .fold((0.0, Shape::Spike), |best, candidate| {
-                    if candidate.0 > best.0 {
-                        candidate
-                    } else {
-                        best
-                    }
-                });
+        let (surprise, shape) = if known_shape {
+            (0.0, Shape::Spike)
+        } else {
+            strongest(views)
+        };
         let eligible = match (kind, shape) {
             (ValueKind::Continuous, _) => true,
             (ValueKind::Count, Shape::Spike) if x >= expected => {
@@ -863,6 +856,19 @@ impl SeriesState {
         self.failed += alpha * (failed - self.failed);
         self.level = self.failed / self.requests.max(1e-9);
     }
+}
+
+/// The view with the most surprise (a spike when none has any).
+fn strongest(views: [(f64, Shape); 5]) -> (f64, Shape) {
+    views
+        .into_iter()
+        .fold((0.0, Shape::Spike), |best, candidate| {
+            if candidate.0 > best.0 {
+                candidate
+            } else {
+                best
+            }
+        })
 }
 
 /// Expected value and variance at `timestamp`, in the series' own units.
