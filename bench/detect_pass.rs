@@ -83,6 +83,16 @@ async fn run(url: &str, series: i64) -> anyhow::Result<()> {
             pass.opened.len()
         );
     }
+    let document: i64 = sqlx::query_scalar(
+        "SELECT coalesce(length(series), 0)::bigint FROM detector_checkpoints WHERE project_id = $1",
+    )
+    .bind(project.id)
+    .fetch_one(&pool)
+    .await?;
+    println!(
+        "saved state: {:.1} MB compressed for {series} series",
+        document as f64 / 1e6
+    );
     // A restart: the first process is gone and its leases with it.
     drop(worker);
     sqlx::query("DELETE FROM detector_leases")

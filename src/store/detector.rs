@@ -53,7 +53,7 @@ struct SavedSeries<'a, S> {
 }
 
 /// zstd level of the document: the fastest, as it is written inside the pass's
-/// transaction (100,000 series: about 40 MB of JSON, a few MB compressed).
+/// transaction (`bench/detect_pass.rs` prints its size).
 const DOCUMENT_LEVEL: i32 = 1;
 
 /// Everything stored for one project: series, profiles by service, the checkpoint.
@@ -135,9 +135,9 @@ fn read_document<S: DeserializeOwned>(project_id: i64, document: &[u8]) -> Vec<S
 
 /// The document of these series (see the module doc), compressed as it is written.
 fn write_document<S: Serialize>(series: &[StoredSeries<&S>]) -> Result<Vec<u8>, StoreError> {
-    let corrupt = |e: std::io::Error| StoreError::Corrupt(format!("detector state: {e}"));
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("detector state: {e}"));
     let mut encoder =
-        zstd::stream::write::Encoder::new(Vec::new(), DOCUMENT_LEVEL).map_err(corrupt)?;
+        zstd::stream::write::Encoder::new(Vec::new(), DOCUMENT_LEVEL).map_err(|e| corrupt(&e))?;
     let mut writer = std::io::BufWriter::new(&mut encoder);
     let saved: Vec<SavedSeries<'_, &S>> = series
         .iter()
@@ -152,11 +152,10 @@ fn write_document<S: Serialize>(series: &[StoredSeries<&S>]) -> Result<Vec<u8>, 
             }
         })
         .collect();
-    serde_json::to_writer(&mut writer, &saved)
-        .map_err(|e| StoreError::Corrupt(format!("detector state: {e}")))?;
-    writer.flush().map_err(corrupt)?;
+    serde_json::to_writer(&mut writer, &saved).map_err(|e| corrupt(&e))?;
+    writer.flush().map_err(|e| corrupt(&e))?;
     drop(writer);
-    encoder.finish().map_err(corrupt)
+    encoder.finish().map_err(|e| corrupt(&e))
 }
 
 /// A stored state in this build's layout, or `None` (logged) when it no longer reads.
