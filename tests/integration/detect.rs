@@ -535,6 +535,29 @@ async fn detect_a_stored_document_that_does_not_read_starts_every_series_afresh(
 }
 
 #[tokio::test]
+async fn detect_a_checkpoint_without_a_saved_state_warms_up_again_silently() {
+    let app = TestApp::spawn().await;
+    let (pool, project) = (&app.pool, app.project.id);
+    steady_project_left_behind(&app).await;
+    // As after the upgrade that moved the states into one document: the checkpoint stays,
+    // the states are gone.
+    sqlx::query(
+        "UPDATE detector_checkpoints SET state_bucket = NULL, series = NULL WHERE project_id = $1",
+    )
+    .bind(project)
+    .execute(pool)
+    .await
+    .expect("drop the saved state");
+    let mut second = taken_over_quietly(&app).await;
+    // Warmed up again on the stored counts: a burst pages at once.
+    set_counts(pool, project, &Scope::Project, 5, 5, 200).await;
+    let (opened, _) = passes(&mut second, 4, 5).await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(incident(pool, opened[0]).await.opened_at, minute(5));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn detect_two_workers_on_one_database_open_one_incident() {
     let app = TestApp::spawn().await;
     let (pool, project) = (&app.pool, app.project.id);
