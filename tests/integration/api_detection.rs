@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use proptest::prelude::{any, prop, prop_oneof, BoxedStrategy, Just};
+use proptest::prelude::{any, prop, prop_oneof, BoxedStrategy};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
@@ -14,7 +14,7 @@ use seismo::store::incidents::{self, Incident, NewIncident};
 use seismo::store::issues;
 use serde_json::{json, Value};
 
-use crate::harness::{call, python_exception, TestApp};
+use crate::harness::{any_json, call, python_exception, TestApp};
 
 async fn patch(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     call(app, Method::PATCH, path, Some(body)).await
@@ -874,26 +874,6 @@ async fn api_detection_ignoring_an_issue_until_it_comes_back() {
     .await;
     assert_error("unknown issue", &unknown, 404, "not_found");
     app.stop().await;
-}
-
-/// Any JSON value, nested a little.
-fn any_json() -> BoxedStrategy<Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        any::<String>().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(2, 8, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,6}", inner, 0..3)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-    .boxed()
 }
 
 /// Mostly one of `words` (valid or nearly), now and then anything.

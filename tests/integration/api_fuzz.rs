@@ -12,33 +12,12 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{call, TestApp};
+use crate::harness::{any_json, call, TestApp};
 use crate::openapi::{assert_error_body, fill, Document, Fixture, Operation};
 
 const BODY_CASES: usize = 64;
 const PATH_CASES: usize = 16;
 const QUERY_CASES: usize = 32;
-
-/// Any JSON value, nested a little.
-fn any_json() -> BoxedStrategy<Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        any::<String>().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(2, 8, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,6}", inner, 0..3)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-    .boxed()
-}
 
 /// Integers at the edges that validation and the database care about, and real ids.
 fn integer(ids: &[i64]) -> BoxedStrategy<Value> {

@@ -1,8 +1,10 @@
 //! What every handler does with its raw input: a path or body the extractor could not read
 //! becomes a 400 naming the problem (axum's own rejection text), in Seismo's error shape.
+//! And the one answer every DELETE gives: 204, or 404 when there was nothing to remove.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::Json;
 
 use crate::http::error::ApiError;
@@ -27,5 +29,14 @@ pub fn check_text(field: &str, text: &str, min: usize, max: usize) -> Result<(),
         Err(ApiError::unprocessable(format!(
             "{field} must be {min} to {max} characters, without NUL"
         )))
+    }
+}
+
+/// 204 when the DELETE removed something, else `missing()` (a 404 naming it).
+pub fn removed(found: bool, missing: impl FnOnce() -> ApiError) -> Result<StatusCode, ApiError> {
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(missing())
     }
 }

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, check_text, path_of};
+use super::input::{body_of, check_text, path_of, removed};
 use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
@@ -324,10 +324,9 @@ async fn remove(
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
-    match issues::delete(&state.pool, id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::not_found(format!("issue {id}"))),
-    }
+    removed(issues::delete(&state.pool, id).await?, || {
+        ApiError::not_found(format!("issue {id}"))
+    })
 }
 
 /// One merge takes at most this many issues: a triage action, not a bulk job.

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, check_text, path_of};
+use super::input::{body_of, check_text, path_of, removed};
 use super::pagination::Page;
 use crate::config::Config;
 use crate::http::error::{ApiError, ErrorBody};
@@ -376,11 +376,7 @@ async fn remove(
     let id = path_of(path)?;
     let deleted = projects::delete(&state.pool, id).await?;
     state.ingest.forget_project(id);
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(project_not_found(id))
-    }
+    removed(deleted, || project_not_found(id))
 }
 
 /// A project's ingestion keys.
@@ -517,11 +513,9 @@ async fn revoke_key(
     let (id, key_id) = path_of(path)?;
     let revoked = projects::revoke_key(&state.pool, id, key_id).await?;
     state.ingest.forget_project(id);
-    if revoked {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("key {key_id} of project {id}")))
-    }
+    removed(revoked, || {
+        ApiError::not_found(format!("key {key_id} of project {id}"))
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::path_of;
+use super::input::{path_of, removed};
 use super::openapi::{one_of, one_of_or_null};
 use super::pagination::Page;
 use crate::http::error::{ApiError, ErrorBody};
@@ -359,9 +359,5 @@ async fn remove(
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
-    if rules::delete(&state.pool, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(id))
-    }
+    removed(rules::delete(&state.pool, id).await?, || not_found(id))
 }

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, check_text, path_of};
+use super::input::{body_of, check_text, path_of, removed};
 use super::pagination::{self, Page};
 use crate::detect::incidents::Kind;
 use crate::http::error::{ApiError, ErrorBody};
@@ -329,9 +329,5 @@ async fn remove(
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
-    if silences::delete(&state.pool, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(id))
-    }
+    removed(silences::delete(&state.pool, id).await?, || not_found(id))
 }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, check_text, path_of};
+use super::input::{body_of, check_text, path_of, removed};
 use super::pagination::Page;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
@@ -113,8 +113,8 @@ async fn revoke(
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
-    match tokens::revoke(&state.pool, id).await? {
-        Some(_) => Ok(StatusCode::NO_CONTENT),
-        None => Err(ApiError::not_found(format!("token {id}"))),
-    }
+    let revoked = tokens::revoke(&state.pool, id).await?;
+    removed(revoked.is_some(), || {
+        ApiError::not_found(format!("token {id}"))
+    })
 }
