@@ -41,6 +41,11 @@ impl Kind {
         Kind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
+    /// Every kind's name, as the API and the database spell it.
+    pub fn names() -> [&'static str; 5] {
+        Kind::ALL.map(Kind::as_str)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NewIssue => "new_issue",
@@ -61,6 +66,13 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 4] = [
+        State::Open,
+        State::Recovering,
+        State::Resolved,
+        State::Escalated,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Open => "open",
@@ -71,13 +83,12 @@ impl State {
     }
 
     pub fn parse(text: &str) -> Option<State> {
-        match text {
-            "open" => Some(State::Open),
-            "recovering" => Some(State::Recovering),
-            "resolved" => Some(State::Resolved),
-            "escalated" => Some(State::Escalated),
-            _ => None,
-        }
+        State::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// Every state's name, as the API and the database spell it.
+    pub fn names() -> [&'static str; 4] {
+        State::ALL.map(State::as_str)
     }
 
     /// The transitions the lifecycle allows.

@@ -26,14 +26,6 @@ use crate::http::AppState;
 use crate::store::incidents::{self, Incident, IncidentFilter, MissedFault, Transition};
 use crate::store::{projects, StoreError};
 
-const KINDS: [&str; 5] = [
-    "new_issue",
-    "regression",
-    "threshold",
-    "anomaly",
-    "error_rate",
-];
-const STATES: [&str; 4] = ["open", "recovering", "resolved", "escalated"];
 const SCOPES: [&str; 3] = ["project", "service", "issue"];
 const LABELS: [&str; 3] = ["true_positive", "false_positive", "missed"];
 
@@ -99,11 +91,11 @@ struct IncidentDetail {
 }
 
 fn kind_schema() -> utoipa::openapi::Object {
-    one_of(&KINDS)
+    one_of(&lifecycle::Kind::names())
 }
 
 fn state_schema() -> utoipa::openapi::Object {
-    one_of(&STATES)
+    one_of(&lifecycle::State::names())
 }
 
 fn scope_schema() -> utoipa::openapi::Object {
@@ -111,11 +103,11 @@ fn scope_schema() -> utoipa::openapi::Object {
 }
 
 fn state_filter_schema() -> utoipa::openapi::Object {
-    described(one_of(&STATES), "Only incidents in this state.")
+    described(state_schema(), "Only incidents in this state.")
 }
 
 fn kind_filter_schema() -> utoipa::openapi::Object {
-    described(one_of(&KINDS), "Only incidents of this kind.")
+    described(kind_schema(), "Only incidents of this kind.")
 }
 
 fn label_schema() -> utoipa::openapi::Object {
@@ -216,14 +208,11 @@ fn filter(query: ListQuery) -> Result<IncidentFilter, ApiError> {
         })
         .transpose()?;
     let kind = given(query.kind)
-        .map(|k| {
-            if KINDS.contains(&k.as_str()) {
-                Ok(k)
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "unknown kind {k:?} (new_issue, regression, threshold, anomaly or error_rate)"
-                )))
-            }
+        .map(|k| match lifecycle::Kind::parse(&k) {
+            Some(_) => Ok(k),
+            None => Err(ApiError::bad_request(format!(
+                "unknown kind {k:?} (new_issue, regression, threshold, anomaly or error_rate)"
+            ))),
         })
         .transpose()?;
     let after = given(query.cursor).map(|c| parse_cursor(&c)).transpose()?;

@@ -18,18 +18,12 @@ use super::auth::ApiToken;
 use super::input::{path_of, removed};
 use super::openapi::{one_of, one_of_or_null};
 use super::pagination::Page;
+use crate::detect::incidents::Kind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::store::projects;
 use crate::store::rules::{self, NewRule, Rule, RuleChange};
 
-const KINDS: [&str; 5] = [
-    "new_issue",
-    "regression",
-    "threshold",
-    "anomaly",
-    "error_rate",
-];
 const SCOPES: [&str; 3] = ["project", "service", "issue"];
 const SENSITIVITIES: [&str; 3] = ["low", "medium", "high"];
 /// A threshold window longer than a day is a report, not an alert.
@@ -78,7 +72,7 @@ fn view(rule: &Rule) -> RuleView {
 }
 
 fn kind_schema() -> utoipa::openapi::Object {
-    one_of(&KINDS)
+    one_of(&Kind::names())
 }
 
 fn scope_schema() -> utoipa::openapi::Object {
