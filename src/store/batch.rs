@@ -26,6 +26,12 @@ use super::StoreError;
 /// then write events to it.
 pub(crate) const ISSUE_SET_LOCK: i32 = 0x5345_4953;
 
+/// The second int of a project's issue-set lock key: the shared and the exclusive side
+/// must compute it the same way.
+pub(crate) fn issue_set_lock_of(project_id: i64) -> i32 {
+    (project_id % 2_147_483_647) as i32
+}
+
 /// The statement that begins a batch's transaction and takes the shared issue-set lock of
 /// every project in it, until COMMIT: in the BEGIN's own round trip (a simple query may
 /// hold several statements), and before [`open`], which must see the world after any
@@ -39,7 +45,7 @@ pub fn begin_sharing_issue_sets(project_ids: &[i64]) -> String {
         .map(|id| {
             format!(
                 "pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, {})",
-                id % 2_147_483_647
+                issue_set_lock_of(*id)
             )
         })
         .collect();

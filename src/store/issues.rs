@@ -478,9 +478,9 @@ async fn lock_issue_set_of(conn: &mut PgConnection, id: i64) -> Result<Option<i6
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(project_id) = project_id {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)")
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(super::batch::ISSUE_SET_LOCK)
-            .bind(project_id)
+            .bind(super::batch::issue_set_lock_of(project_id))
             .execute(&mut *conn)
             .await?;
     }
