@@ -254,8 +254,11 @@ pub async fn claim_shards(
     .bind(lease_seconds)
     .execute(pool)
     .await?;
+    // A lapsed heartbeat is a process that crashed or was killed: it no longer counts,
+    // and its row goes (it inserts a new one if it ever comes back).
     let others: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM detector_holders WHERE holder <> $1 AND expires_at > now()",
+        "WITH lapsed AS (DELETE FROM detector_holders WHERE expires_at < now()) \
+         SELECT count(*) FROM detector_holders WHERE holder <> $1 AND expires_at > now()",
     )
     .bind(holder)
     .fetch_one(pool)
@@ -312,12 +315,10 @@ pub async fn release_shards(pool: &PgPool, holder: Uuid) -> Result<(), StoreErro
         .bind(holder)
         .execute(pool)
         .await?;
-    sqlx::query(
-        "DELETE FROM detector_holders WHERE holder = $1 OR expires_at < now() - interval '1 day'",
-    )
-    .bind(holder)
-    .execute(pool)
-    .await?;
+    sqlx::query("DELETE FROM detector_holders WHERE holder = $1")
+        .bind(holder)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -639,6 +639,13 @@ async fn detect_workers_share_the_shards_and_take_over_a_departed_ones() {
     a.pass(now).await.expect("pass");
     b.pass(now).await.expect("pass");
     assert_eq!(shards_per_holder(pool).await, [8, 8]);
+    // Its heartbeat went with the first pass after it lapsed: a crashed process leaves
+    // no row behind.
+    let heartbeats: i64 = sqlx::query_scalar("SELECT count(*) FROM detector_holders")
+        .fetch_one(pool)
+        .await
+        .expect("heartbeats");
+    assert_eq!(heartbeats, 2);
     app.stop().await;
 }
 
