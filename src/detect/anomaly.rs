@@ -974,6 +974,16 @@ mod tests {
         level + rng.random_range(-1.0..1.0)
     }
 
+    /// A gauge after `minutes` of the square wave (noise seeded by `seed`).
+    fn gauge_after_square_wave(seed: u64, minutes: i64) -> SeriesState {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut state = SeriesState::default();
+        for minute in 0..minutes {
+            step_gauge(&mut state, minute, square_wave(&mut rng, minute));
+        }
+        state
+    }
+
     /// Poisson sample by inversion: enough for tests' small means.
     fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
         let (mut k, mut p, mut cumulative) = (0.0, (-mean).exp(), (-mean).exp());
@@ -1128,11 +1138,7 @@ mod tests {
 
     #[test]
     fn a_gauge_still_pages_on_a_shape_it_never_showed() {
-        let mut rng = StdRng::seed_from_u64(19);
-        let mut state = SeriesState::default();
-        for minute in 0..3_000 {
-            step_gauge(&mut state, minute, square_wave(&mut rng, minute));
-        }
+        let mut state = gauge_after_square_wave(19, 3_000);
         // Mid-way through a low half, the gauge jumps to a level it never reached.
         let fired = (3_010..3_013).any(|minute| step_gauge(&mut state, minute, 95.0).fired);
         assert!(fired);
@@ -1173,11 +1179,7 @@ mod tests {
 
     #[test]
     fn state_saved_before_the_shape_memory_loads_with_an_empty_one() {
-        let mut rng = StdRng::seed_from_u64(23);
-        let mut state = SeriesState::default();
-        for minute in 0..200 {
-            step_gauge(&mut state, minute, square_wave(&mut rng, minute));
-        }
+        let state = gauge_after_square_wave(23, 200);
         let mut saved = serde_json::to_value(state).unwrap();
         assert!(
             saved["shapes"]["seen"].is_array(),
