@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seismo::detect::anomaly::Sensitivity;
 use seismo::detect::engine::{AnomalyRules, ProjectDetector};
-use seismo::store::counts::{Scope, Tally};
+use seismo::model::{IssueId, Scope, Tally};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -37,7 +37,7 @@ fn main() {
                 events,
                 ..Tally::default()
             };
-            counts.insert(Scope::Issue(id), tally);
+            counts.insert(Scope::Issue(IssueId(id)), tally);
         }
         counts
     };

@@ -12,8 +12,9 @@ use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seismo::grouping;
-use seismo::ingest::event::{Received, Source};
+use seismo::ingest::received::Received;
 use seismo::ingest::sentry::event::parse;
+use seismo::model::Source;
 use seismo::scrub::{scrub_event, Settings};
 use seismo::store::events::NewEvent;
 
@@ -74,7 +75,7 @@ fn measure(payloads: &[Vec<u8>], events: usize, settings: &Settings) -> Stages {
     };
     for i in 0..events {
         let received = Received {
-            project_id: 1,
+            project_id: seismo::model::ProjectId(1),
             source: Source::Sentry,
             at: Utc::now(),
             envelope_event_id: None,

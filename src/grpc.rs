@@ -26,7 +26,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 
 use crate::app::App;
-use crate::ingest::{self, otlp, IngestError, Source, MAX_DECOMPRESSED_BYTES};
+use crate::ingest::{self, otlp, IngestError, MAX_DECOMPRESSED_BYTES};
+use crate::model::Source;
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(

@@ -40,6 +40,7 @@ pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod scrub;
 pub mod store;
 pub mod telemetry;

@@ -1,11 +1,10 @@
 //! `seismo project create <slug>`: prints the DSN and the OTLP key (or the project as JSON).
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::database;
 use crate::config::Config;
-use crate::ingest::sentry::auth::Dsn;
+use crate::http::api::projects::ProjectSummary;
 use crate::store::projects::{self, Project};
 
 #[derive(Debug, Subcommand)]
@@ -56,36 +55,22 @@ pub async fn run(config: Config, command: ProjectCommand) -> anyhow::Result<()> 
     database.close().await;
     let project = created?;
     if json {
-        println!("{}", project_json(&project, &config));
+        let summary = ProjectSummary::new(&project, &config.public_url);
+        println!("{}", serde_json::to_string(&summary)?);
     } else {
         print_human(&project, &config);
     }
     Ok(())
 }
 
-/// The project as DESIGN.md §3.5 shows it.
-pub fn project_json(project: &Project, config: &Config) -> serde_json::Value {
-    json!({
-        "id": project.id,
-        "slug": project.slug,
-        "name": project.name,
-        "dsn": dsn(project, config),
-        "otlp_key": project.public_key,
-        "created_at": project.created_at,
-    })
-}
-
-pub fn dsn(project: &Project, config: &Config) -> Option<String> {
-    let key = project.public_key.as_deref()?;
-    Some(Dsn::for_project(&config.public_url, key, project.id).to_string())
-}
-
+/// The project as DESIGN.md §3.5 shows it, in the words of a person.
 pub fn print_human(project: &Project, config: &Config) {
-    println!("project {} (id {})", project.slug, project.id);
-    if let Some(dsn) = dsn(project, config) {
+    let summary = ProjectSummary::new(project, &config.public_url);
+    println!("project {} (id {})", summary.slug, summary.id);
+    if let Some(dsn) = &summary.dsn {
         println!("  DSN:      {dsn}");
     }
-    if let Some(key) = &project.public_key {
+    if let Some(key) = &summary.otlp_key {
         println!("  OTLP key: {key}   (OTEL_EXPORTER_OTLP_HEADERS=x-seismo-key={key})");
     }
 }

@@ -137,7 +137,7 @@ async fn first_project(database: &database::Database) -> anyhow::Result<Project>
     }
     let mut conn = database.pool.acquire().await?;
     let project = projects::create(&mut conn, "default", "Default", None).await?;
-    tracing::info!(project = project.id, "created the default project");
+    tracing::info!(project = project.id.get(), "created the default project");
     Ok(project)
 }
 

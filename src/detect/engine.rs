@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, Verdict};
 use super::series::{Point, ValueKind};
-use crate::store::counts::{Scope, Tally};
+use crate::model::{Scope, Tally};
 
 /// What a series measures: events per bucket, or failed among requests (error rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -186,6 +186,7 @@ fn profile_of(scope: &Scope) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::IssueId;
 
     fn counts(entries: &[(Scope, i64)]) -> HashMap<Scope, Tally> {
         entries
@@ -210,7 +211,7 @@ mod tests {
     #[test]
     fn missing_minutes_are_zeros_and_a_burst_fires_on_each_affected_scope() {
         let mut detector = ProjectDetector::default();
-        let issue = Scope::Issue(7);
+        let issue = Scope::Issue(IssueId(7));
         for minute in 0..300 {
             let entries = if minute % 2 == 0 {
                 vec![(Scope::Project, 20), (issue.clone(), 20)]
@@ -246,7 +247,7 @@ mod tests {
     #[test]
     fn idle_series_are_forgotten() {
         let mut detector = ProjectDetector::default();
-        detector.step(0, &counts(&[(Scope::Issue(1), 1)]), ON);
+        detector.step(0, &counts(&[(Scope::Issue(IssueId(1)), 1)]), ON);
         for minute in 1..20_000 {
             detector.step(minute * 60, &HashMap::new(), ON);
         }

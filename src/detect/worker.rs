@@ -33,12 +33,14 @@ use uuid::Uuid;
 
 use super::anomaly::{Seasonality, Sensitivity, SeriesState};
 use super::engine::{AnomalyRules, Firing, Measure, ProjectDetector};
-use super::incidents::{self, Kind, State, RESOLVE_AFTER_CALM_BUCKETS};
+use super::incidents::RESOLVE_AFTER_CALM_BUCKETS;
 use super::threshold::{self, ThresholdStep};
 use crate::metrics::Metrics;
-use crate::store::counts::{self, Scope};
+use crate::model::incident::message;
+use crate::model::{Incident, IncidentId, IssueId, Kind, ProjectId, Scope, State};
+use crate::store::counts;
 use crate::store::detector::{self as stored, StoredSeries};
-use crate::store::incidents::{self as incident_store, Incident, NewIncident};
+use crate::store::incidents::{self as incident_store, NewIncident};
 use crate::store::issues::{self, Moment};
 use crate::store::rules::{self as rule_store, Rule};
 use crate::store::StoreError;
@@ -83,8 +85,8 @@ impl Default for Settings {
 pub struct Pass {
     pub projects: usize,
     pub buckets: usize,
-    pub opened: Vec<i64>,
-    pub resolved: Vec<i64>,
+    pub opened: Vec<IncidentId>,
+    pub resolved: Vec<IncidentId>,
 }
 
 struct ProjectRun {
@@ -101,8 +103,8 @@ struct ProjectRun {
 
 /// What one project's commit did.
 struct Committed {
-    opened: Vec<i64>,
-    resolved: Vec<i64>,
+    opened: Vec<IncidentId>,
+    resolved: Vec<IncidentId>,
     still_open: usize,
 }
 
@@ -111,7 +113,7 @@ pub struct Worker {
     metrics: std::sync::Arc<Metrics>,
     settings: Settings,
     holder: Uuid,
-    runs: HashMap<i64, ProjectRun>,
+    runs: HashMap<ProjectId, ProjectRun>,
 }
 
 impl Worker {
@@ -167,7 +169,7 @@ impl Worker {
 
     async fn project_pass(
         &mut self,
-        project_id: i64,
+        project_id: ProjectId,
         through: DateTime<Utc>,
         pass: &mut Pass,
     ) -> Result<(), DetectError> {
@@ -203,7 +205,7 @@ impl Worker {
             }
             // Another process moved this project's checkpoint: drop what this one held and
             // reload from the stored state next pass.
-            None => tracing::info!(project_id, "detector checkpoint moved elsewhere; reloading"),
+            None => tracing::info!(%project_id, "detector checkpoint moved elsewhere; reloading"),
         }
         Ok(())
     }
@@ -211,7 +213,7 @@ impl Worker {
     /// The stored state, or a fresh detector warmed up on recent history.
     async fn load(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         through: DateTime<Utc>,
     ) -> Result<(ProjectRun, bool), DetectError> {
         let snapshot = stored::load::<SeriesState, Seasonality>(&self.pool, project_id).await?;
@@ -265,7 +267,7 @@ impl Worker {
     /// Steps the detector through `[from, through]` and decides what to open and resolve.
     async fn decide(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         detector: &mut ProjectDetector,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
@@ -274,7 +276,7 @@ impl Worker {
         let rules = rule_store::list(&self.pool, project_id).await?;
         let anomaly_rules = anomaly_rules(&rules);
         let buckets = counts::buckets(&self.pool, project_id, from, through).await?;
-        let ignored: HashSet<i64> = issues::ignored_ids(&self.pool, project_id)
+        let ignored: HashSet<IssueId> = issues::ignored_ids(&self.pool, project_id)
             .await?
             .into_iter()
             .collect();
@@ -309,9 +311,9 @@ impl Worker {
     /// New issues, regressions, thresholds and mute escalations over the same buckets.
     async fn exact_rules(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         rules: &[Rule],
-        ignored: &HashSet<i64>,
+        ignored: &HashSet<IssueId>,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
         decisions: &mut Decisions,
@@ -349,9 +351,9 @@ impl Worker {
     /// ignored issue does not page through it (its own "until" condition does).
     async fn threshold_rule(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         rule: &Rule,
-        ignored: &HashSet<i64>,
+        ignored: &HashSet<IssueId>,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
         decisions: &mut Decisions,
@@ -406,7 +408,7 @@ impl Worker {
     /// pass: unmuted, with an incident at the bucket they reached it.
     async fn mute_escalations(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
         decisions: &mut Decisions,
@@ -415,7 +417,7 @@ impl Worker {
         let Some(longest) = mutes.iter().map(|m| i64::from(m.window_minutes)).max() else {
             return Ok(());
         };
-        let ids: Vec<i64> = mutes.iter().map(|m| m.issue_id).collect();
+        let ids: Vec<IssueId> = mutes.iter().map(|m| m.issue_id).collect();
         let since = from - TimeDelta::minutes(longest) + BUCKET;
         let minutes =
             counts::minutes(&self.pool, project_id, "issue", Some(&ids), since, through).await?;
@@ -452,7 +454,7 @@ impl Worker {
     /// the checkpoint had moved (rolled back).
     async fn commit(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         run: &ProjectRun,
         through: DateTime<Utc>,
         decisions: &Decisions,
@@ -477,19 +479,22 @@ impl Worker {
         }
         let mut resolved = Vec::new();
         for incident in &tracked {
-            let Some(scope) = incident.series() else {
-                continue;
-            };
+            let scope = incident.series.clone();
             let refired = decisions.fire_rule.iter().any(|(_, s)| *s == scope);
             let calm = match refired {
                 true => 0,
                 false => decisions.calm_after(&scope, incident, opened.contains(&incident.id)),
             };
-            if calm >= RESOLVE_AFTER_CALM_BUCKETS && incident.state == "open" {
+            if calm >= RESOLVE_AFTER_CALM_BUCKETS && incident.state == State::Open {
                 let reason = format!("series back at its baseline for {calm} buckets");
-                if let Some(done) =
-                    incident_store::transition(&mut tx, incident.id, "resolved", &reason, through)
-                        .await?
+                if let Some(done) = incident_store::transition(
+                    &mut tx,
+                    incident.id,
+                    State::Resolved,
+                    &reason,
+                    through,
+                )
+                .await?
                 {
                     announce(&mut tx, &done, State::Resolved, Kind::Anomaly).await?;
                     resolved.push(done.id);
@@ -537,7 +542,7 @@ async fn announce(
     }
     let at = incident.updated_at;
     let topic = state.topic();
-    let body = incidents::message(topic, at, incident);
+    let body = message(topic, at, incident);
     incident_store::enqueue(tx, incident.project_id, Some(incident.id), topic, &body).await?;
     let issue_topic = match (state, kind) {
         (State::Open, Kind::NewIssue) => Some("issue.new"),
@@ -545,7 +550,7 @@ async fn announce(
         _ => None,
     };
     if let Some(topic) = issue_topic {
-        let body = incidents::message(topic, at, incident);
+        let body = message(topic, at, incident);
         incident_store::enqueue(tx, incident.project_id, Some(incident.id), topic, &body).await?;
     }
     Ok(())
@@ -560,7 +565,7 @@ fn state_due(run: &ProjectRun, through: DateTime<Utc>) -> bool {
 
 async fn save_state(
     tx: &mut sqlx::PgConnection,
-    project_id: i64,
+    project_id: ProjectId,
     detector: &ProjectDetector,
     through: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -619,10 +624,10 @@ struct Opening {
 }
 
 impl Opening {
-    fn to_new(&self, project_id: i64) -> NewIncident {
+    fn to_new(&self, project_id: ProjectId) -> NewIncident {
         NewIncident {
             project_id,
-            kind: self.kind.as_str(),
+            kind: self.kind,
             scope: self.scope.clone(),
             opened_at: self.at,
             score: self.score,
@@ -673,7 +678,7 @@ struct Decisions {
     calm: HashMap<Scope, (i32, bool)>,
     fire_rule: Vec<(i64, Scope)>,
     rearm_rule: Vec<(i64, Scope)>,
-    unmute: Vec<i64>,
+    unmute: Vec<IssueId>,
 }
 
 impl Decisions {
@@ -692,7 +697,7 @@ impl Decisions {
         let watched: Vec<Scope> = self
             .active
             .iter()
-            .filter_map(Incident::series)
+            .map(|incident| incident.series.clone())
             .chain(self.openings.iter().map(|o| o.scope.clone()))
             .collect();
         for scope in watched {

@@ -43,7 +43,7 @@ pub use normalize::normalize_message;
 
 use sha2::{Digest, Sha256};
 
-use crate::ingest::{ErrorEvent, Exception, Frame};
+use crate::model::{ErrorEvent, Exception, Fingerprint, Frame};
 
 /// Which rule produced a fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +69,7 @@ impl Strategy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grouping {
     /// 32 lowercase hex characters: the first 16 bytes of SHA-256 over the components.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     pub strategy: Strategy,
     /// At most 200 characters.
     pub title: String,
@@ -85,7 +85,7 @@ pub fn group(event: &ErrorEvent) -> Grouping {
         None => default,
     };
     Grouping {
-        fingerprint: hash(strategy, &components),
+        fingerprint: Fingerprint(hash(strategy, &components)),
         strategy,
         title: title::title(event),
         culprit: title::culprit(event),
@@ -299,7 +299,7 @@ mod tests {
     }
 
     fn fingerprint(event: &ErrorEvent) -> String {
-        group(event).fingerprint
+        group(event).fingerprint.0
     }
 
     fn app_stack() -> Vec<Frame> {
@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(a.strategy, Strategy::Message);
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(
-            a.fingerprint,
+            a.fingerprint.0,
             fingerprint(&with_message("order 17 not found"))
         );
     }
@@ -366,7 +366,7 @@ mod tests {
     fn missing_message_groups_together() {
         let g = group(&event());
         assert_eq!(g.strategy, Strategy::Message);
-        assert_eq!(g.fingerprint, fingerprint(&event()));
+        assert_eq!(g.fingerprint.0, fingerprint(&event()));
         assert_eq!(g.title, "<unlabeled event>");
         assert_eq!(g.culprit, "");
     }
@@ -818,8 +818,8 @@ mod tests {
         #[test]
         fn group_is_total(e in arbitrary_event()) {
             let g = group(&e);
-            prop_assert_eq!(g.fingerprint.len(), 32);
-            prop_assert!(g.fingerprint.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            prop_assert_eq!(g.fingerprint.as_str().len(), 32);
+            prop_assert!(g.fingerprint.as_str().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
             prop_assert!(g.title.chars().count() <= 200);
             prop_assert!(g.culprit.chars().count() <= 200);
             prop_assert_eq!(group(&e), g);

@@ -4,7 +4,7 @@
 //! normalized one: `KeyError: 'user_42'` is more useful to read than `KeyError: <str>`.
 
 use super::normalize::collapse_whitespace;
-use crate::ingest::{ErrorEvent, Exception, Frame};
+use crate::model::{ErrorEvent, Exception, Frame};
 
 /// Longest title or culprit, in characters (the `…` included).
 pub(super) const MAX_CHARS: usize = 200;

@@ -17,6 +17,7 @@ use super::extract::{header_text, IngestBody};
 use super::AppState;
 use crate::ingest::sentry::{self, auth, SentryRequest};
 use crate::ingest::Ack;
+use crate::model::ProjectId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -88,6 +89,7 @@ fn sentry_request(
 ) -> Result<SentryRequest, ApiError> {
     let project_id = project_id
         .parse::<i64>()
+        .map(ProjectId)
         .map_err(|_| ApiError::bad_request(format!("project id {project_id:?} is not a number")))?;
     Ok(SentryRequest {
         project_id,

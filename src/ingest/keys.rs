@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use crate::model::ProjectId;
 use crate::store::projects::{self, KeyGrant};
 use crate::store::StoreError;
 
@@ -40,7 +41,7 @@ impl KeyCache {
     /// Drops the cached grants of a project's keys, so a change to the project or its keys
     /// (deleted, revoked, a new quota) applies to this process's next request; other
     /// processes see it within `POSITIVE_TTL`.
-    pub fn forget_project(&self, project_id: i64) {
+    pub fn forget_project(&self, project_id: ProjectId) {
         if let Ok(mut entries) = self.entries.lock() {
             entries
                 .retain(|_, (_, grant)| grant.as_ref().is_none_or(|g| g.project_id != project_id));

@@ -12,12 +12,12 @@
 //! siblings; a request whose every event is bad gets the first event's error.
 
 pub mod decompress;
-pub mod event;
 pub mod keys;
 pub mod native;
 pub mod otlp;
 pub mod outcome;
 pub mod quota;
+pub mod received;
 pub mod sentry;
 
 use std::sync::Arc;
@@ -26,13 +26,12 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use event::{ErrorEvent, Exception, Frame, Level, Source};
 use outcome::{Outcome, Reason};
 
 use crate::grouping;
 use crate::metrics::Metrics;
+use crate::model::{ErrorEvent, ProjectId, Source, SpanTally};
 use crate::scrub;
-use crate::store::counts::SpanTally;
 use crate::store::events::NewEvent;
 use crate::store::projects::{self, KeyGrant};
 use crate::store::writer::{Batch, WriteError, Writer, Written};
@@ -51,7 +50,7 @@ pub enum IngestError {
     #[error("the ingestion key is not valid for this project")]
     InvalidKey,
     #[error("project {0} does not exist")]
-    UnknownProject(i64),
+    UnknownProject(ProjectId),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -151,7 +150,7 @@ impl Ingest {
 
     /// Forgets what this process cached about the project's keys: after the project or its
     /// keys change, its next request is checked against the database.
-    pub fn forget_project(&self, project_id: i64) {
+    pub fn forget_project(&self, project_id: ProjectId) {
         self.keys.forget_project(project_id);
     }
 
@@ -159,7 +158,7 @@ impl Ingest {
     pub async fn authorize(
         &self,
         key: Option<&str>,
-        project_id: Option<i64>,
+        project_id: Option<ProjectId>,
     ) -> Result<KeyGrant, IngestError> {
         let key = key
             .filter(|k| !k.is_empty())
@@ -179,7 +178,7 @@ impl Ingest {
     pub fn prepare(
         &self,
         payload: &[u8],
-        received: event::Received,
+        received: received::Received,
         scrub: &scrub::Settings,
     ) -> Result<NewEvent, IngestError> {
         if payload.len() > MAX_EVENT_BYTES {

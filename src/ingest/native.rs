@@ -7,8 +7,9 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::event::Received;
-use super::{decompress_body, Ingest, IngestError, Source};
+use super::received::Received;
+use super::{decompress_body, Ingest, IngestError};
+use crate::model::Source;
 
 #[derive(Debug)]
 pub struct NativeRequest {

@@ -1,8 +1,8 @@
 //! Outcomes: every event that reaches Seismo ends in exactly one of them, and each is counted
 //! in `seismo_events_received_total{source,outcome,reason}`. A drop without an outcome is a bug.
 
-use super::Source;
 use crate::metrics::Metrics;
+use crate::model::Source;
 
 /// Why an event was not accepted. The snake_case names are metric labels: a fixed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,12 +10,13 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::ProjectId;
 use crate::store::projects::KeyGrant;
 
 /// What a quota is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Counter {
-    Project(i64),
+    Project(ProjectId),
     Key(i64),
 }
 
@@ -88,7 +89,7 @@ mod tests {
     }
 
     fn project(id: i64, limit: Option<i32>) -> [(Counter, Option<i32>); 1] {
-        [(Counter::Project(id), limit)]
+        [(Counter::Project(ProjectId(id)), limit)]
     }
 
     #[test]
@@ -106,8 +107,14 @@ mod tests {
     #[test]
     fn a_request_must_fit_both_quotas_and_counts_against_both_only_then() {
         let quotas = Quotas::default();
-        let noisy = [(Counter::Project(1), Some(10)), (Counter::Key(7), Some(4))];
-        let quiet = [(Counter::Project(1), Some(10)), (Counter::Key(8), None)];
+        let noisy = [
+            (Counter::Project(ProjectId(1)), Some(10)),
+            (Counter::Key(7), Some(4)),
+        ];
+        let quiet = [
+            (Counter::Project(ProjectId(1)), Some(10)),
+            (Counter::Key(8), None),
+        ];
         assert_eq!(quotas.take(&noisy, 4, at(1)), Ok(()));
         // The key is spent; refusing it takes nothing from the project.
         assert_eq!(quotas.take(&noisy, 1, at(2)), Err(58));

@@ -36,7 +36,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ingest::ErrorEvent;
+use crate::model::ErrorEvent;
 use keys::KeyRules;
 use values::Hints;
 

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::ingest::Exception;
+use crate::model::Exception;
 
 fn scrubbed(mut value: Value) -> (Value, usize) {
     let count = scrub_value(&mut value, &Settings::default());

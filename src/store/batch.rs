@@ -17,8 +17,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::counts::{SeriesMinute, Tally};
 use super::StoreError;
+use crate::model::{Fingerprint, IssueId, ProjectId, SeriesMinute, Tally};
 
 /// The advisory lock namespace (the first of the two-int key) guarding which issue a
 /// project's fingerprints belong to. Batches take it shared per project; merging or
@@ -28,16 +28,16 @@ pub(crate) const ISSUE_SET_LOCK: i32 = 0x5345_4953;
 
 /// The second int of a project's issue-set lock key: the shared and the exclusive side
 /// must compute it the same way.
-pub(crate) fn issue_set_lock_of(project_id: i64) -> i32 {
-    (project_id % 2_147_483_647) as i32
+pub(crate) fn issue_set_lock_of(project_id: ProjectId) -> i32 {
+    (project_id.get() % 2_147_483_647) as i32
 }
 
 /// The statement that begins a batch's transaction and takes the shared issue-set lock of
 /// every project in it, until COMMIT: in the BEGIN's own round trip (a simple query may
 /// hold several statements), and before [`open`], which must see the world after any
 /// merge it waited for. The ids are integers, formatted into the text.
-pub fn begin_sharing_issue_sets(project_ids: &[i64]) -> String {
-    let mut ids: Vec<i64> = project_ids.to_vec();
+pub fn begin_sharing_issue_sets(project_ids: &[ProjectId]) -> String {
+    let mut ids: Vec<ProjectId> = project_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
     let locks: Vec<String> = ids
@@ -58,7 +58,7 @@ pub fn begin_sharing_issue_sets(project_ids: &[i64]) -> String {
 /// A fingerprint seen in a batch, with what names its issue should the issue be new.
 #[derive(Debug, Clone)]
 pub struct IssueKey<'a> {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub fingerprint: &'a str,
     pub strategy: &'static str,
     pub title: &'a str,
@@ -70,14 +70,14 @@ pub struct IssueKey<'a> {
 /// An issue row the batch will add events to.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EnsuredIssue {
-    pub id: i64,
-    pub project_id: i64,
-    pub fingerprint: String,
+    pub id: IssueId,
+    pub project_id: ProjectId,
+    pub fingerprint: Fingerprint,
     pub created: bool,
 }
 
 /// A release in a batch: project, version, first time seen in the batch.
-pub type Release<'a> = (i64, &'a str, DateTime<Utc>);
+pub type Release<'a> = (ProjectId, &'a str, DateTime<Utc>);
 
 /// Returns the issue of every key, creating the new ones (with no events counted yet), and
 /// records the releases not seen before (a known release is not touched, so not locked).
@@ -147,7 +147,7 @@ async fn created_meanwhile(
         .filter(|k| {
             !found
                 .iter()
-                .any(|f| f.project_id == k.project_id && f.fingerprint == k.fingerprint)
+                .any(|f| f.project_id == k.project_id && f.fingerprint.as_str() == k.fingerprint)
         })
         .collect();
     Ok(sqlx::query_as(
@@ -163,7 +163,7 @@ async fn created_meanwhile(
 /// The batch's newly stored events of one issue, summed.
 #[derive(Debug, Clone)]
 pub struct IssueDelta {
-    pub issue_id: i64,
+    pub issue_id: IssueId,
     pub title: String,
     pub culprit: String,
     pub level: &'static str,
@@ -185,7 +185,7 @@ pub async fn close(
     conn: &mut PgConnection,
     deltas: &[IssueDelta],
     tallies: &[(SeriesMinute, Tally)],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<IssueId>, StoreError> {
     let regressed = add_to_issues(conn, deltas).await?;
     add_counts(conn, tallies).await?;
     mark_regressions(conn, &regressed).await?;
@@ -195,7 +195,7 @@ pub async fn close(
 async fn add_to_issues(
     conn: &mut PgConnection,
     deltas: &[IssueDelta],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<IssueId>, StoreError> {
     if deltas.is_empty() {
         return Ok(Vec::new());
     }
@@ -204,7 +204,7 @@ async fn add_to_issues(
     // 1 s stall a few times per benchmark). The latest event names the issue, as in Sentry.
     // A release first seen at or after the release the issue was resolved in is not older,
     // so its events reopen the issue.
-    Ok(sqlx::query_scalar::<_, Option<i64>>(
+    Ok(sqlx::query_scalar::<_, Option<IssueId>>(
         "WITH locked AS (SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
          UPDATE issues AS i SET \
            title = b.title, culprit = b.culprit, level = b.level, \
@@ -277,7 +277,7 @@ async fn add_counts(
 }
 
 /// A reopened issue still carries `resolved_at` from before; clear it and stamp the regression.
-async fn mark_regressions(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+async fn mark_regressions(conn: &mut PgConnection, ids: &[IssueId]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -299,7 +299,7 @@ mod tests {
     fn a_batch_begins_holding_each_project_once_in_order() {
         assert_eq!(begin_sharing_issue_sets(&[]), "BEGIN");
         assert_eq!(
-            begin_sharing_issue_sets(&[7, 3, 7]),
+            begin_sharing_issue_sets(&[ProjectId(7), ProjectId(3), ProjectId(7)]),
             format!(
                 "BEGIN; SELECT pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, 3), \
                  pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, 7)"

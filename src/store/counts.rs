@@ -10,71 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::StoreError;
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
-    Project,
-    Service(String),
-    Issue(i64),
-}
-
-impl Scope {
-    /// The row form of a scope: (scope, service, issue_id), as every series table stores it.
-    pub fn from_columns(scope: &str, service: String, issue_id: i64) -> Option<Scope> {
-        match scope {
-            "project" => Some(Scope::Project),
-            "service" => Some(Scope::Service(service)),
-            "issue" => Some(Scope::Issue(issue_id)),
-            _ => None,
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.columns().0
-    }
-
-    pub fn columns(&self) -> (&'static str, &str, i64) {
-        match self {
-            Scope::Project => ("project", "", 0),
-            Scope::Service(name) => ("service", name.as_str(), 0),
-            Scope::Issue(id) => ("issue", "", *id),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesMinute {
-    pub project_id: i64,
-    pub scope: Scope,
-    pub minute: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub events: i64,
-    pub unhandled: i64,
-    pub requests: i64,
-    pub failed: i64,
-}
-
-impl Tally {
-    pub fn add(&mut self, other: Tally) {
-        self.events += other.events;
-        self.unhandled += other.unhandled;
-        self.requests += other.requests;
-        self.failed += other.failed;
-    }
-}
-
-/// Spans of one service in one minute, as a request counted them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpanTally {
-    pub project_id: i64,
-    pub service: Option<String>,
-    pub minute: DateTime<Utc>,
-    pub requests: i64,
-    pub failed: i64,
-}
+use crate::model::{IssueId, ProjectId, Scope, Tally};
 
 #[derive(sqlx::FromRow)]
 struct CountRow {
@@ -92,7 +28,7 @@ struct CountRow {
 /// nothing in a minute has no entry there).
 pub async fn buckets(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     from: DateTime<Utc>,
     through: DateTime<Utc>,
 ) -> Result<BTreeMap<DateTime<Utc>, HashMap<Scope, Tally>>, StoreError> {
@@ -126,9 +62,9 @@ pub async fn buckets(
 /// series to those ids. What "N events in M minutes" rules are walked over.
 pub async fn minutes(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     scope_kind: &str,
-    issues: Option<&[i64]>,
+    issues: Option<&[IssueId]>,
     since: DateTime<Utc>,
     through: DateTime<Utc>,
 ) -> Result<HashMap<Scope, Vec<(DateTime<Utc>, i64)>>, StoreError> {

@@ -24,8 +24,8 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::counts::Scope;
 use super::StoreError;
+use crate::model::{ProjectId, Scope};
 
 /// One series' stored state: where, what it measures (`count` | `rate`), and the state.
 pub struct StoredSeries<S> {
@@ -70,7 +70,7 @@ pub async fn load<
     P: DeserializeOwned + Send + Unpin + 'static,
 >(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
 ) -> Result<Snapshot<S, P>, StoreError> {
     // One snapshot for both reads: a state saved by another process between them would
     // otherwise pair new profiles with an old checkpoint, or the reverse.
@@ -109,7 +109,10 @@ pub async fn load<
 /// layout that no longer reads is discarded (that series starts afresh) instead of
 /// failing the project's whole load on every pass; a document that does not read at all
 /// starts them all afresh.
-fn read_document<S: DeserializeOwned>(project_id: i64, document: &[u8]) -> Vec<StoredSeries<S>> {
+fn read_document<S: DeserializeOwned>(
+    project_id: ProjectId,
+    document: &[u8],
+) -> Vec<StoredSeries<S>> {
     // Decompressed whole, then parsed: serde_json reads an `io::Read` byte by byte.
     let saved: Vec<SavedSeries<'_, serde_json::Value>> = match zstd::decode_all(document)
         .map_err(|e| e.to_string())
@@ -117,7 +120,7 @@ fn read_document<S: DeserializeOwned>(project_id: i64, document: &[u8]) -> Vec<S
     {
         Ok(saved) => saved,
         Err(error) => {
-            tracing::warn!(project_id, %error, "stored detector series unreadable; starting them afresh");
+            tracing::warn!(%project_id, %error, "stored detector series unreadable; starting them afresh");
             return Vec::new();
         }
     };
@@ -160,14 +163,14 @@ fn write_document<S: Serialize>(series: &[StoredSeries<&S>]) -> Result<Vec<u8>, 
 
 /// A stored state in this build's layout, or `None` (logged) when it no longer reads.
 fn readable<T: DeserializeOwned>(
-    project_id: i64,
+    project_id: ProjectId,
     what: &str,
     value: serde_json::Value,
 ) -> Option<T> {
     match serde_json::from_value(value) {
         Ok(state) => Some(state),
         Err(error) => {
-            tracing::warn!(project_id, what, %error, "stored detector state unreadable; starting it afresh");
+            tracing::warn!(%project_id, what, %error, "stored detector state unreadable; starting it afresh");
             None
         }
     }
@@ -179,7 +182,7 @@ fn readable<T: DeserializeOwned>(
 /// back and reload.
 pub async fn advance_checkpoint(
     conn: &mut PgConnection,
-    project_id: i64,
+    project_id: ProjectId,
     previous: Option<DateTime<Utc>>,
     bucket: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
@@ -204,7 +207,7 @@ pub async fn advance_checkpoint(
 /// `bucket` (call after [`advance_checkpoint`], in the same transaction).
 pub async fn save<S: Serialize + Sync, P: Serialize + Sync>(
     conn: &mut PgConnection,
-    project_id: i64,
+    project_id: ProjectId,
     series: &[StoredSeries<&S>],
     profiles: &[(&str, &P)],
     bucket: DateTime<Utc>,
@@ -327,7 +330,7 @@ pub async fn projects_in(
     pool: &PgPool,
     shards: &[i32],
     shard_count: i32,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<ProjectId>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT id FROM projects WHERE (id % $2)::int = ANY($1) ORDER BY id")
             .bind(shards)

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::grouping::Grouping;
-use crate::ingest::{ErrorEvent, Exception, Level, Source};
+use crate::model::{ErrorEvent, Exception, IssueId, Level, ProjectId, Source};
 
 const ZSTD_LEVEL: i32 = 1;
 /// Top frames rendered into the `top_frames` column for dashboards.
@@ -24,7 +24,7 @@ const TOP_FRAMES: usize = 5;
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event_id: Uuid,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub received_at: DateTime<Utc>,
     pub timestamp: DateTime<Utc>,
     pub level: Level,
@@ -137,7 +137,7 @@ fn decode(data: &[u8]) -> Result<Document, StoreError> {
 /// inserted by a concurrent transaction waits for it, so exactly one of them counts it.
 pub async fn insert(
     conn: &mut PgConnection,
-    events: &[(&NewEvent, i64)],
+    events: &[(&NewEvent, IssueId)],
 ) -> Result<HashSet<Uuid>, StoreError> {
     let column =
         |f: fn(&NewEvent) -> Option<String>| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
@@ -175,8 +175,8 @@ pub async fn insert(
 #[derive(Debug, Clone)]
 pub struct EventRecord {
     pub event_id: Uuid,
-    pub issue_id: i64,
-    pub project_id: i64,
+    pub issue_id: IssueId,
+    pub project_id: ProjectId,
     pub received_at: DateTime<Utc>,
     pub timestamp: DateTime<Utc>,
     pub level: String,
@@ -194,8 +194,8 @@ pub struct EventRecord {
 #[derive(sqlx::FromRow)]
 struct EventRow {
     event_id: Uuid,
-    issue_id: i64,
-    project_id: i64,
+    issue_id: IssueId,
+    project_id: ProjectId,
     received_at: DateTime<Utc>,
     timestamp: DateTime<Utc>,
     level: String,
@@ -252,7 +252,7 @@ pub async fn get(pool: &PgPool, event_id: Uuid) -> Result<Option<EventRecord>, S
 /// A page of an issue's events, newest first; `before` is the cursor (received_at, event_id).
 pub async fn list_for_issue(
     pool: &PgPool,
-    issue_id: i64,
+    issue_id: IssueId,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<EventRecord>, StoreError> {

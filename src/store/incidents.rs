@@ -7,44 +7,68 @@
 //! detectors racing on one series open one incident, never two.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use super::counts::Scope;
 use super::silences::MATCHING_SILENCE;
 use super::StoreError;
+use crate::model::{Incident, IncidentId, Kind, ProjectId, Scope, State};
 
-/// An incident row as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct Incident {
-    pub id: i64,
-    pub project_id: i64,
-    pub kind: String,
-    pub scope: String,
-    pub service: String,
-    pub issue_id: i64,
-    pub state: String,
-    pub opened_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub score: f64,
-    pub label: Option<String>,
-    pub calm_buckets: i32,
-    pub details: serde_json::Value,
-    /// When a person first said they are on it (not a state: see migration 0008).
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    /// The silence it opened under: recorded, never announced.
-    pub silence_id: Option<i64>,
+/// An incident row as stored; [`Incident`] is what callers get.
+#[derive(sqlx::FromRow)]
+struct IncidentRow {
+    id: IncidentId,
+    project_id: ProjectId,
+    kind: String,
+    scope: String,
+    service: String,
+    issue_id: i64,
+    state: String,
+    opened_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    score: f64,
+    label: Option<String>,
+    calm_buckets: i32,
+    details: serde_json::Value,
+    acknowledged_at: Option<DateTime<Utc>>,
+    silence_id: Option<i64>,
 }
 
-impl Incident {
-    pub fn series(&self) -> Option<Scope> {
-        Scope::from_columns(&self.scope, self.service.clone(), self.issue_id)
+impl TryFrom<IncidentRow> for Incident {
+    type Error = StoreError;
+
+    fn try_from(row: IncidentRow) -> Result<Incident, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("incident {}: {what}", row.id));
+        Ok(Incident {
+            kind: Kind::parse(&row.kind).ok_or_else(|| corrupt("unknown kind"))?,
+            series: Scope::from_columns(&row.scope, row.service.clone(), row.issue_id)
+                .ok_or_else(|| corrupt("unknown scope"))?,
+            state: State::parse(&row.state).ok_or_else(|| corrupt("unknown state"))?,
+            id: row.id,
+            project_id: row.project_id,
+            opened_at: row.opened_at,
+            updated_at: row.updated_at,
+            resolved_at: row.resolved_at,
+            score: row.score,
+            label: row.label,
+            calm_buckets: row.calm_buckets,
+            details: row.details,
+            acknowledged_at: row.acknowledged_at,
+            silence_id: row.silence_id,
+        })
     }
 }
 
+fn one(row: Option<IncidentRow>) -> Result<Option<Incident>, StoreError> {
+    row.map(Incident::try_from).transpose()
+}
+
+fn all(rows: Vec<IncidentRow>) -> Result<Vec<Incident>, StoreError> {
+    rows.into_iter().map(Incident::try_from).collect()
+}
+
 /// One change of an incident's state (the API shows an incident's history as these).
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Transition {
     pub at: DateTime<Utc>,
     pub from_state: Option<String>,
@@ -55,8 +79,8 @@ pub struct Transition {
 /// What the detector decided to open.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIncident {
-    pub project_id: i64,
-    pub kind: &'static str,
+    pub project_id: ProjectId,
+    pub kind: Kind,
     pub scope: Scope,
     pub opened_at: DateTime<Utc>,
     pub score: f64,
@@ -81,9 +105,9 @@ pub async fn open(
          ON CONFLICT (project_id, scope, service, issue_id) WHERE state IN ('open', 'recovering', 'escalated') \
          DO NOTHING RETURNING {INCIDENT_COLUMNS}"
     );
-    let incident: Option<Incident> = sqlx::query_as(&sql)
+    let incident: Option<Incident> = one(sqlx::query_as(&sql)
         .bind(new.project_id)
-        .bind(new.kind)
+        .bind(new.kind.as_str())
         .bind(scope)
         .bind(service)
         .bind(issue_id)
@@ -91,13 +115,13 @@ pub async fn open(
         .bind(new.score)
         .bind(&new.details)
         .fetch_optional(&mut *conn)
-        .await?;
+        .await?)?;
     if let Some(incident) = &incident {
         let reason = match incident.silence_id {
             Some(silence) => format!("{} (silenced by silence {silence})", new.reason),
             None => new.reason.clone(),
         };
-        record(conn, incident.id, None, "open", &reason, new.opened_at).await?;
+        record(conn, incident.id, None, State::Open, &reason, new.opened_at).await?;
     }
     Ok(incident)
 }
@@ -105,8 +129,8 @@ pub async fn open(
 /// Moves an active incident to `to`; `None` when it is not active (already resolved).
 pub async fn transition(
     conn: &mut PgConnection,
-    id: i64,
-    to: &str,
+    id: IncidentId,
+    to: State,
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<Incident>, StoreError> {
@@ -116,7 +140,7 @@ pub async fn transition(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(from) = from else {
+    let Some(from) = from.as_deref().and_then(State::parse) else {
         return Ok(None);
     };
     let sql = format!(
@@ -124,21 +148,21 @@ pub async fn transition(
            resolved_at = CASE WHEN $2 = 'resolved' THEN $3 END \
          WHERE id = $1 RETURNING {INCIDENT_COLUMNS}"
     );
-    let incident: Incident = sqlx::query_as(&sql)
+    let row: IncidentRow = sqlx::query_as(&sql)
         .bind(id)
-        .bind(to)
+        .bind(to.as_str())
         .bind(at)
         .fetch_one(&mut *conn)
         .await?;
-    record(conn, id, Some(&from), to, reason, at).await?;
-    Ok(Some(incident))
+    record(conn, id, Some(from), to, reason, at).await?;
+    Ok(Some(Incident::try_from(row)?))
 }
 
 async fn record(
     conn: &mut PgConnection,
-    id: i64,
-    from: Option<&str>,
-    to: &str,
+    id: IncidentId,
+    from: Option<State>,
+    to: State,
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -148,8 +172,8 @@ async fn record(
     )
     .bind(id)
     .bind(at)
-    .bind(from)
-    .bind(to)
+    .bind(from.map(State::as_str))
+    .bind(to.as_str())
     .bind(reason)
     .execute(conn)
     .await?;
@@ -159,7 +183,7 @@ async fn record(
 /// Keeps the highest score an active incident reached and how long it has been calm.
 pub async fn update_progress(
     conn: &mut PgConnection,
-    id: i64,
+    id: IncidentId,
     score: f64,
     calm_buckets: i32,
 ) -> Result<(), StoreError> {
@@ -177,8 +201,8 @@ pub async fn update_progress(
 /// Queues a side effect of an incident change for the delivery workers.
 pub async fn enqueue(
     conn: &mut PgConnection,
-    project_id: i64,
-    incident_id: Option<i64>,
+    project_id: ProjectId,
+    incident_id: Option<IncidentId>,
     topic: &str,
     payload: &serde_json::Value,
 ) -> Result<(), StoreError> {
@@ -194,29 +218,33 @@ pub async fn enqueue(
     Ok(())
 }
 
-pub async fn active(pool: &PgPool, project_id: i64) -> Result<Vec<Incident>, StoreError> {
+pub async fn active(pool: &PgPool, project_id: ProjectId) -> Result<Vec<Incident>, StoreError> {
     let sql = format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents \
          WHERE project_id = $1 AND state IN ('open', 'recovering', 'escalated') ORDER BY id"
     );
-    Ok(sqlx::query_as(&sql)
+    all(sqlx::query_as(&sql)
         .bind(project_id)
         .fetch_all(pool)
         .await?)
 }
 
-pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, StoreError> {
+pub async fn get(pool: &PgPool, id: IncidentId) -> Result<Option<Incident>, StoreError> {
     let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+    one(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
 }
 
 /// A project's incidents, newest first.
-pub async fn list(pool: &PgPool, project_id: i64, limit: i64) -> Result<Vec<Incident>, StoreError> {
+pub async fn list(
+    pool: &PgPool,
+    project_id: ProjectId,
+    limit: i64,
+) -> Result<Vec<Incident>, StoreError> {
     let sql = format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE project_id = $1 \
          ORDER BY opened_at DESC, id DESC LIMIT $2"
     );
-    Ok(sqlx::query_as(&sql)
+    all(sqlx::query_as(&sql)
         .bind(project_id)
         .bind(limit)
         .fetch_all(pool)
@@ -226,11 +254,11 @@ pub async fn list(pool: &PgPool, project_id: i64, limit: i64) -> Result<Vec<Inci
 /// Which incidents a page shows; `after` is where the previous page ended.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     pub state: Option<String>,
     pub kind: Option<String>,
     /// `(opened_at, id)` of the previous page's last incident.
-    pub after: Option<(DateTime<Utc>, i64)>,
+    pub after: Option<(DateTime<Utc>, IncidentId)>,
     pub limit: i64,
 }
 
@@ -244,7 +272,7 @@ pub async fn page(pool: &PgPool, filter: &IncidentFilter) -> Result<Vec<Incident
            AND ($4::timestamptz IS NULL OR (opened_at, id) < ($4, $5)) \
          ORDER BY opened_at DESC, id DESC LIMIT $6"
     );
-    Ok(sqlx::query_as(&sql)
+    all(sqlx::query_as(&sql)
         .bind(filter.project_id)
         .bind(filter.state.as_deref())
         .bind(filter.kind.as_deref())
@@ -257,22 +285,22 @@ pub async fn page(pool: &PgPool, filter: &IncidentFilter) -> Result<Vec<Incident
 
 /// The incident, locked until the caller's transaction ends (a change decided on its
 /// state then cannot race another one).
-pub async fn lock(conn: &mut PgConnection, id: i64) -> Result<Option<Incident>, StoreError> {
+pub async fn lock(conn: &mut PgConnection, id: IncidentId) -> Result<Option<Incident>, StoreError> {
     let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
+    one(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
 }
 
 /// Marks an incident acknowledged; the first acknowledgement's time is kept.
 pub async fn acknowledge(
     conn: &mut PgConnection,
-    id: i64,
+    id: IncidentId,
     at: DateTime<Utc>,
 ) -> Result<Option<Incident>, StoreError> {
     let sql = format!(
         "UPDATE incidents SET acknowledged_at = coalesce(acknowledged_at, $2) \
          WHERE id = $1 RETURNING {INCIDENT_COLUMNS}"
     );
-    Ok(sqlx::query_as(&sql)
+    one(sqlx::query_as(&sql)
         .bind(id)
         .bind(at)
         .fetch_optional(conn)
@@ -282,11 +310,11 @@ pub async fn acknowledge(
 /// Records a person's verdict on an incident (`true_positive`, `false_positive`, `missed`).
 pub async fn set_label(
     pool: &PgPool,
-    id: i64,
+    id: IncidentId,
     label: &str,
 ) -> Result<Option<Incident>, StoreError> {
     let sql = format!("UPDATE incidents SET label = $2 WHERE id = $1 RETURNING {INCIDENT_COLUMNS}");
-    Ok(sqlx::query_as(&sql)
+    one(sqlx::query_as(&sql)
         .bind(id)
         .bind(label)
         .fetch_optional(pool)
@@ -296,7 +324,7 @@ pub async fn set_label(
 /// A fault Seismo never flagged, as a person reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MissedFault {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub opened_at: DateTime<Utc>,
     pub reported_at: DateTime<Utc>,
     pub note: Option<String>,
@@ -314,19 +342,20 @@ pub async fn record_missed(
          VALUES ($1, 'anomaly', 'project', 'resolved', $2, $3, $3, 'missed', $4) \
          RETURNING {INCIDENT_COLUMNS}"
     );
-    let incident: Incident = sqlx::query_as(&sql)
+    let row: IncidentRow = sqlx::query_as(&sql)
         .bind(missed.project_id)
         .bind(missed.opened_at)
         .bind(missed.reported_at)
         .bind(serde_json::json!({"note": missed.note}))
         .fetch_one(&mut *conn)
         .await?;
+    let incident = Incident::try_from(row)?;
     let reason = "a missed fault reported by a person";
     record(
         conn,
         incident.id,
         None,
-        "resolved",
+        State::Resolved,
         reason,
         missed.reported_at,
     )
@@ -334,7 +363,7 @@ pub async fn record_missed(
     Ok(incident)
 }
 
-pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<Transition>, StoreError> {
+pub async fn history(pool: &PgPool, id: IncidentId) -> Result<Vec<Transition>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT at, from_state, to_state, reason FROM incident_transitions WHERE incident_id = $1 ORDER BY id",
     )
@@ -344,7 +373,10 @@ pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<Transition>, StoreErr
 }
 
 /// Outbox topics waiting for delivery, oldest first (what the delivery workers will claim).
-pub async fn pending_topics(pool: &PgPool, project_id: i64) -> Result<Vec<String>, StoreError> {
+pub async fn pending_topics(
+    pool: &PgPool,
+    project_id: ProjectId,
+) -> Result<Vec<String>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT topic FROM outbox WHERE project_id = $1 ORDER BY id")
             .bind(project_id)

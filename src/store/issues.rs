@@ -10,8 +10,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreError;
+use crate::model::{Fingerprint, IssueId, ProjectId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Unresolved,
@@ -20,6 +21,13 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 3] = [Status::Unresolved, Status::Resolved, Status::Ignored];
+
+    /// Every status's name, as the API and the database spell it.
+    pub fn names() -> [&'static str; 3] {
+        Status::ALL.map(Status::as_str)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Unresolved => "unresolved",
@@ -44,18 +52,16 @@ impl std::str::FromStr for Status {
     }
 }
 
-/// An issue: the events of one fingerprint in a project (DESIGN.md §3.5). The API answers
-/// with it as is, so its `ToSchema` is the OpenAPI document's `Issue`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// An issue: the events of one fingerprint in a project (DESIGN.md §3.5).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Issue {
-    pub id: i64,
-    pub project_id: i64,
-    pub fingerprint: String,
+    pub id: IssueId,
+    pub project_id: ProjectId,
+    pub fingerprint: Fingerprint,
     pub grouping_strategy: String,
     pub title: String,
     pub culprit: String,
     pub level: String,
-    #[schema(value_type = Status)]
     pub status: String,
     #[sqlx(rename = "times_seen")]
     pub count: i64,
@@ -73,7 +79,7 @@ const ISSUE_COLUMNS: &str = "id, project_id, fingerprint, grouping_strategy, tit
      times_seen, first_seen, last_seen, first_release, last_release, (times_unhandled = 0) AS handled, \
      resolved_at, resolved_in_release, regressed_at";
 
-pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Issue>, StoreError> {
+pub async fn get(pool: &PgPool, id: IssueId) -> Result<Option<Issue>, StoreError> {
     let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1");
     Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
 }
@@ -114,8 +120,8 @@ impl std::str::FromStr for Sort {
 /// Where the previous page ended: the sort key and the id of its last issue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cursor {
-    Time(DateTime<Utc>, i64),
-    Count(i64, i64),
+    Time(DateTime<Utc>, IssueId),
+    Count(i64, IssueId),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,7 +159,7 @@ impl EventFilter {
 /// The cursor must be of the sort's kind (the API decodes it per sort).
 pub async fn list(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     filter: &IssueFilter,
 ) -> Result<Vec<Issue>, StoreError> {
     let column = filter.sort.column();
@@ -190,8 +196,8 @@ pub async fn list(
     let query = match (&filter.after, filter.sort) {
         (Some(Cursor::Time(at, id)), _) => query.bind(Some(*at)).bind(Some(*id)),
         (Some(Cursor::Count(count, id)), _) => query.bind(Some(*count)).bind(Some(*id)),
-        (None, Sort::Count) => query.bind(None::<i64>).bind(None::<i64>),
-        (None, _) => query.bind(None::<DateTime<Utc>>).bind(None::<i64>),
+        (None, Sort::Count) => query.bind(None::<i64>).bind(None::<IssueId>),
+        (None, _) => query.bind(None::<DateTime<Utc>>).bind(None::<IssueId>),
     };
     let query = query.bind(filter.limit).bind(filter.level.as_deref());
     let events = &filter.events;
@@ -219,7 +225,7 @@ fn like_pattern(text: &str) -> String {
 /// Sets an issue's status; resolving may name the release it was fixed in.
 pub async fn set_status(
     pool: &PgPool,
-    id: i64,
+    id: IssueId,
     status: Status,
     in_release: Option<&str>,
 ) -> Result<Option<Issue>, StoreError> {
@@ -249,7 +255,7 @@ pub enum Moment {
 /// Issues of a project whose `moment` fell in `[since, until)`.
 pub async fn reached_between(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     moment: Moment,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -274,7 +280,7 @@ pub async fn reached_between(
 /// An ignored issue that comes back on its own once it sees `count` events in `window_minutes`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Mute {
-    pub issue_id: i64,
+    pub issue_id: IssueId,
     pub count: i64,
     pub window_minutes: i32,
 }
@@ -282,7 +288,7 @@ pub struct Mute {
 /// Ignores an issue; with `until`, only until it sees that many events in that window.
 pub async fn ignore(
     pool: &PgPool,
-    id: i64,
+    id: IssueId,
     until: Option<(i64, i32)>,
 ) -> Result<Option<Issue>, StoreError> {
     let sql = format!(
@@ -299,7 +305,7 @@ pub async fn ignore(
 }
 
 /// The project's ignored issues that carry an escalation condition.
-pub async fn mutes(pool: &PgPool, project_id: i64) -> Result<Vec<Mute>, StoreError> {
+pub async fn mutes(pool: &PgPool, project_id: ProjectId) -> Result<Vec<Mute>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id AS issue_id, ignore_until_count AS count, ignore_window_minutes AS window_minutes \
          FROM issues WHERE project_id = $1 AND status = 'ignored' \
@@ -311,7 +317,7 @@ pub async fn mutes(pool: &PgPool, project_id: i64) -> Result<Vec<Mute>, StoreErr
 }
 
 /// Ignored issues of a project (their series are watched, but they do not page).
-pub async fn ignored_ids(pool: &PgPool, project_id: i64) -> Result<Vec<i64>, StoreError> {
+pub async fn ignored_ids(pool: &PgPool, project_id: ProjectId) -> Result<Vec<IssueId>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT id FROM issues WHERE project_id = $1 AND status = 'ignored'")
             .bind(project_id)
@@ -321,7 +327,7 @@ pub async fn ignored_ids(pool: &PgPool, project_id: i64) -> Result<Vec<i64>, Sto
 }
 
 /// An ignored issue escalated: back to unresolved, its mute condition cleared.
-pub async fn unmute(conn: &mut sqlx::PgConnection, id: i64) -> Result<(), StoreError> {
+pub async fn unmute(conn: &mut sqlx::PgConnection, id: IssueId) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE issues SET status = 'unresolved', ignore_until_count = NULL, ignore_window_minutes = NULL \
          WHERE id = $1 AND status = 'ignored'",
@@ -336,9 +342,9 @@ pub async fn unmute(conn: &mut sqlx::PgConnection, id: i64) -> Result<(), StoreE
 #[derive(Debug, Clone)]
 pub enum MergeOutcome {
     Merged(Box<Issue>),
-    NoSuchIssue(i64),
+    NoSuchIssue(IssueId),
     /// This issue belongs to another project than the one merged into.
-    OtherProject(i64),
+    OtherProject(IssueId),
 }
 
 /// Merges `sources` into `target`, in one transaction: their events, per-minute counts
@@ -347,17 +353,17 @@ pub enum MergeOutcome {
 /// Incidents about a source stay as history; its series, now silent, resolves them.
 pub async fn merge(
     pool: &PgPool,
-    target: i64,
-    sources: &[i64],
+    target: IssueId,
+    sources: &[IssueId],
 ) -> Result<MergeOutcome, StoreError> {
     let mut tx = pool.begin().await?;
     let Some(project_id) = lock_issue_set_of(&mut tx, target).await? else {
         return Ok(MergeOutcome::NoSuchIssue(target));
     };
-    let all: Vec<i64> = std::iter::once(target)
+    let all: Vec<IssueId> = std::iter::once(target)
         .chain(sources.iter().copied())
         .collect();
-    let locked: Vec<(i64, i64)> = sqlx::query_as(
+    let locked: Vec<(IssueId, ProjectId)> = sqlx::query_as(
         "SELECT id, project_id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(&all)
@@ -401,9 +407,9 @@ pub async fn merge(
 /// Moves the sources' events, issue-scope counts and fingerprints to the target.
 async fn move_issue_rows(
     conn: &mut PgConnection,
-    project_id: i64,
-    target: i64,
-    sources: &[i64],
+    project_id: ProjectId,
+    target: IssueId,
+    sources: &[IssueId],
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE events SET issue_id = $1 WHERE issue_id = ANY($2)")
         .bind(target)
@@ -446,7 +452,7 @@ async fn move_issue_rows(
 /// Deletes an issue with its events, its issue-scope counts and its aliases, in one
 /// transaction; its fingerprints start a new issue if they are seen again. The project's
 /// own counts keep the events (they happened). `false` when there is no such issue.
-pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+pub async fn delete(pool: &PgPool, id: IssueId) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let Some(project_id) = lock_issue_set_of(&mut tx, id).await? else {
         return Ok(false);
@@ -472,11 +478,15 @@ pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
 
 /// Takes the exclusive issue-set lock of the issue's project (waiting for the writer
 /// batches in flight, holding off new ones until COMMIT); `None` when there is no such issue.
-async fn lock_issue_set_of(conn: &mut PgConnection, id: i64) -> Result<Option<i64>, StoreError> {
-    let project_id: Option<i64> = sqlx::query_scalar("SELECT project_id FROM issues WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn lock_issue_set_of(
+    conn: &mut PgConnection,
+    id: IssueId,
+) -> Result<Option<ProjectId>, StoreError> {
+    let project_id: Option<ProjectId> =
+        sqlx::query_scalar("SELECT project_id FROM issues WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     if let Some(project_id) = project_id {
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(super::batch::ISSUE_SET_LOCK)

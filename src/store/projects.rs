@@ -5,11 +5,12 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use super::{is_unique_violation, StoreError};
+use crate::model::ProjectId;
 use crate::scrub;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Project {
-    pub id: i64,
+    pub id: ProjectId,
     pub slug: String,
     pub name: String,
     pub rate_limit_per_minute: Option<i32>,
@@ -21,7 +22,7 @@ pub struct Project {
 /// What ingestion needs to know about a key.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyGrant {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub rate_limit_per_minute: Option<i32>,
     pub key_id: i64,
     /// The key's own quota, beside the project's.
@@ -46,7 +47,7 @@ pub async fn create(
     name: &str,
     rate_limit_per_minute: Option<i32>,
 ) -> Result<Project, StoreError> {
-    let id: i64 = sqlx::query_scalar(
+    let id: ProjectId = sqlx::query_scalar(
         "INSERT INTO projects (slug, name, rate_limit_per_minute) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(slug)
@@ -69,7 +70,7 @@ pub async fn create(
         .ok_or_else(|| StoreError::Corrupt(format!("project {id} vanished after insert")))
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<Project>, StoreError> {
+pub async fn get(conn: &mut PgConnection, id: ProjectId) -> Result<Option<Project>, StoreError> {
     let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = $1");
     Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
 }
@@ -79,7 +80,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Project>, StoreError> {
     Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
 }
 
-pub async fn exists(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+pub async fn exists(pool: &PgPool, id: ProjectId) -> Result<bool, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)")
             .bind(id)
@@ -108,7 +109,7 @@ pub async fn grant_for_key(
 /// Changes what the project scrubs (ingestion sees it within the key cache's lifetime).
 pub async fn set_scrub_settings(
     pool: &PgPool,
-    id: i64,
+    id: ProjectId,
     settings: &scrub::Settings,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE projects SET scrub_settings = $2 WHERE id = $1")
@@ -121,7 +122,7 @@ pub async fn set_scrub_settings(
 
 pub async fn set_rate_limit(
     pool: &PgPool,
-    id: i64,
+    id: ProjectId,
     per_minute: Option<i32>,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE projects SET rate_limit_per_minute = $2 WHERE id = $1")
@@ -136,7 +137,7 @@ pub async fn set_rate_limit(
 /// On the pool or inside the caller's transaction.
 pub async fn set_retention<'e>(
     executor: impl sqlx::PgExecutor<'e>,
-    id: i64,
+    id: ProjectId,
     days: i32,
     max_events: Option<i64>,
 ) -> Result<(), StoreError> {
@@ -156,7 +157,7 @@ pub struct Retention {
     pub max_events: Option<i64>,
 }
 
-pub async fn retention(pool: &PgPool, id: i64) -> Result<Option<Retention>, StoreError> {
+pub async fn retention(pool: &PgPool, id: ProjectId) -> Result<Option<Retention>, StoreError> {
     Ok(
         sqlx::query_as("SELECT retention_days, max_events FROM projects WHERE id = $1")
             .bind(id)
@@ -176,7 +177,11 @@ pub struct ProjectChange {
 }
 
 /// Applies `change` in one statement; false when there is no such project.
-pub async fn update(pool: &PgPool, id: i64, change: &ProjectChange) -> Result<bool, StoreError> {
+pub async fn update(
+    pool: &PgPool,
+    id: ProjectId,
+    change: &ProjectChange,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE projects SET \
            name = COALESCE($2, name), \
@@ -201,7 +206,7 @@ pub async fn update(pool: &PgPool, id: i64, change: &ProjectChange) -> Result<bo
 /// have no foreign key (the table is partitioned), so they go explicitly, after the project
 /// row: deleting it cascades to the issues, which waits for writers updating them, and a
 /// later writer can no longer add an issue for the project.
-pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+pub async fn delete(pool: &PgPool, id: ProjectId) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(id)
@@ -224,7 +229,7 @@ pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Key {
     pub id: i64,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub public_key: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -235,7 +240,7 @@ pub struct Key {
 const KEY_COLUMNS: &str =
     "id, project_id, public_key, created_at, revoked_at, rate_limit_per_minute";
 
-pub async fn list_keys(pool: &PgPool, project_id: i64) -> Result<Vec<Key>, StoreError> {
+pub async fn list_keys(pool: &PgPool, project_id: ProjectId) -> Result<Vec<Key>, StoreError> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM project_keys WHERE project_id = $1 ORDER BY id");
     Ok(sqlx::query_as(&sql)
         .bind(project_id)
@@ -246,7 +251,7 @@ pub async fn list_keys(pool: &PgPool, project_id: i64) -> Result<Vec<Key>, Store
 /// A new active key for the project (which must exist).
 pub async fn create_key(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     rate_limit_per_minute: Option<i32>,
 ) -> Result<Key, StoreError> {
     let sql = format!(
@@ -264,7 +269,7 @@ pub async fn create_key(
 /// Sets (or with `None` clears) a key's quota; `None` when the project has no such key.
 pub async fn set_key_rate_limit(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     key_id: i64,
     per_minute: Option<i32>,
 ) -> Result<Option<Key>, StoreError> {
@@ -282,7 +287,11 @@ pub async fn set_key_rate_limit(
 
 /// Revokes a key (the first revocation time is kept); false when the project has no such
 /// key. Ingestion refuses it once the key cache's entry expires (`ingest::keys`).
-pub async fn revoke_key(pool: &PgPool, project_id: i64, key_id: i64) -> Result<bool, StoreError> {
+pub async fn revoke_key(
+    pool: &PgPool,
+    project_id: ProjectId,
+    key_id: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE project_keys SET revoked_at = COALESCE(revoked_at, now()) \
          WHERE id = $1 AND project_id = $2",

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 
 use super::partitions::partition_name;
 use super::StoreError;
+use crate::model::ProjectId;
 
 /// Events kept at each end of an issue's history when it is thinned.
 pub const KEEP_EDGE: i64 = 10;
@@ -109,7 +110,7 @@ async fn run_locked(pool: &PgPool, today: NaiveDate) -> Result<Report, StoreErro
         ran: true,
         ..Report::default()
     };
-    let windows: Vec<(i64, i32, Option<i64>)> =
+    let windows: Vec<(ProjectId, i32, Option<i64>)> =
         sqlx::query_as("SELECT id, retention_days, max_events FROM projects ORDER BY id")
             .fetch_all(pool)
             .await?;
@@ -167,7 +168,11 @@ fn partition_day(name: &str) -> Option<NaiveDate> {
     (partition_name(day) == name).then_some(day)
 }
 
-async fn expire(pool: &PgPool, project_id: i64, cutoff: NaiveDate) -> Result<u64, StoreError> {
+async fn expire(
+    pool: &PgPool,
+    project_id: ProjectId,
+    cutoff: NaiveDate,
+) -> Result<u64, StoreError> {
     Ok(
         sqlx::query("DELETE FROM events WHERE project_id = $1 AND received_day < $2")
             .bind(project_id)
@@ -180,7 +185,7 @@ async fn expire(pool: &PgPool, project_id: i64, cutoff: NaiveDate) -> Result<u64
 
 /// Thins the busiest issues until the project holds at most `cap` events (or nothing is
 /// left to thin).
-async fn enforce_cap(pool: &PgPool, project_id: i64, cap: i64) -> Result<u64, StoreError> {
+async fn enforce_cap(pool: &PgPool, project_id: ProjectId, cap: i64) -> Result<u64, StoreError> {
     let mut evicted = 0;
     for _ in 0..MAX_ROUNDS {
         let stored: Vec<(i64, i64)> = sqlx::query_as(
@@ -214,7 +219,7 @@ async fn enforce_cap(pool: &PgPool, project_id: i64, cap: i64) -> Result<u64, St
 
 /// Deletes every other event of each issue's middle (all but its first and last
 /// [`KEEP_EDGE`]).
-async fn thin(pool: &PgPool, project_id: i64, issues: &[i64]) -> Result<u64, StoreError> {
+async fn thin(pool: &PgPool, project_id: ProjectId, issues: &[i64]) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "WITH ranked AS ( \
            SELECT event_id, received_day, \

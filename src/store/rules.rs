@@ -4,13 +4,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use super::counts::Scope;
 use super::StoreError;
+use crate::model::{ProjectId, Scope};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Rule {
     pub id: i64,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub kind: String,
     pub enabled: bool,
     pub scope: String,
@@ -35,7 +35,10 @@ const RULE_COLUMNS: &str =
 
 /// What every new project starts with: pages for new issues, regressions, and anomalies in
 /// its counts and error rates.
-pub async fn insert_defaults(conn: &mut PgConnection, project_id: i64) -> Result<(), StoreError> {
+pub async fn insert_defaults(
+    conn: &mut PgConnection,
+    project_id: ProjectId,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO detection_rules (project_id, kind) \
          SELECT $1, kind FROM unnest(ARRAY['new_issue', 'regression', 'anomaly', 'error_rate']) AS kind",
@@ -46,7 +49,7 @@ pub async fn insert_defaults(conn: &mut PgConnection, project_id: i64) -> Result
     Ok(())
 }
 
-pub async fn list(pool: &PgPool, project_id: i64) -> Result<Vec<Rule>, StoreError> {
+pub async fn list(pool: &PgPool, project_id: ProjectId) -> Result<Vec<Rule>, StoreError> {
     let sql =
         format!("SELECT {RULE_COLUMNS} FROM detection_rules WHERE project_id = $1 ORDER BY id");
     Ok(sqlx::query_as(&sql)
@@ -55,7 +58,11 @@ pub async fn list(pool: &PgPool, project_id: i64) -> Result<Vec<Rule>, StoreErro
         .await?)
 }
 
-pub async fn create(pool: &PgPool, project_id: i64, rule: &NewRule) -> Result<Rule, StoreError> {
+pub async fn create(
+    pool: &PgPool,
+    project_id: ProjectId,
+    rule: &NewRule,
+) -> Result<Rule, StoreError> {
     let sql = format!(
         "INSERT INTO detection_rules (project_id, kind, scope, threshold, window_minutes, sensitivity) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {RULE_COLUMNS}"

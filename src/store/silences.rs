@@ -5,21 +5,21 @@
 //! matcher matches anything, so a silence with none mutes the whole project.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgPool;
 
 use super::StoreError;
+use crate::model::{IssueId, ProjectId};
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Silence {
     pub id: i64,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     /// Matches incidents of this kind; `null` matches any.
     pub kind: Option<String>,
     /// Matches incidents of this service; `null` matches any.
     pub service: Option<String>,
     /// Matches incidents of this issue; `null` matches any.
-    pub issue_id: Option<i64>,
+    pub issue_id: Option<IssueId>,
     pub comment: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -29,12 +29,29 @@ pub struct Silence {
 }
 
 /// Where a silence's window stands at a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Pending,
     Active,
     Expired,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Pending, Phase::Active, Phase::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Active => "active",
+            Phase::Expired => "expired",
+        }
+    }
+
+    /// Every phase's name, as the API spells it.
+    pub fn names() -> [&'static str; 3] {
+        Phase::ALL.map(Phase::as_str)
+    }
 }
 
 impl Silence {
@@ -65,10 +82,10 @@ pub(crate) const MATCHING_SILENCE: &str = "(SELECT s.id FROM silences s \
 /// A silence to create: matchers, window, why, and who.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSilence {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub kind: Option<String>,
     pub service: Option<String>,
-    pub issue_id: Option<i64>,
+    pub issue_id: Option<IssueId>,
     pub comment: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -100,7 +117,7 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Silence>, StoreError> 
 
 #[derive(Debug, Clone, Default)]
 pub struct SilenceFilter {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     /// Only silences in this phase at `now`.
     pub phase: Option<Phase>,
     pub now: DateTime<Utc>,
@@ -121,11 +138,7 @@ pub async fn list(pool: &PgPool, filter: &SilenceFilter) -> Result<Vec<Silence>,
            AND ($4::int8 IS NULL OR id < $4) \
          ORDER BY id DESC LIMIT $5"
     );
-    let phase = filter.phase.map(|phase| match phase {
-        Phase::Pending => "pending",
-        Phase::Active => "active",
-        Phase::Expired => "expired",
-    });
+    let phase = filter.phase.map(Phase::as_str);
     Ok(sqlx::query_as(&sql)
         .bind(filter.project_id)
         .bind(phase)

@@ -39,6 +39,7 @@ use sqlx::PgPool;
 
 use super::StoreError;
 use crate::metrics::Metrics;
+use crate::model::ProjectId;
 
 /// `part / whole`, undefined for an empty whole.
 fn share(part: i64, whole: i64) -> Option<f64> {
@@ -114,7 +115,7 @@ pub struct Stats {
 /// Labelled incidents opened at or after `since`, of `project` (or all projects).
 pub async fn detection(
     pool: &PgPool,
-    project: Option<i64>,
+    project: Option<ProjectId>,
     since: Option<DateTime<Utc>>,
 ) -> Result<DetectionCounts, StoreError> {
     Ok(sqlx::query_as(
@@ -137,7 +138,7 @@ pub async fn detection(
 /// is the one the query will have.
 pub async fn recovery(
     _pool: &PgPool,
-    _project: Option<i64>,
+    _project: Option<ProjectId>,
     _since: Option<DateTime<Utc>>,
 ) -> Result<RecoveryCounts, StoreError> {
     Ok(RecoveryCounts::default())
@@ -149,7 +150,7 @@ pub async fn recovery(
 /// events differ: they leave the all-time totals, not the minutes.
 pub async fn handling(
     pool: &PgPool,
-    project: Option<i64>,
+    project: Option<ProjectId>,
     since: Option<DateTime<Utc>>,
 ) -> Result<HandlingCounts, StoreError> {
     let sql = match since {
@@ -177,7 +178,7 @@ pub async fn handling(
 /// All three, for `project` (or all projects) since `since` (or all time).
 pub async fn stats(
     pool: &PgPool,
-    project: Option<i64>,
+    project: Option<ProjectId>,
     since: Option<DateTime<Utc>>,
 ) -> Result<Stats, StoreError> {
     Ok(Stats {

@@ -24,12 +24,12 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::batch::{self, IssueDelta, IssueKey};
-use super::counts::{Scope, SeriesMinute, SpanTally, Tally};
+use super::batch::{self, IssueDelta, IssueKey, Release};
 use super::events::{self, NewEvent};
 use super::partitions::Partitions;
 use super::StoreError;
 use crate::metrics::Metrics;
+use crate::model::{IssueId, ProjectId, Scope, SeriesMinute, SpanTally, Tally};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
@@ -42,7 +42,7 @@ pub struct WriterSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
     Stored {
-        issue_id: i64,
+        issue_id: IssueId,
     },
     /// Already stored (the same event id was received before): not stored or counted again.
     Duplicate,
@@ -292,7 +292,7 @@ impl Worker {
         let started = Instant::now();
         let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
         self.partitions.ensure(&self.pool, days).await?;
-        let projects: Vec<i64> = events.iter().map(|e| e.project_id).collect();
+        let projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
         let mut tx = self
             .pool
             .begin_with(batch::begin_sharing_issue_sets(&projects))
@@ -329,11 +329,11 @@ async fn write_in(
         return Ok(Vec::new());
     }
     let ensured = batch::open(conn, &issue_keys(events), &release_sightings(events)).await?;
-    let issue_ids: HashMap<(i64, &str), i64> = ensured
+    let issue_ids: HashMap<(ProjectId, &str), IssueId> = ensured
         .iter()
         .map(|u| ((u.project_id, u.fingerprint.as_str()), u.id))
         .collect();
-    let with_issue: Vec<(&NewEvent, i64)> = events
+    let with_issue: Vec<(&NewEvent, IssueId)> = events
         .iter()
         .map(|e| {
             let id = issue_ids
@@ -358,7 +358,7 @@ async fn write_in(
             false => Written::Duplicate,
         })
         .collect();
-    let fresh: Vec<(&NewEvent, i64)> = with_issue
+    let fresh: Vec<(&NewEvent, IssueId)> = with_issue
         .iter()
         .zip(&written)
         .filter(|(_, w)| matches!(w, Written::Stored { .. }))
@@ -370,13 +370,13 @@ async fn write_in(
 
 /// The batch's distinct fingerprints, sorted, each with its latest event's naming.
 fn issue_keys<'a>(events: &[&'a NewEvent]) -> Vec<IssueKey<'a>> {
-    let mut keys: BTreeMap<(i64, &str), IssueKey<'a>> = BTreeMap::new();
+    let mut keys: BTreeMap<(ProjectId, &str), IssueKey<'a>> = BTreeMap::new();
     for event in events {
         keys.insert(
             (event.project_id, event.grouping.fingerprint.as_str()),
             IssueKey {
                 project_id: event.project_id,
-                fingerprint: &event.grouping.fingerprint,
+                fingerprint: event.grouping.fingerprint.as_str(),
                 strategy: event.grouping.strategy.as_str(),
                 title: &event.grouping.title,
                 culprit: &event.grouping.culprit,
@@ -389,8 +389,8 @@ fn issue_keys<'a>(events: &[&'a NewEvent]) -> Vec<IssueKey<'a>> {
 }
 
 /// Each release of the batch with the first time it was seen, sorted.
-fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<(i64, &'a str, DateTime<Utc>)> {
-    let mut first: BTreeMap<(i64, &str), DateTime<Utc>> = BTreeMap::new();
+fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<Release<'a>> {
+    let mut first: BTreeMap<(ProjectId, &str), DateTime<Utc>> = BTreeMap::new();
     for event in events {
         if let Some(release) = event.release.as_deref() {
             let at = first
@@ -403,8 +403,8 @@ fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<(i64, &'a str, DateTime
 }
 
 /// One delta per issue, sorted by issue id, with the new events' counts summed.
-fn issue_deltas(events: &[(&NewEvent, i64)]) -> Vec<IssueDelta> {
-    let mut deltas: BTreeMap<i64, IssueDelta> = BTreeMap::new();
+fn issue_deltas(events: &[(&NewEvent, IssueId)]) -> Vec<IssueDelta> {
+    let mut deltas: BTreeMap<IssueId, IssueDelta> = BTreeMap::new();
     for (event, issue_id) in events {
         let unhandled = i64::from(!event.handled);
         match deltas.get_mut(issue_id) {
@@ -417,7 +417,7 @@ fn issue_deltas(events: &[(&NewEvent, i64)]) -> Vec<IssueDelta> {
     deltas.into_values().collect()
 }
 
-fn new_delta(issue_id: i64, event: &NewEvent, unhandled: i64) -> IssueDelta {
+fn new_delta(issue_id: IssueId, event: &NewEvent, unhandled: i64) -> IssueDelta {
     IssueDelta {
         issue_id,
         title: event.grouping.title.clone(),
@@ -453,9 +453,12 @@ fn fold_into(delta: &mut IssueDelta, event: &NewEvent, unhandled: i64) {
 
 /// Per-minute tallies, sorted by key: events count toward their project, service and issue;
 /// spans toward their project and service.
-fn minute_tallies(events: &[(&NewEvent, i64)], spans: &[&SpanTally]) -> Vec<(SeriesMinute, Tally)> {
+fn minute_tallies(
+    events: &[(&NewEvent, IssueId)],
+    spans: &[&SpanTally],
+) -> Vec<(SeriesMinute, Tally)> {
     let mut tallies: BTreeMap<SeriesMinute, Tally> = BTreeMap::new();
-    let mut add = |project_id: i64, scope: Scope, minute: DateTime<Utc>, tally: Tally| {
+    let mut add = |project_id: ProjectId, scope: Scope, minute: DateTime<Utc>, tally: Tally| {
         let key = SeriesMinute {
             project_id,
             scope,

@@ -9,8 +9,8 @@ use proptest::prelude::{any, prop, prop_oneof, BoxedStrategy};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
-use seismo::store::counts::Scope;
-use seismo::store::incidents::{self, Incident, NewIncident};
+use seismo::model::{Incident, IncidentId, IssueId, Kind, Scope, State};
+use seismo::store::incidents::{self, NewIncident};
 use seismo::store::issues;
 use serde_json::{json, Value};
 
@@ -52,7 +52,7 @@ async fn open_incident(
     let mut conn = app.pool.acquire().await.expect("connection");
     let new = NewIncident {
         project_id: app.project.id,
-        kind,
+        kind: Kind::parse(kind).expect("a kind"),
         scope,
         opened_at: at,
         score: 0.8,
@@ -65,7 +65,7 @@ async fn open_incident(
         .expect("the series has no active incident")
 }
 
-async fn outbox_of(app: &TestApp, incident_id: i64) -> Vec<(String, Value)> {
+async fn outbox_of(app: &TestApp, incident_id: IncidentId) -> Vec<(String, Value)> {
     sqlx::query_as("SELECT topic, payload FROM outbox WHERE incident_id = $1 ORDER BY id")
         .bind(incident_id)
         .fetch_all(&app.pool)
@@ -163,9 +163,9 @@ async fn api_detection_incident_list_pages_through_every_incident_exactly_once()
         ids.len(),
         "{ids:?}"
     );
-    let mut expected: Vec<i64> = opened.iter().map(|i| i.id).collect();
+    let mut expected: Vec<i64> = opened.iter().map(|i| i.id.get()).collect();
     expected.sort_unstable_by_key(|id| {
-        let incident = opened.iter().find(|i| i.id == *id).expect("opened");
+        let incident = opened.iter().find(|i| i.id.get() == *id).expect("opened");
         std::cmp::Reverse((incident.opened_at, incident.id))
     });
     assert_eq!(ids, expected, "newest first, ties by id");
@@ -217,7 +217,7 @@ async fn api_detection_incident_show_has_its_history_and_unknown_ids_are_404() {
     let body = app
         .api_ok(&format!("/api/v1/incidents/{}", incident.id))
         .await;
-    assert_eq!(body["id"], incident.id);
+    assert_eq!(body["id"], incident.id.get());
     assert_eq!(body["state"], "open");
     assert_eq!(body["series"]["scope"], "project");
     assert_eq!(
@@ -279,7 +279,7 @@ async fn api_detection_resolving_writes_one_history_row_and_one_outbox_row() {
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert_eq!(outbox[0].0, "incident.resolved");
     assert_eq!(outbox[0].1["type"], "incident.resolved");
-    assert_eq!(outbox[0].1["data"]["incident"]["id"], incident.id);
+    assert_eq!(outbox[0].1["data"]["incident"]["id"], incident.id.get());
     assert_eq!(outbox[0].1["data"]["incident"]["state"], "resolved");
 
     // Resolved stays resolved: refused, and nothing more is written.
@@ -333,7 +333,8 @@ async fn api_detection_acknowledging_keeps_the_state_and_the_first_time() {
 #[tokio::test]
 async fn api_detection_labels_are_recorded_and_bad_bodies_refused() {
     let app = TestApp::spawn().await;
-    let incident = open_incident(&app, "threshold", Scope::Issue(42), minutes_ago(3)).await;
+    let incident =
+        open_incident(&app, "threshold", Scope::Issue(IssueId(42)), minutes_ago(3)).await;
     let path = format!("/api/v1/incidents/{}", incident.id);
     let (status, body) = patch(&app, &path, json!({"label": "false_positive"})).await;
     assert_eq!(status, 200, "{body}");
@@ -398,7 +399,7 @@ async fn api_detection_labels_are_recorded_and_bad_bodies_refused() {
         .await
         .expect("get")
         .expect("incident");
-    assert_eq!(unchanged.state, "open");
+    assert_eq!(unchanged.state, State::Open);
     assert_eq!(unchanged.label.as_deref(), Some("true_positive"));
     app.stop().await;
 }
@@ -441,9 +442,9 @@ async fn api_detection_a_missed_fault_is_listed_resolved_with_label_missed() {
         .await
         .expect("get")
         .expect("incident");
-    assert_eq!(still.state, "open");
+    assert_eq!(still.state, State::Open);
     assert!(
-        outbox_of(&app, missed["id"].as_i64().expect("id"))
+        outbox_of(&app, IncidentId(missed["id"].as_i64().expect("id")))
             .await
             .is_empty(),
         "a missed fault pages nobody"
@@ -529,7 +530,7 @@ async fn api_detection_rules_are_created_listed_changed_and_deleted() {
     assert_eq!(rule["window_minutes"], 15);
     assert_eq!(rule["enabled"], true);
     assert_eq!(rule["sensitivity"], Value::Null);
-    assert_eq!(rule["project_id"], app.project.id);
+    assert_eq!(rule["project_id"], app.project.id.get());
     let path = format!("/api/v1/rules/{}", rule["id"]);
     assert_eq!(app.api_ok(&path).await, rule);
 
@@ -785,7 +786,7 @@ async fn api_detection_ignoring_an_issue_until_it_comes_back() {
     let app = TestApp::spawn().await;
     let event = python_exception("KeyError", "'sku'", &["checkout", "price"], 10);
     assert_eq!(app.send_event(&event).await.status(), 200);
-    let issue = app.issues().await[0]["id"].as_i64().expect("issue id");
+    let issue = IssueId(app.issues().await[0]["id"].as_i64().expect("issue id"));
     let path = format!("/api/v1/issues/{issue}");
     let mutes = || issues::mutes(&app.pool, app.project.id);
 
@@ -974,7 +975,11 @@ async fn api_detection_random_bodies_never_cause_a_server_error() {
         cases: 64,
         ..Config::default()
     });
-    let (change, rule, missed) = (incident_change(), new_rule(), missed_fault(app.project.id));
+    let (change, rule, missed) = (
+        incident_change(),
+        new_rule(),
+        missed_fault(app.project.id.get()),
+    );
     // Bodies are drawn here and sent from the async test (the runner is synchronous); a
     // failure names the body, which is what shrinking would give.
     let mut statuses: [Vec<u16>; 3] = Default::default();

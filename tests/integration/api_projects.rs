@@ -3,6 +3,7 @@
 
 use chrono::{Timelike, Utc};
 use reqwest::Method;
+use seismo::model::ProjectId;
 use serde_json::{json, Value};
 
 use crate::harness::{call, envelope, python_exception, TestApp};
@@ -14,7 +15,7 @@ async fn create_project(app: &TestApp, body: Value) -> Value {
 }
 
 /// Sends one event to `project_id` with `key`; returns the status.
-async fn send_with_key(app: &TestApp, project_id: i64, key: &str, event: &Value) -> u16 {
+async fn send_with_key(app: &TestApp, project_id: ProjectId, key: &str, event: &Value) -> u16 {
     let payload = serde_json::to_vec(event).expect("event json");
     let body = envelope(&json!({}), &[("event", &payload)]);
     app.http
@@ -31,7 +32,7 @@ async fn send_with_key(app: &TestApp, project_id: i64, key: &str, event: &Value)
         .as_u16()
 }
 
-async fn rows(app: &TestApp, table: &str, project_id: i64) -> i64 {
+async fn rows(app: &TestApp, table: &str, project_id: ProjectId) -> i64 {
     sqlx::query_scalar(&format!(
         "SELECT count(*) FROM {table} WHERE project_id = $1"
     ))
@@ -291,7 +292,7 @@ async fn api_projects_refuse_bad_requests() {
 async fn api_projects_delete_removes_everything_the_project_owns() {
     let app = TestApp::spawn().await;
     let doomed = create_project(&app, json!({"slug": "doomed"})).await;
-    let doomed_id = doomed["id"].as_i64().expect("id");
+    let doomed_id = ProjectId(doomed["id"].as_i64().expect("id"));
     let doomed_key = doomed["otlp_key"].as_str().expect("key").to_owned();
     for ty in ["AlphaError", "BetaError"] {
         let event = python_exception(ty, "boom", &["handler"], 10);
@@ -517,7 +518,7 @@ async fn api_projects_a_key_quota_limits_that_key_only() {
 async fn api_projects_events_for_a_project_deleted_by_another_process_are_refused_not_failed() {
     let app = TestApp::spawn().await;
     let doomed = create_project(&app, json!({"slug": "doomed"})).await;
-    let doomed_id = doomed["id"].as_i64().expect("id");
+    let doomed_id = ProjectId(doomed["id"].as_i64().expect("id"));
     let key = doomed["otlp_key"].as_str().expect("key").to_owned();
     let event = python_exception("KeyError", "boom", &["handler"], 1);
     assert_eq!(send_with_key(&app, doomed_id, &key, &event).await, 200);

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::Method;
-use seismo::store::counts::Scope;
+use seismo::model::{IssueId, Kind, ProjectId, Scope, State};
 use seismo::store::incidents::{self, NewIncident};
 use seismo::store::projects;
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ async fn incident(app: &TestApp, scope: Scope, at: DateTime<Utc>, label: Option<
     let mut conn = app.pool.acquire().await.expect("connection");
     let new = NewIncident {
         project_id: app.project.id,
-        kind: "anomaly",
+        kind: Kind::Anomaly,
         scope,
         opened_at: at,
         score: 0.9,
@@ -38,7 +38,7 @@ async fn incident(app: &TestApp, scope: Scope, at: DateTime<Utc>, label: Option<
         .await
         .expect("open")
         .expect("the series has no active incident");
-    incidents::transition(&mut conn, opened.id, "resolved", "back to normal", at)
+    incidents::transition(&mut conn, opened.id, State::Resolved, "back to normal", at)
         .await
         .expect("transition")
         .expect("the incident was active");
@@ -50,7 +50,7 @@ async fn incident(app: &TestApp, scope: Scope, at: DateTime<Utc>, label: Option<
     }
 }
 
-async fn report_missed(app: &TestApp, project_id: i64, at: DateTime<Utc>) {
+async fn report_missed(app: &TestApp, project_id: ProjectId, at: DateTime<Utc>) {
     let body = json!({"project_id": project_id, "label": "missed", "opened_at": at});
     let (status, body) = call(app, Method::POST, "/api/v1/incidents", Some(body)).await;
     assert_eq!(status, 201, "{body}");
@@ -127,7 +127,13 @@ async fn api_stats_counts_the_three_probabilities_with_filters_and_gauges() {
     .into_iter()
     .enumerate()
     {
-        incident(&app, Scope::Issue(i as i64 + 1), recent, Some(label)).await;
+        incident(
+            &app,
+            Scope::Issue(IssueId(i as i64 + 1)),
+            recent,
+            Some(label),
+        )
+        .await;
     }
     incident(&app, Scope::Service("checkout".into()), recent, None).await;
     report_missed(&app, a, recent).await;
@@ -148,7 +154,7 @@ async fn api_stats_counts_the_three_probabilities_with_filters_and_gauges() {
     // A, last hour: P_detect = 1 − 1/5 − 1/5 = 0.6, P_handle = 3/4.
     let since = minutes_ago(60);
     let body = stats(&app, &format!("?project={a}&since={}", query_time(since))).await;
-    assert_eq!(body["project_id"], a);
+    assert_eq!(body["project_id"], a.get());
     let echoed: DateTime<Utc> = serde_json::from_value(body["since"].clone()).expect("since");
     assert_eq!(echoed, since);
     let detection = &body["detection"];

@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
 use reqwest::Method;
 use seismo::detect::worker::{Pass, Settings, Worker};
-use seismo::store::counts::Scope;
-use seismo::store::incidents::{self, Incident, NewIncident};
+use seismo::model::{Incident, IncidentId, IssueId, Kind, ProjectId, Scope, State};
+use seismo::store::incidents::{self, NewIncident};
 use seismo::store::{detector, issues, rules};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -57,7 +57,7 @@ async fn pass_through(worker: &mut Worker, through: DateTime<Utc>) -> Pass {
 }
 
 /// One pass per minute over `[first, last]`; returns every incident opened or resolved.
-async fn passes(worker: &mut Worker, first: i64, last: i64) -> (Vec<i64>, Vec<i64>) {
+async fn passes(worker: &mut Worker, first: i64, last: i64) -> (Vec<IncidentId>, Vec<IncidentId>) {
     let (mut opened, mut resolved) = (Vec::new(), Vec::new());
     for offset in first..=last {
         let pass = pass_through(worker, minute(offset)).await;
@@ -70,7 +70,7 @@ async fn passes(worker: &mut Worker, first: i64, last: i64) -> (Vec<i64>, Vec<i6
 /// Sets the events of one series for every minute in `[first, last]` (offsets).
 async fn set_counts(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     scope: &Scope,
     first: i64,
     last: i64,
@@ -99,10 +99,10 @@ async fn set_counts(
 /// An issue as the writer would have created it, first seen at `first_seen`.
 async fn insert_issue(
     pool: &PgPool,
-    project_id: i64,
+    project_id: ProjectId,
     fingerprint: &str,
     first_seen: DateTime<Utc>,
-) -> i64 {
+) -> IssueId {
     sqlx::query_scalar(
         "INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, level, \
            times_seen, first_seen, last_seen) \
@@ -118,7 +118,7 @@ async fn insert_issue(
 }
 
 /// Every incident of the project, oldest first.
-async fn incidents_of(pool: &PgPool, project_id: i64) -> Vec<Incident> {
+async fn incidents_of(pool: &PgPool, project_id: ProjectId) -> Vec<Incident> {
     let mut all = incidents::list(pool, project_id, 1_000)
         .await
         .expect("list incidents");
@@ -126,7 +126,7 @@ async fn incidents_of(pool: &PgPool, project_id: i64) -> Vec<Incident> {
     all
 }
 
-async fn incident(pool: &PgPool, id: i64) -> Incident {
+async fn incident(pool: &PgPool, id: IncidentId) -> Incident {
     incidents::get(pool, id)
         .await
         .expect("get incident")
@@ -134,7 +134,7 @@ async fn incident(pool: &PgPool, id: i64) -> Incident {
 }
 
 /// The outbox rows of one incident: (topic, payload), in the order they were written.
-async fn outbox_of(pool: &PgPool, incident_id: i64) -> Vec<(String, Value)> {
+async fn outbox_of(pool: &PgPool, incident_id: IncidentId) -> Vec<(String, Value)> {
     sqlx::query_as("SELECT topic, payload FROM outbox WHERE incident_id = $1 ORDER BY id")
         .bind(incident_id)
         .fetch_all(pool)
@@ -142,7 +142,7 @@ async fn outbox_of(pool: &PgPool, incident_id: i64) -> Vec<(String, Value)> {
         .expect("outbox rows")
 }
 
-async fn topics_of(pool: &PgPool, incident_id: i64) -> Vec<String> {
+async fn topics_of(pool: &PgPool, incident_id: IncidentId) -> Vec<String> {
     outbox_of(pool, incident_id)
         .await
         .into_iter()
@@ -150,7 +150,7 @@ async fn topics_of(pool: &PgPool, incident_id: i64) -> Vec<String> {
         .collect()
 }
 
-async fn checkpoint(pool: &PgPool, project_id: i64) -> Option<DateTime<Utc>> {
+async fn checkpoint(pool: &PgPool, project_id: ProjectId) -> Option<DateTime<Utc>> {
     sqlx::query_scalar("SELECT last_bucket FROM detector_checkpoints WHERE project_id = $1")
         .bind(project_id)
         .fetch_optional(pool)
@@ -159,7 +159,7 @@ async fn checkpoint(pool: &PgPool, project_id: i64) -> Option<DateTime<Utc>> {
 }
 
 /// The series of a project's stored detector document (zstd-compressed JSON).
-async fn stored_series(pool: &PgPool, project_id: i64) -> Vec<Value> {
+async fn stored_series(pool: &PgPool, project_id: ProjectId) -> Vec<Value> {
     let document: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT series FROM detector_checkpoints WHERE project_id = $1")
             .bind(project_id)
@@ -170,7 +170,7 @@ async fn stored_series(pool: &PgPool, project_id: i64) -> Vec<Value> {
     serde_json::from_slice(&json).expect("a JSON array")
 }
 
-async fn store_series(pool: &PgPool, project_id: i64, series: &[Value]) {
+async fn store_series(pool: &PgPool, project_id: ProjectId, series: &[Value]) {
     let json = serde_json::to_vec(series).expect("json");
     let document = zstd::encode_all(json.as_slice(), 1).expect("zstd");
     sqlx::query("UPDATE detector_checkpoints SET series = $2 WHERE project_id = $1")
@@ -205,7 +205,7 @@ async fn shards_per_holder(pool: &PgPool) -> Vec<i64> {
     .expect("leases")
 }
 
-async fn rule_id(pool: &PgPool, project_id: i64, kind: &str) -> i64 {
+async fn rule_id(pool: &PgPool, project_id: ProjectId, kind: &str) -> i64 {
     rules::list(pool, project_id)
         .await
         .expect("list rules")
@@ -216,7 +216,7 @@ async fn rule_id(pool: &PgPool, project_id: i64, kind: &str) -> i64 {
 }
 
 /// A threshold rule: 10 events in 5 minutes, on every issue of the project.
-async fn ten_in_five_minutes_per_issue(pool: &PgPool, project_id: i64) -> rules::Rule {
+async fn ten_in_five_minutes_per_issue(pool: &PgPool, project_id: ProjectId) -> rules::Rule {
     let rule = rules::NewRule {
         kind: "threshold".to_owned(),
         scope: "issue".to_owned(),
@@ -240,7 +240,7 @@ fn from_release(mut event: Value, version: &str) -> Value {
     event
 }
 
-async fn issue_titled(pool: &PgPool, project_id: i64, title: &str) -> issues::Issue {
+async fn issue_titled(pool: &PgPool, project_id: ProjectId, title: &str) -> issues::Issue {
     let filter = issues::IssueFilter {
         limit: 100,
         ..Default::default()
@@ -253,7 +253,7 @@ async fn issue_titled(pool: &PgPool, project_id: i64, title: &str) -> issues::Is
         .unwrap_or_else(|| panic!("an issue titled {title}"))
 }
 
-async fn issue(pool: &PgPool, id: i64) -> issues::Issue {
+async fn issue(pool: &PgPool, id: IssueId) -> issues::Issue {
     issues::get(pool, id)
         .await
         .expect("get issue")
@@ -294,7 +294,7 @@ async fn detect_a_burst_opens_one_anomaly_incident_that_resolves_once_calm() {
     assert_eq!(
         (
             opened.kind.as_str(),
-            opened.scope.as_str(),
+            opened.series.kind(),
             opened.state.as_str()
         ),
         ("anomaly", "project", "open")
@@ -313,7 +313,7 @@ async fn detect_a_burst_opens_one_anomaly_incident_that_resolves_once_calm() {
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert_eq!(outbox[0].0, "incident.opened");
     assert_eq!(outbox[0].1["type"], "incident.opened");
-    assert_eq!(outbox[0].1["data"]["incident"]["id"], opened.id);
+    assert_eq!(outbox[0].1["data"]["incident"]["id"], opened.id.get());
     assert_eq!(outbox[0].1["data"]["incident"]["kind"], "anomaly");
 
     // Four calm buckets: still open, and the streak is kept on the incident.
@@ -323,7 +323,7 @@ async fn detect_a_burst_opens_one_anomaly_incident_that_resolves_once_calm() {
         "{reopened:?} {resolved:?}"
     );
     let calming = incident(pool, opened.id).await;
-    assert_eq!(calming.state, "open");
+    assert_eq!(calming.state, State::Open);
     assert_eq!(calming.calm_buckets, 4);
 
     // The fifth calm bucket resolves it.
@@ -331,7 +331,7 @@ async fn detect_a_burst_opens_one_anomaly_incident_that_resolves_once_calm() {
     assert_eq!(fifth.resolved, vec![opened.id], "{fifth:?}");
     assert!(fifth.opened.is_empty(), "{fifth:?}");
     let done = incident(pool, opened.id).await;
-    assert_eq!(done.state, "resolved");
+    assert_eq!(done.state, State::Resolved);
     assert_eq!(done.resolved_at, Some(minute(5)));
     let history = incidents::history(pool, opened.id).await.expect("history");
     let states: Vec<(Option<&str>, &str)> = history
@@ -393,7 +393,7 @@ async fn detect_the_first_pass_warms_up_without_paging() {
     let all = incidents_of(pool, project).await;
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(
-        (all[0].kind.as_str(), all[0].scope.as_str()),
+        (all[0].kind.as_str(), all[0].series.kind()),
         ("anomaly", "project")
     );
     assert_eq!(all[0].opened_at, minute(0));
@@ -458,11 +458,11 @@ async fn detect_a_restarted_worker_continues_from_the_stored_state() {
     assert_eq!(
         (
             service_incident.kind.as_str(),
-            service_incident.scope.as_str()
+            service_incident.series.kind()
         ),
         ("anomaly", "service")
     );
-    assert_eq!(service_incident.service, "api");
+    assert_eq!(service_incident.series.service(), Some("api"));
     assert_eq!(service_incident.opened_at, minute(3));
 
     // The project incident's calm streak survived too: resolved after five calm buckets.
@@ -705,7 +705,7 @@ async fn detect_concurrent_transactions_open_one_incident_per_series() {
     let (pool, project) = (&app.pool, app.project.id);
     let new = NewIncident {
         project_id: project,
-        kind: "anomaly",
+        kind: Kind::Anomaly,
         scope: Scope::Service("api".to_owned()),
         opened_at: minute(0),
         score: 0.9,
@@ -835,8 +835,12 @@ async fn detect_threshold_rule_fires_on_the_crossing_and_rearms_below_half() {
     assert_eq!(crossing.opened.len(), 1, "{crossing:?}");
     let first = incident(pool, crossing.opened[0]).await;
     assert_eq!(
-        (first.kind.as_str(), first.scope.as_str(), first.issue_id),
-        ("threshold", "issue", issue)
+        (
+            first.kind.as_str(),
+            first.series.kind(),
+            first.series.issue_id()
+        ),
+        ("threshold", "issue", Some(issue))
     );
     assert_eq!(first.opened_at, minute(2));
     assert_eq!(first.details["rule_id"], rule.id);
@@ -871,10 +875,14 @@ async fn detect_threshold_rule_fires_on_the_crossing_and_rearms_below_half() {
     assert_eq!(again.opened.len(), 1, "{again:?}");
     let second = incident(pool, again.opened[0]).await;
     assert_eq!(
-        (second.kind.as_str(), second.issue_id, second.opened_at),
-        ("threshold", issue, minute(14))
+        (
+            second.kind.as_str(),
+            second.series.issue_id(),
+            second.opened_at
+        ),
+        ("threshold", Some(issue), minute(14))
     );
-    assert_eq!(incident(pool, first.id).await.state, "resolved");
+    assert_eq!(incident(pool, first.id).await.state, State::Resolved);
     assert_eq!(incidents_of(pool, project).await.len(), 2);
     assert_eq!(fired(pool, rule.id).await, [series]);
     app.stop().await;
@@ -949,10 +957,10 @@ async fn detect_regressions_open_incidents_unless_from_an_older_release() {
         assert_eq!(
             (
                 incident.kind.as_str(),
-                incident.scope.as_str(),
-                incident.issue_id
+                incident.series.kind(),
+                incident.series.issue_id()
             ),
-            ("regression", "issue", issue_id)
+            ("regression", "issue", Some(issue_id))
         );
         assert_eq!(incident.opened_at, regressed_at);
         assert_eq!(
@@ -961,7 +969,7 @@ async fn detect_regressions_open_incidents_unless_from_an_older_release() {
         );
     }
     assert_eq!(all[1].details["release"], "1.2");
-    assert!(all.iter().all(|i| i.issue_id != older_id));
+    assert!(all.iter().all(|i| i.series.issue_id() != Some(older_id)));
     app.stop().await;
 }
 
@@ -991,8 +999,8 @@ async fn detect_an_ignored_issue_pages_only_once_it_reaches_its_limit() {
     assert_eq!(burst.opened.len(), 1, "{burst:?}");
     let anomaly = incident(pool, burst.opened[0]).await;
     assert_eq!(
-        (anomaly.kind.as_str(), anomaly.issue_id),
-        ("anomaly", watched)
+        (anomaly.kind.as_str(), anomaly.series.issue_id()),
+        ("anomaly", Some(watched))
     );
     let quiet = pass_through(&mut worker, minute(1)).await;
     assert!(quiet.opened.is_empty(), "{quiet:?}");
@@ -1004,10 +1012,10 @@ async fn detect_an_ignored_issue_pages_only_once_it_reaches_its_limit() {
     assert_eq!(
         (
             escalated.kind.as_str(),
-            escalated.scope.as_str(),
-            escalated.issue_id
+            escalated.series.kind(),
+            escalated.series.issue_id()
         ),
-        ("threshold", "issue", muted)
+        ("threshold", "issue", Some(muted))
     );
     assert_eq!(escalated.opened_at, minute(2));
     assert_eq!(escalated.details["reason"], "ignored issue escalated");
@@ -1051,10 +1059,10 @@ async fn detect_new_issues_page_while_their_rule_is_enabled() {
     assert_eq!(
         (
             new_issue.kind.as_str(),
-            new_issue.scope.as_str(),
-            new_issue.issue_id
+            new_issue.series.kind(),
+            new_issue.series.issue_id()
         ),
-        ("new_issue", "issue", fresh.id)
+        ("new_issue", "issue", Some(fresh.id))
     );
     assert_eq!(new_issue.opened_at, fresh.first_seen);
     assert_eq!(new_issue.details["title"], "FreshError: first");
@@ -1063,7 +1071,7 @@ async fn detect_new_issues_page_while_their_rule_is_enabled() {
     assert_eq!(topics, ["incident.opened", "issue.new"]);
     assert_eq!(
         outbox[1].1["data"]["incident"]["series"]["issue_id"],
-        fresh.id
+        fresh.id.get()
     );
 
     // Switched off, the next new issue does not page; switched on again, the one after does.
@@ -1092,11 +1100,14 @@ async fn detect_new_issues_page_while_their_rule_is_enabled() {
     let on = pass_through(&mut worker, through + MINUTE * 2).await;
     assert_eq!(on.opened.len(), 1, "{on:?}");
     let paged = incident(pool, on.opened[0]).await;
-    assert_eq!((paged.kind.as_str(), paged.issue_id), ("new_issue", loud));
+    assert_eq!(
+        (paged.kind.as_str(), paged.series.issue_id()),
+        ("new_issue", Some(loud))
+    );
     assert!(incidents_of(pool, project)
         .await
         .iter()
-        .all(|i| i.issue_id != quiet));
+        .all(|i| i.series.issue_id() != Some(quiet)));
     app.stop().await;
 }
 
@@ -1246,13 +1257,13 @@ async fn detect_a_pass_catching_up_sees_crossings_inside_the_gap() {
     let opened: Vec<Incident> = incidents_of(pool, project)
         .await
         .into_iter()
-        .filter(|i| i.kind == "threshold")
+        .filter(|i| i.kind == Kind::Threshold)
         .collect();
-    let mut summary: Vec<(i64, DateTime<Utc>, Value, Value)> = opened
+    let mut summary: Vec<(Option<IssueId>, DateTime<Utc>, Value, Value)> = opened
         .iter()
         .map(|i| {
             (
-                i.issue_id,
+                i.series.issue_id(),
                 i.opened_at,
                 i.details["events"].clone(),
                 i.details["reason"].clone(),
@@ -1264,14 +1275,14 @@ async fn detect_a_pass_catching_up_sees_crossings_inside_the_gap() {
     assert_eq!(
         summary,
         [
-            (counted, minute(3), json!(16), Value::Null),
-            (muted, minute(3), json!(16), escalated)
+            (Some(counted), minute(3), json!(16), Value::Null),
+            (Some(muted), minute(3), json!(16), escalated)
         ],
         "the rule pages for the issue nobody ignored, the mute's escalation for the other: {opened:?}"
     );
     let by_rule = opened
         .iter()
-        .find(|i| i.issue_id == counted)
+        .find(|i| i.series.issue_id() == Some(counted))
         .expect("the rule's incident");
     assert_eq!(by_rule.details["rule_id"], rule.id);
     assert!(

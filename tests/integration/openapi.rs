@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{TimeDelta, Utc};
 use jsonschema::{Draft, Validator};
 use reqwest::Method;
-use seismo::store::counts::Scope;
+use seismo::model::{Kind, Scope};
 use seismo::store::incidents::{self, NewIncident};
 use serde_json::{json, Value};
 
@@ -266,7 +266,7 @@ impl Fixture {
             &mut conn,
             &NewIncident {
                 project_id: app.project.id,
-                kind: "anomaly",
+                kind: Kind::Anomaly,
                 scope: Scope::Service("checkout".to_owned()),
                 opened_at: Utc::now() - TimeDelta::minutes(5),
                 score: 0.8,
@@ -292,10 +292,10 @@ impl Fixture {
         let (status, silence) = call(app, Method::POST, "/api/v1/silences", Some(silence)).await;
         assert_eq!(status, 201, "{silence}");
         Fixture {
-            project_id: app.project.id,
+            project_id: app.project.id.get(),
             issue_id,
             event_id,
-            incident_id: incident.id,
+            incident_id: incident.id.get(),
             rule_id: rule["id"].as_i64().expect("rule id"),
             key_id: key["id"].as_i64().expect("key id"),
             token_id: token["id"].as_i64().expect("token id"),

@@ -6,6 +6,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use seismo::metrics::Metrics;
+use seismo::model::ProjectId;
 use seismo::store::partitions::{partition_name, Partitions};
 use seismo::store::{projects, retention};
 
@@ -19,7 +20,7 @@ fn days_ago(days: u64) -> NaiveDate {
 }
 
 /// Copies every stored event of the project into `day` (fresh ids), as if received then.
-async fn copy_events_to_day(pool: &PgPool, project_id: i64, day: NaiveDate) {
+async fn copy_events_to_day(pool: &PgPool, project_id: ProjectId, day: NaiveDate) {
     Partitions::default()
         .ensure(pool, [day])
         .await
@@ -38,7 +39,7 @@ async fn copy_events_to_day(pool: &PgPool, project_id: i64, day: NaiveDate) {
     .expect("copy events");
 }
 
-async fn stored_events(pool: &PgPool, project_id: i64) -> i64 {
+async fn stored_events(pool: &PgPool, project_id: ProjectId) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM events WHERE project_id = $1")
         .bind(project_id)
         .fetch_one(pool)
@@ -57,7 +58,7 @@ async fn partitions(pool: &PgPool) -> Vec<String> {
 }
 
 /// (sum of times_seen over issues, sum of project-scope events in minute_counts)
-async fn exact_counts(pool: &PgPool, project_id: i64) -> (i64, i64) {
+async fn exact_counts(pool: &PgPool, project_id: ProjectId) -> (i64, i64) {
     sqlx::query_as(
         "SELECT (SELECT coalesce(sum(times_seen), 0)::bigint FROM issues WHERE project_id = $1), \
                 (SELECT coalesce(sum(events), 0)::bigint FROM minute_counts \

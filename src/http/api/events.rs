@@ -17,7 +17,7 @@ use super::auth::ApiToken;
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
-use crate::ingest::Exception;
+use crate::model::{Exception, Frame, IssueId};
 use crate::store::events::{self, EventRecord};
 use crate::store::issues;
 
@@ -46,7 +46,7 @@ struct EventView {
     service: Option<String>,
     title: String,
     message: Option<String>,
-    exception: Vec<Exception>,
+    exception: Vec<ExceptionView>,
     tags: BTreeMap<String, String>,
     trace_id: Option<String>,
     handled: bool,
@@ -55,12 +55,58 @@ struct EventView {
     payload: serde_json::Value,
 }
 
+/// One exception of the chain, innermost cause first (DESIGN.md §3.5).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Exception)]
+struct ExceptionView {
+    #[serde(rename = "type")]
+    ty: String,
+    value: Option<String>,
+    module: Option<String>,
+    /// Caller first, the crashing frame last.
+    frames: Vec<FrameView>,
+}
+
+/// One stack frame, as much as the source told.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Frame)]
+struct FrameView {
+    function: Option<String>,
+    module: Option<String>,
+    filename: Option<String>,
+    lineno: Option<u32>,
+    in_app: Option<bool>,
+}
+
+impl From<Exception> for ExceptionView {
+    fn from(exception: Exception) -> ExceptionView {
+        ExceptionView {
+            ty: exception.ty,
+            value: exception.value,
+            module: exception.module,
+            frames: exception.frames.into_iter().map(FrameView::from).collect(),
+        }
+    }
+}
+
+impl From<Frame> for FrameView {
+    fn from(frame: Frame) -> FrameView {
+        FrameView {
+            function: frame.function,
+            module: frame.module,
+            filename: frame.filename,
+            lineno: frame.lineno,
+            in_app: frame.in_app,
+        }
+    }
+}
+
 impl From<EventRecord> for EventView {
     fn from(record: EventRecord) -> EventView {
         EventView {
             event_id: record.event_id.simple().to_string(),
-            issue_id: record.issue_id,
-            project_id: record.project_id,
+            issue_id: record.issue_id.get(),
+            project_id: record.project_id.get(),
             received_at: record.received_at,
             timestamp: record.timestamp,
             level: record.level,
@@ -71,7 +117,12 @@ impl From<EventRecord> for EventView {
             service: record.service,
             title: record.title,
             message: record.document.message,
-            exception: record.document.exception,
+            exception: record
+                .document
+                .exception
+                .into_iter()
+                .map(ExceptionView::from)
+                .collect(),
             tags: record.document.tags,
             trace_id: record.trace_id,
             handled: record.handled,
@@ -106,7 +157,7 @@ struct ListQuery {
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<IssueId>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<EventView>>, ApiError> {
     let Path(issue_id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;

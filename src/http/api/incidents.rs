@@ -20,10 +20,11 @@ use super::auth::ApiToken;
 use super::input::{check_text, path_of};
 use super::openapi::{described, one_of, one_of_or_null};
 use super::pagination::{self, Page};
-use crate::detect::incidents as lifecycle;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
-use crate::store::incidents::{self, Incident, IncidentFilter, MissedFault, Transition};
+use crate::model::incident::message;
+use crate::model::{Incident, IncidentId, Kind, ProjectId, State as Lifecycle};
+use crate::store::incidents::{self, IncidentFilter, MissedFault, Transition};
 use crate::store::{projects, StoreError};
 
 const SCOPES: [&str; 3] = ["project", "service", "issue"];
@@ -38,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update))
 }
 
-/// The incident as the API shows it: the webhook's shape (`detect::incidents::to_json`, a
+/// The incident as the API shows it: the webhook's shape (`model::incident::to_json`, a
 /// unit test keeps the two equal) plus `acknowledged_at` and the silence it opened under.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Incident)]
@@ -87,15 +88,36 @@ struct SeriesView {
 struct IncidentDetail {
     #[serde(flatten)]
     incident: IncidentView,
-    history: Vec<Transition>,
+    history: Vec<TransitionView>,
+}
+
+/// One change of an incident's state.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Transition)]
+struct TransitionView {
+    at: DateTime<Utc>,
+    from_state: Option<String>,
+    to_state: String,
+    reason: String,
+}
+
+impl From<Transition> for TransitionView {
+    fn from(transition: Transition) -> TransitionView {
+        TransitionView {
+            at: transition.at,
+            from_state: transition.from_state,
+            to_state: transition.to_state,
+            reason: transition.reason,
+        }
+    }
 }
 
 fn kind_schema() -> utoipa::openapi::Object {
-    one_of(&lifecycle::Kind::names())
+    one_of(&Kind::names())
 }
 
 fn state_schema() -> utoipa::openapi::Object {
-    one_of(&lifecycle::State::names())
+    one_of(&Lifecycle::names())
 }
 
 fn scope_schema() -> utoipa::openapi::Object {
@@ -116,16 +138,17 @@ fn label_schema() -> utoipa::openapi::Object {
 
 impl From<&Incident> for IncidentView {
     fn from(incident: &Incident) -> IncidentView {
+        let (scope, service, issue_id) = incident.series.columns();
         IncidentView {
-            id: incident.id,
-            project_id: incident.project_id,
-            kind: incident.kind.clone(),
+            id: incident.id.get(),
+            project_id: incident.project_id.get(),
+            kind: incident.kind.as_str().to_owned(),
             series: SeriesView {
-                scope: incident.scope.clone(),
-                service: (incident.scope == "service").then(|| incident.service.clone()),
-                issue_id: (incident.scope == "issue").then_some(incident.issue_id),
+                scope: scope.to_owned(),
+                service: (scope == "service").then(|| service.to_owned()),
+                issue_id: (scope == "issue").then_some(issue_id),
             },
-            state: incident.state.clone(),
+            state: incident.state.as_str().to_owned(),
             opened_at: incident.opened_at,
             resolved_at: incident.resolved_at,
             score: incident.score,
@@ -138,7 +161,7 @@ impl From<&Incident> for IncidentView {
     }
 }
 
-fn not_found(id: i64) -> ApiError {
+fn not_found(id: IncidentId) -> ApiError {
     ApiError::not_found(format!("incident {id}"))
 }
 
@@ -151,7 +174,8 @@ fn invalid_transition(message: String) -> ApiError {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this project's incidents.
-    project: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    project: Option<ProjectId>,
     #[param(schema_with = state_filter_schema)]
     state: Option<String>,
     #[param(schema_with = kind_filter_schema)]
@@ -200,7 +224,7 @@ async fn list(
 fn filter(query: ListQuery) -> Result<IncidentFilter, ApiError> {
     let given = |text: Option<String>| text.filter(|t| !t.is_empty());
     let state = given(query.state)
-        .map(|s| match lifecycle::State::parse(&s) {
+        .map(|s| match Lifecycle::parse(&s) {
             Some(_) => Ok(s),
             None => Err(ApiError::bad_request(format!(
                 "unknown state {s:?} (open, recovering, resolved or escalated)"
@@ -208,7 +232,7 @@ fn filter(query: ListQuery) -> Result<IncidentFilter, ApiError> {
         })
         .transpose()?;
     let kind = given(query.kind)
-        .map(|k| match lifecycle::Kind::parse(&k) {
+        .map(|k| match Kind::parse(&k) {
             Some(_) => Ok(k),
             None => Err(ApiError::bad_request(format!(
                 "unknown kind {k:?} (new_issue, regression, threshold, anomaly or error_rate)"
@@ -225,12 +249,13 @@ fn filter(query: ListQuery) -> Result<IncidentFilter, ApiError> {
     })
 }
 
-fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, IncidentId), ApiError> {
     let text = pagination::decode(cursor)?;
     let invalid = || ApiError::bad_request("cursor is not an incident cursor");
     let (at, id) = text.split_once('|').ok_or_else(invalid)?;
     let at = DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?;
-    Ok((at.with_timezone(&Utc), id.parse().map_err(|_| invalid())?))
+    let id = IncidentId(id.parse().map_err(|_| invalid())?);
+    Ok((at.with_timezone(&Utc), id))
 }
 
 /// One incident with its history.
@@ -249,7 +274,7 @@ fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<IncidentId>, PathRejection>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let id = path_of(path)?;
     let incident = incidents::get(&state.pool, id)
@@ -258,7 +283,7 @@ async fn show(
     let history = incidents::history(&state.pool, id).await?;
     Ok(Json(IncidentDetail {
         incident: IncidentView::from(&incident),
-        history,
+        history: history.into_iter().map(TransitionView::from).collect(),
     }))
 }
 
@@ -327,7 +352,7 @@ fn change(update: IncidentUpdate) -> Result<Change, ApiError> {
 async fn update(
     token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<IncidentId>, PathRejection>,
     body: Result<Json<IncidentUpdate>, JsonRejection>,
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = path_of(path)?;
@@ -343,12 +368,12 @@ async fn update(
 }
 
 /// Someone is on it: only an active incident can be acknowledged.
-async fn acknowledge(pool: &PgPool, id: i64) -> Result<Incident, ApiError> {
+async fn acknowledge(pool: &PgPool, id: IncidentId) -> Result<Incident, ApiError> {
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     let current = incidents::lock(&mut tx, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    if current.state == lifecycle::State::Resolved.as_str() {
+    if current.state == Lifecycle::Resolved {
         return Err(invalid_transition(format!(
             "incident {id} is resolved; only an active incident can be acknowledged"
         )));
@@ -362,8 +387,8 @@ async fn acknowledge(pool: &PgPool, id: i64) -> Result<Incident, ApiError> {
 
 /// A person resolves the incident: the transition, its history row and the
 /// `incident.resolved` outbox row commit together or not at all.
-async fn resolve(pool: &PgPool, id: i64, token_id: i64) -> Result<Incident, ApiError> {
-    let to = lifecycle::State::Resolved;
+async fn resolve(pool: &PgPool, id: IncidentId, token_id: i64) -> Result<Incident, ApiError> {
+    let to = Lifecycle::Resolved;
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     let current = incidents::lock(&mut tx, id)
         .await?
@@ -371,21 +396,21 @@ async fn resolve(pool: &PgPool, id: i64, token_id: i64) -> Result<Incident, ApiE
     let refused = || {
         invalid_transition(format!(
             "incident {id} is {} and cannot become {}",
-            current.state,
+            current.state.as_str(),
             to.as_str()
         ))
     };
-    if !lifecycle::State::parse(&current.state).is_some_and(|from| from.can_become(to)) {
+    if !current.state.can_become(to) {
         return Err(refused());
     }
     let now = Utc::now();
     let reason = format!("resolved through the API (token {token_id})");
-    let resolved = incidents::transition(&mut tx, id, to.as_str(), &reason, now)
+    let resolved = incidents::transition(&mut tx, id, to, &reason, now)
         .await?
         .ok_or_else(refused)?;
     // A silenced incident was never announced, so neither is its resolution.
     if resolved.silence_id.is_none() {
-        let body = lifecycle::message(to.topic(), now, &resolved);
+        let body = message(to.topic(), now, &resolved);
         incidents::enqueue(&mut tx, resolved.project_id, Some(id), to.topic(), &body).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -396,7 +421,8 @@ async fn resolve(pool: &PgPool, id: i64, token_id: i64) -> Result<Incident, ApiE
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MissedReport {
-    project_id: i64,
+    #[schema(value_type = i64)]
+    project_id: ProjectId,
     #[schema(schema_with = missed_label_schema)]
     label: String,
     /// When the fault began (default: now); not in the future.
@@ -469,16 +495,17 @@ async fn report_missed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::incident::to_json;
+    use crate::model::Scope;
 
     fn incident(scope: &str) -> Incident {
+        let series = Scope::from_columns(scope, "checkout".to_owned(), 3).expect("a scope");
         Incident {
-            id: 7,
-            project_id: 1,
-            kind: "anomaly".to_owned(),
-            scope: scope.to_owned(),
-            service: "checkout".to_owned(),
-            issue_id: 3,
-            state: "open".to_owned(),
+            id: IncidentId(7),
+            project_id: ProjectId(1),
+            kind: Kind::Anomaly,
+            series,
+            state: Lifecycle::Open,
             opened_at: Utc::now(),
             updated_at: Utc::now(),
             resolved_at: None,
@@ -507,7 +534,7 @@ mod tests {
                 .as_object_mut()
                 .and_then(|fields| fields.remove("silence_id"));
             assert_eq!(silence, Some(serde_json::json!(9)));
-            assert_eq!(api, lifecycle::to_json(&incident), "scope {scope}");
+            assert_eq!(api, to_json(&incident), "scope {scope}");
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +20,7 @@ use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::model::{IssueId, ProjectId};
 use crate::store::issues::{
     self, Cursor, EventFilter, Issue, IssueFilter, MergeOutcome, Sort, Status,
 };
@@ -37,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only issues with this status; absent: all.
-    #[param(value_type = Option<Status>)]
+    #[param(schema_with = status_filter_schema)]
     status: Option<String>,
     /// Only issues at this level: fatal, error, warning, info or debug.
     level: Option<String>,
@@ -63,6 +64,65 @@ struct ListQuery {
 
 const LEVELS: [&str; 5] = ["fatal", "error", "warning", "info", "debug"];
 
+fn status_schema() -> utoipa::openapi::Object {
+    one_of(&Status::names())
+}
+
+fn status_filter_schema() -> utoipa::openapi::Object {
+    described(
+        status_schema(),
+        "Only issues with this status; absent: all.",
+    )
+}
+
+/// An issue: the events of one fingerprint in a project (DESIGN.md §3.5).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Issue)]
+struct IssueView {
+    id: i64,
+    project_id: i64,
+    fingerprint: String,
+    grouping_strategy: String,
+    title: String,
+    culprit: String,
+    level: String,
+    #[schema(schema_with = status_schema)]
+    status: String,
+    count: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    first_release: Option<String>,
+    last_release: Option<String>,
+    handled: bool,
+    resolved_at: Option<DateTime<Utc>>,
+    resolved_in_release: Option<String>,
+    regressed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Issue> for IssueView {
+    fn from(issue: Issue) -> IssueView {
+        IssueView {
+            id: issue.id.get(),
+            project_id: issue.project_id.get(),
+            fingerprint: issue.fingerprint.0,
+            grouping_strategy: issue.grouping_strategy,
+            title: issue.title,
+            culprit: issue.culprit,
+            level: issue.level,
+            status: issue.status,
+            count: issue.count,
+            first_seen: issue.first_seen,
+            last_seen: issue.last_seen,
+            first_release: issue.first_release,
+            last_release: issue.last_release,
+            handled: issue.handled,
+            resolved_at: issue.resolved_at,
+            resolved_in_release: issue.resolved_in_release,
+            regressed_at: issue.regressed_at,
+        }
+    }
+}
+
 fn sort_schema() -> utoipa::openapi::Object {
     let sorts = one_of(&["last_seen", "first_seen", "count"]);
     described(sorts, "Newest or largest first; default `last_seen`.")
@@ -78,7 +138,7 @@ fn sort_schema() -> utoipa::openapi::Object {
     tag = "issues",
     params(("id" = i64, Path, description = "Project id"), ListQuery),
     responses(
-        (status = 200, description = "A page of issues", body = Page<Issue>),
+        (status = 200, description = "A page of issues", body = Page<IssueView>),
         (status = 400, description = "A bad id, filter, sort or cursor", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
     )
@@ -86,9 +146,9 @@ fn sort_schema() -> utoipa::openapi::Object {
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Page<Issue>>, ApiError> {
+) -> Result<Json<Page<IssueView>>, ApiError> {
     let project_id = path_of(path)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !projects::exists(&state.pool, project_id).await? {
@@ -96,6 +156,7 @@ async fn list(
     }
     let filter = filter(query)?;
     let items = issues::list(&state.pool, project_id, &filter).await?;
+    let items: Vec<IssueView> = items.into_iter().map(IssueView::from).collect();
     let sort = filter.sort;
     Ok(Json(pagination::page(items, filter.limit, |issue| {
         cursor_text(sort, issue)
@@ -166,7 +227,7 @@ fn text_param(name: &str, value: String) -> Result<String, ApiError> {
     }
 }
 
-fn cursor_text(sort: Sort, issue: &Issue) -> String {
+fn cursor_text(sort: Sort, issue: &IssueView) -> String {
     match sort {
         Sort::LastSeen => format!("{}|{}", issue.last_seen.to_rfc3339(), issue.id),
         Sort::FirstSeen => format!("{}|{}", issue.first_seen.to_rfc3339(), issue.id),
@@ -178,7 +239,7 @@ fn parse_cursor(sort: Sort, cursor: &str) -> Result<Cursor, ApiError> {
     let text = pagination::decode(cursor)?;
     let invalid = || ApiError::bad_request("cursor does not belong to this sort");
     let (key, id) = text.split_once('|').ok_or_else(invalid)?;
-    let id: i64 = id.parse().map_err(|_| invalid())?;
+    let id = IssueId(id.parse().map_err(|_| invalid())?);
     match sort {
         Sort::Count => Ok(Cursor::Count(key.parse().map_err(|_| invalid())?, id)),
         Sort::LastSeen | Sort::FirstSeen => {
@@ -196,7 +257,7 @@ fn parse_cursor(sort: Sort, cursor: &str) -> Result<Cursor, ApiError> {
     tag = "issues",
     params(("id" = i64, Path, description = "Issue id")),
     responses(
-        (status = 200, description = "The issue", body = Issue),
+        (status = 200, description = "The issue", body = IssueView),
         (status = 400, description = "A bad id", body = ErrorBody),
         (status = 404, description = "No such issue", body = ErrorBody),
     )
@@ -204,18 +265,19 @@ fn parse_cursor(sort: Sort, cursor: &str) -> Result<Cursor, ApiError> {
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Issue>, ApiError> {
+    path: Result<Path<IssueId>, PathRejection>,
+) -> Result<Json<IssueView>, ApiError> {
     let id = path_of(path)?;
     let issue = issues::get(&state.pool, id).await?;
     issue
-        .map(Json)
+        .map(|issue| Json(issue.into()))
         .ok_or_else(|| ApiError::not_found(format!("issue {id}")))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueUpdate {
+    #[schema(schema_with = status_schema)]
     status: Status,
     /// With `resolved`: events from releases older than this one do not reopen the issue
     /// (1 to 250 characters).
@@ -266,7 +328,7 @@ fn mute_condition(until: &IgnoreUntil) -> Result<(i64, i32), ApiError> {
     params(("id" = i64, Path, description = "Issue id")),
     request_body = IssueUpdate,
     responses(
-        (status = 200, description = "The changed issue", body = Issue),
+        (status = 200, description = "The changed issue", body = IssueView),
         (status = 400, description = "A bad id or body, or fields that do not go with the status", body = ErrorBody),
         (status = 404, description = "No such issue", body = ErrorBody),
         (status = 422, description = "An `in_release` or `ignore_until` out of range", body = ErrorBody),
@@ -275,9 +337,9 @@ fn mute_condition(until: &IgnoreUntil) -> Result<(i64, i32), ApiError> {
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<IssueId>, PathRejection>,
     body: Result<Json<IssueUpdate>, JsonRejection>,
-) -> Result<Json<Issue>, ApiError> {
+) -> Result<Json<IssueView>, ApiError> {
     let id = path_of(path)?;
     let Json(update) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if update.in_release.is_some() && update.status != Status::Resolved {
@@ -300,7 +362,7 @@ async fn update(
         }
     };
     issue
-        .map(Json)
+        .map(|issue| Json(issue.into()))
         .ok_or_else(|| ApiError::not_found(format!("issue {id}")))
 }
 
@@ -321,7 +383,7 @@ async fn update(
 async fn remove(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<IssueId>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
     removed(issues::delete(&state.pool, id).await?, || {
@@ -336,7 +398,8 @@ const MAX_MERGED: usize = 100;
 #[serde(deny_unknown_fields)]
 struct MergeRequest {
     /// The issues to merge into the one in the path.
-    issues: Vec<i64>,
+    #[schema(value_type = Vec<i64>)]
+    issues: Vec<IssueId>,
 }
 
 /// Merge issues into this one: their events and counts move here, their fingerprints'
@@ -349,7 +412,7 @@ struct MergeRequest {
     params(("id" = i64, Path, description = "The issue the others merge into")),
     request_body = MergeRequest,
     responses(
-        (status = 200, description = "The merged issue", body = Issue),
+        (status = 200, description = "The merged issue", body = IssueView),
         (status = 400, description = "A bad id or body", body = ErrorBody),
         (status = 404, description = "No such issue", body = ErrorBody),
         (status = 422, description = "Nothing to merge, too many, the issue itself, an issue that does not exist or belongs to another project", body = ErrorBody),
@@ -358,9 +421,9 @@ struct MergeRequest {
 async fn merge(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<IssueId>, PathRejection>,
     body: Result<Json<MergeRequest>, JsonRejection>,
-) -> Result<Json<Issue>, ApiError> {
+) -> Result<Json<IssueView>, ApiError> {
     let target = path_of(path)?;
     let mut sources = body_of(body)?.issues;
     sources.sort_unstable();
@@ -376,7 +439,7 @@ async fn merge(
         )));
     }
     match issues::merge(&state.pool, target, &sources).await? {
-        MergeOutcome::Merged(issue) => Ok(Json(*issue)),
+        MergeOutcome::Merged(issue) => Ok(Json(IssueView::from(*issue))),
         MergeOutcome::NoSuchIssue(id) if id == target => {
             Err(ApiError::not_found(format!("issue {id}")))
         }

@@ -16,7 +16,7 @@ mod input;
 mod issues;
 mod openapi;
 mod pagination;
-mod projects;
+pub mod projects;
 mod rules;
 mod silences;
 mod stats;

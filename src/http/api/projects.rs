@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::ingest::sentry::auth::Dsn;
+use crate::model::ProjectId;
 use crate::store::projects::{self, Key, Project, ProjectChange, Retention};
 
 /// As the `projects.retention_days` CHECK says.
@@ -38,12 +39,40 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_key, revoke_key))
 }
 
-fn dsn(state: &AppState, public_key: &str, project_id: i64) -> String {
+fn dsn(state: &AppState, public_key: &str, project_id: ProjectId) -> String {
     Dsn::for_project(&state.config.public_url, public_key, project_id).to_string()
 }
 
-/// A project (DESIGN.md §3.5, the first six fields exactly as `seismo project create --json`
-/// prints them: a unit test keeps them equal) with its quota and retention.
+/// A project as DESIGN.md §3.5 shows it: what `seismo project create --json` prints, and
+/// the first six fields of the API's project.
+#[derive(Serialize)]
+pub struct ProjectSummary {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub dsn: Option<String>,
+    pub otlp_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ProjectSummary {
+    pub fn new(project: &Project, public_url: &url::Url) -> ProjectSummary {
+        let dsn = project
+            .public_key
+            .as_deref()
+            .map(|key| Dsn::for_project(public_url, key, project.id).to_string());
+        ProjectSummary {
+            id: project.id.get(),
+            slug: project.slug.clone(),
+            name: project.name.clone(),
+            dsn,
+            otlp_key: project.public_key.clone(),
+            created_at: project.created_at,
+        }
+    }
+}
+
+/// A project (DESIGN.md §3.5: the [`ProjectSummary`] fields) with its quota and retention.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Project)]
 struct ProjectView {
@@ -63,13 +92,21 @@ struct ProjectView {
 }
 
 fn view(config: &Config, project: &Project, retention: &Retention) -> ProjectView {
+    let ProjectSummary {
+        id,
+        slug,
+        name,
+        dsn,
+        otlp_key,
+        created_at,
+    } = ProjectSummary::new(project, &config.public_url);
     ProjectView {
-        id: project.id,
-        slug: project.slug.clone(),
-        name: project.name.clone(),
-        dsn: crate::cli::project::dsn(project, config),
-        otlp_key: project.public_key.clone(),
-        created_at: project.created_at,
+        id,
+        slug,
+        name,
+        dsn,
+        otlp_key,
+        created_at,
         rate_limit: project.rate_limit_per_minute,
         retention_days: retention.retention_days,
         max_events: retention.max_events,
@@ -100,7 +137,7 @@ fn key_view(state: &AppState, key: &Key) -> KeyView {
     }
 }
 
-fn project_not_found(id: i64) -> ApiError {
+fn project_not_found(id: ProjectId) -> ApiError {
     ApiError::not_found(format!("project {id}"))
 }
 
@@ -111,7 +148,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-async fn load(state: &AppState, id: i64) -> Result<ProjectView, ApiError> {
+async fn load(state: &AppState, id: ProjectId) -> Result<ProjectView, ApiError> {
     let mut conn = state
         .pool
         .acquire()
@@ -126,7 +163,7 @@ async fn load(state: &AppState, id: i64) -> Result<ProjectView, ApiError> {
     Ok(view(&state.config, &project, &retention))
 }
 
-async fn project_must_exist(state: &AppState, id: i64) -> Result<(), ApiError> {
+async fn project_must_exist(state: &AppState, id: ProjectId) -> Result<(), ApiError> {
     if projects::exists(&state.pool, id).await? {
         Ok(())
     } else {
@@ -295,7 +332,7 @@ async fn create(
 async fn show(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let id = path_of(path)?;
     Ok(Json(load(&state, id).await?))
@@ -331,7 +368,7 @@ struct ProjectPatch {
 async fn update(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
     body: Result<Json<ProjectPatch>, JsonRejection>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let id = path_of(path)?;
@@ -371,7 +408,7 @@ async fn update(
 async fn remove(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_of(path)?;
     let deleted = projects::delete(&state.pool, id).await?;
@@ -397,7 +434,7 @@ async fn remove(
 async fn list_keys(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
 ) -> Result<Json<Page<KeyView>>, ApiError> {
     let id = path_of(path)?;
     project_must_exist(&state, id).await?;
@@ -433,7 +470,7 @@ struct NewKey {
 async fn create_key(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
     body: Result<Json<NewKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let id = path_of(path)?;
@@ -474,7 +511,7 @@ struct KeyPatch {
 async fn update_key(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<(i64, i64)>, PathRejection>,
+    path: Result<Path<(ProjectId, i64)>, PathRejection>,
     body: Result<Json<KeyPatch>, JsonRejection>,
 ) -> Result<Json<KeyView>, ApiError> {
     let (id, key_id) = path_of(path)?;
@@ -508,7 +545,7 @@ async fn update_key(
 async fn revoke_key(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<(i64, i64)>, PathRejection>,
+    path: Result<Path<(ProjectId, i64)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let (id, key_id) = path_of(path)?;
     let revoked = projects::revoke_key(&state.pool, id, key_id).await?;
@@ -516,33 +553,4 @@ async fn revoke_key(
     removed(revoked, || {
         ApiError::not_found(format!("key {key_id} of project {id}"))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::project::project_json;
-    use crate::config::Sources;
-
-    #[test]
-    fn the_api_shows_a_project_as_the_cli_prints_it() {
-        let config = Config::from_sources(&Sources::default()).expect("default config");
-        let project = Project {
-            id: 4,
-            slug: "shop".to_owned(),
-            name: "Shop".to_owned(),
-            rate_limit_per_minute: Some(60),
-            created_at: Utc::now(),
-            public_key: Some("0123abcd".to_owned()),
-        };
-        let retention = Retention {
-            retention_days: 30,
-            max_events: None,
-        };
-        let api = serde_json::to_value(view(&config, &project, &retention)).expect("json");
-        let cli = project_json(&project, &config);
-        for (field, value) in cli.as_object().expect("an object") {
-            assert_eq!(&api[field], value, "{field}");
-        }
-    }
 }

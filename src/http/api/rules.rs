@@ -18,9 +18,9 @@ use super::auth::ApiToken;
 use super::input::{path_of, removed};
 use super::openapi::{one_of, one_of_or_null};
 use super::pagination::Page;
-use crate::detect::incidents::Kind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::model::{Kind, ProjectId};
 use crate::store::projects;
 use crate::store::rules::{self, NewRule, Rule, RuleChange};
 
@@ -60,7 +60,7 @@ fn view(rule: &Rule) -> RuleView {
     let reads_sensitivity = matches!(rule.kind.as_str(), "anomaly" | "error_rate");
     RuleView {
         id: rule.id,
-        project_id: rule.project_id,
+        project_id: rule.project_id.get(),
         kind: rule.kind.clone(),
         enabled: rule.enabled,
         scope: rule.scope.clone(),
@@ -91,7 +91,7 @@ fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("rule {id}"))
 }
 
-async fn project_must_exist(state: &AppState, project_id: i64) -> Result<(), ApiError> {
+async fn project_must_exist(state: &AppState, project_id: ProjectId) -> Result<(), ApiError> {
     if projects::exists(&state.pool, project_id).await? {
         Ok(())
     } else {
@@ -167,7 +167,7 @@ fn check(kind: &str, fields: &Fields) -> Result<(), ApiError> {
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
 ) -> Result<Json<Page<RuleView>>, ApiError> {
     let project_id = path_of(path)?;
     project_must_exist(&state, project_id).await?;
@@ -242,7 +242,7 @@ fn new_rule(body: RuleBody) -> Result<NewRule, ApiError> {
 async fn create(
     _token: ApiToken,
     State(state): State<AppState>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<ProjectId>, PathRejection>,
     body: Result<Json<RuleBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let project_id = path_of(path)?;

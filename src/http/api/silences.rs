@@ -16,10 +16,11 @@ use utoipa_axum::routes;
 
 use super::auth::ApiToken;
 use super::input::{body_of, check_text, path_of, removed};
+use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
-use crate::detect::incidents::Kind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::model::{IssueId, Kind, ProjectId};
 use crate::store::silences::{self, NewSilence, Phase, Silence, SilenceFilter};
 use crate::store::{issues, projects};
 
@@ -37,17 +38,47 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The silence as the API shows it, with where its window stands now.
 #[derive(Serialize, ToSchema)]
 struct SilenceView {
-    #[serde(flatten)]
-    silence: Silence,
+    id: i64,
+    project_id: i64,
+    /// Matches incidents of this kind; `null` matches any.
+    kind: Option<String>,
+    /// Matches incidents of this service; `null` matches any.
+    service: Option<String>,
+    /// Matches incidents of this issue; `null` matches any.
+    issue_id: Option<i64>,
+    comment: String,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    /// The API token that made it.
+    created_by: Option<i64>,
+    created_at: DateTime<Utc>,
     /// `pending` (not started), `active` or `expired`, as of this answer.
-    state: Phase,
+    #[schema(schema_with = phase_schema)]
+    state: &'static str,
+}
+
+fn phase_schema() -> utoipa::openapi::Object {
+    one_of(&Phase::names())
 }
 
 fn view(silence: Silence, now: DateTime<Utc>) -> SilenceView {
     SilenceView {
-        state: silence.phase(now),
-        silence,
+        state: silence.phase(now).as_str(),
+        id: silence.id,
+        project_id: silence.project_id.get(),
+        kind: silence.kind,
+        service: silence.service,
+        issue_id: silence.issue_id.map(IssueId::get),
+        comment: silence.comment,
+        starts_at: silence.starts_at,
+        ends_at: silence.ends_at,
+        created_by: silence.created_by,
+        created_at: silence.created_at,
     }
+}
+
+fn phase_filter_schema() -> utoipa::openapi::Object {
+    described(phase_schema(), "Only silences in this state now.")
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -59,8 +90,10 @@ fn not_found(id: i64) -> ApiError {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this project's silences.
-    project: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    project: Option<ProjectId>,
     /// Only silences in this state now.
+    #[param(schema_with = phase_filter_schema)]
     state: Option<Phase>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -120,13 +153,15 @@ async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSilenceBody {
-    project_id: i64,
+    #[schema(value_type = i64)]
+    project_id: ProjectId,
     /// Match incidents of this kind only.
     kind: Option<String>,
     /// Match incidents of this service only.
     service: Option<String>,
     /// Match incidents of this issue (of the project) only.
-    issue_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    issue_id: Option<IssueId>,
     /// Why (up to 4,000 characters).
     #[serde(default)]
     comment: String,

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::auth::ApiToken;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::model::ProjectId;
 use crate::store::{projects, stats};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,7 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct StatsQuery {
     /// Only this project; absent: all projects.
-    project: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    project: Option<ProjectId>,
     /// An RFC 3339 time (`2026-01-02T03:04:05Z`; send an offset's `+` as `%2B`); absent: all
     /// time.
     since: Option<String>,
@@ -132,7 +134,7 @@ async fn show(
         handling,
     } = counts;
     Ok(Json(Stats {
-        project_id: query.project,
+        project_id: query.project.map(ProjectId::get),
         since,
         detection: DetectionStats {
             probability: detection.probability(),

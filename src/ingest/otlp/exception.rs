@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::attributes::{self, Origin};
 use super::stacktrace;
-use crate::ingest::event::{plausible_timestamp, Received};
-use crate::ingest::{ErrorEvent, Exception, Level};
+use crate::ingest::received::{plausible_timestamp, Received};
+use crate::model::{ErrorEvent, Exception, Level, ProjectId};
 
 /// Exception messages and stack traces longer than these are cut (the grouping and the API
 /// do not need more; a 1 MiB stack trace is a runaway recursion).
@@ -137,7 +137,7 @@ fn time(unix_nano: u64) -> Option<DateTime<Utc>> {
 /// service make it unique instead; a message (no exception) always includes the time.
 fn event_id(
     found: &Found<'_>,
-    project_id: i64,
+    project_id: ProjectId,
     exception: Option<&Exception>,
     stacktrace: Option<&str>,
 ) -> Uuid {
@@ -146,7 +146,7 @@ fn event_id(
         hash.update((bytes.len() as u64).to_be_bytes());
         hash.update(bytes);
     };
-    part(&project_id.to_be_bytes());
+    part(&project_id.get().to_be_bytes());
     part(found.trace_id);
     part(found.span_id);
     if found.span_id.is_empty() || exception.is_none() {
@@ -192,8 +192,8 @@ mod tests {
 
     fn received() -> Received {
         Received {
-            project_id: 1,
-            source: crate::ingest::Source::OtlpHttp,
+            project_id: crate::model::ProjectId(1),
+            source: crate::model::Source::OtlpHttp,
             at: Utc::now(),
             envelope_event_id: None,
         }

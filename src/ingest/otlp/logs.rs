@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::attributes::{self, Origin};
 use super::exception::{self, Found};
-use crate::ingest::event::Received;
-use crate::ingest::{ErrorEvent, Level};
+use crate::ingest::received::Received;
+use crate::model::{ErrorEvent, Level};
 
 #[derive(Debug, Default)]
 pub struct Extracted {

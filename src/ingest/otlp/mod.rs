@@ -27,9 +27,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-use super::event::Received;
-use super::{decompress_body, ErrorEvent, Ingest, IngestError, Source};
-use crate::store::counts::SpanTally;
+use super::received::Received;
+use super::{decompress_body, Ingest, IngestError};
+use crate::model::SpanTally;
+use crate::model::{ErrorEvent, Source};
 use crate::store::projects::KeyGrant;
 
 /// How an OTLP/HTTP body is encoded, from its `Content-Type`.

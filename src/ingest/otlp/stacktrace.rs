@@ -73,7 +73,7 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-use crate::ingest::Frame;
+use crate::model::Frame;
 
 /// At most this many frames are returned, those nearest the crash (a deep recursion should
 /// not make an event huge; the frames that locate the error are the innermost ones).

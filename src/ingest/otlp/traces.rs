@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 use super::attributes::{self, Origin};
 use super::exception::{self, Found};
-use crate::ingest::event::Received;
-use crate::ingest::{ErrorEvent, Level};
-use crate::store::counts::SpanTally;
+use crate::ingest::received::Received;
+use crate::model::SpanTally;
+use crate::model::{ErrorEvent, Level};
 
 /// `Status.code` of a failed span.
 const STATUS_ERROR: i32 = 2;

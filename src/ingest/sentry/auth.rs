@@ -2,6 +2,8 @@
 //! the `sentry_key` query parameter (browsers, which cannot set headers on beacons), or the
 //! `dsn` in the envelope header. See <https://develop.sentry.dev/sdk/overview/#authentication>.
 
+use crate::model::ProjectId;
+
 /// Parses `Sentry sentry_key=abc, sentry_version=7, …` and returns the key.
 pub fn key_from_auth_header(value: &str) -> Option<String> {
     let value = value.trim();
@@ -29,7 +31,7 @@ pub fn key_from_query(query: &str) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dsn {
     pub public_key: String,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     /// The base URL the SDK sends to, e.g. `http://host:8000/prefix`.
     pub base: url::Url,
 }
@@ -46,6 +48,7 @@ impl std::str::FromStr for Dsn {
         let project_id = segments
             .pop()
             .and_then(|id| id.parse::<i64>().ok())
+            .map(ProjectId)
             .ok_or("the DSN path must end with a numeric project id")?;
         let mut base = url.clone();
         base.set_path(&segments.join("/"));
@@ -62,7 +65,7 @@ impl std::str::FromStr for Dsn {
 
 impl Dsn {
     /// The DSN of a project key on a Seismo reachable at `public_url` (which may have a path).
-    pub fn for_project(public_url: &url::Url, public_key: &str, project_id: i64) -> Dsn {
+    pub fn for_project(public_url: &url::Url, public_key: &str, project_id: ProjectId) -> Dsn {
         Dsn {
             public_key: public_key.to_owned(),
             project_id,
@@ -123,7 +126,7 @@ mod tests {
             .parse()
             .expect("valid");
         assert_eq!(dsn.public_key, "0123abcd");
-        assert_eq!(dsn.project_id, 42);
+        assert_eq!(dsn.project_id, ProjectId(42));
         assert_eq!(
             dsn.envelope_url(),
             "http://localhost:9000/sub/path/api/42/envelope/"
@@ -135,13 +138,13 @@ mod tests {
     #[test]
     fn dsn_round_trips_through_text() {
         let base = url::Url::parse("http://127.0.0.1:8000/").expect("url");
-        let dsn = Dsn::for_project(&base, "abc", 3);
+        let dsn = Dsn::for_project(&base, "abc", ProjectId(3));
         assert_eq!(dsn.to_string(), "http://abc@127.0.0.1:8000/3");
         assert_eq!(dsn.to_string().parse::<Dsn>().expect("parses"), dsn);
         let prefixed = Dsn::for_project(
             &url::Url::parse("https://seismo.example/errors").expect("url"),
             "k",
-            9,
+            ProjectId(9),
         );
         assert_eq!(prefixed.to_string(), "https://k@seismo.example/errors/9");
     }

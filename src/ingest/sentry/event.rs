@@ -13,9 +13,9 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::ingest::event::plausible_timestamp;
-use crate::ingest::event::Received;
-use crate::ingest::{ErrorEvent, Exception, Frame, Level};
+use crate::ingest::received::plausible_timestamp;
+use crate::ingest::received::Received;
+use crate::model::{ErrorEvent, Exception, Frame, Level};
 
 /// Bounds that keep one event's cost predictable; the full data stays in the payload.
 const MAX_EXCEPTIONS: usize = 32;
@@ -291,12 +291,12 @@ fn fingerprint(value: Option<&Value>) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::Source;
+    use crate::model::Source;
     use serde_json::json;
 
     fn received() -> Received {
         Received {
-            project_id: 1,
+            project_id: crate::model::ProjectId(1),
             source: Source::Sentry,
             at: Utc
                 .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)

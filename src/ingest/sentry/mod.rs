@@ -11,13 +11,15 @@ pub mod event;
 use bytes::Bytes;
 use chrono::Utc;
 
-use super::event::Received;
-use super::{decompress_body, Ack, Ingest, IngestError, Source};
+use super::received::Received;
+use super::{decompress_body, Ack, Ingest, IngestError};
+use crate::model::ProjectId;
+use crate::model::Source;
 
 /// What the HTTP layer extracted from a Sentry request.
 #[derive(Debug)]
 pub struct SentryRequest {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     /// The key from a header or the query string, if any.
     pub key: Option<String>,
     pub content_encoding: Option<String>,

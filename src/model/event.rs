@@ -1,6 +1,6 @@
 //! `ErrorEvent`: the one internal shape every source (Sentry, OTLP, native JSON) normalizes to.
 //!
-//! Everything downstream — grouping, the writer, detection, the API — reads only this type,
+//! Everything downstream — grouping, scrubbing, the writer, the API — reads only this type,
 //! so a new source is a new parser and nothing else.
 
 use std::collections::BTreeMap;
@@ -10,24 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A client clock more than this far ahead is not believed.
-const MAX_CLOCK_DRIFT_SECONDS: i64 = 60;
-/// An event claiming to be older than this is not believed either.
-const MAX_EVENT_AGE_DAYS: i64 = 30;
-
-/// The time an event says it happened, if plausible; else the time it was received. Like
-/// Sentry, this keeps a wrong client clock from scattering events (the original stays in the
-/// payload), and keeps every stored time within PostgreSQL's range.
-pub fn plausible_timestamp(
-    claimed: Option<DateTime<Utc>>,
-    received: DateTime<Utc>,
-) -> DateTime<Utc> {
-    let earliest = received - chrono::TimeDelta::days(MAX_EVENT_AGE_DAYS);
-    let latest = received + chrono::TimeDelta::seconds(MAX_CLOCK_DRIFT_SECONDS);
-    claimed
-        .filter(|t| (earliest..=latest).contains(t))
-        .unwrap_or(received)
-}
+use super::ProjectId;
 
 /// Where an event came in; also the `source` label of the ingestion metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,7 +86,7 @@ impl fmt::Display for Level {
 }
 
 /// One stack frame, as much as the source told us.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Frame {
     pub function: Option<String>,
     pub module: Option<String>,
@@ -114,7 +97,7 @@ pub struct Frame {
 
 /// One exception of a chain. Frames are ordered caller first, crashing frame last
 /// (Sentry's order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Exception {
     #[serde(rename = "type")]
     pub ty: String,
@@ -123,22 +106,11 @@ pub struct Exception {
     pub frames: Vec<Frame>,
 }
 
-/// What the request (not the payload) tells about an event.
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    pub project_id: i64,
-    pub source: Source,
-    pub at: DateTime<Utc>,
-    /// An id the request gives for the event (a Sentry envelope header's `event_id`), used
-    /// when the payload has none.
-    pub envelope_event_id: Option<Uuid>,
-}
-
 /// The normalized error event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorEvent {
     pub event_id: Uuid,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub source: Source,
     pub received_at: DateTime<Utc>,
     /// When the error happened, as the client said (falls back to `received_at`).
@@ -177,7 +149,7 @@ impl ErrorEvent {
         let now = Utc::now();
         ErrorEvent {
             event_id: Uuid::nil(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source: Source::Sentry,
             received_at: now,
             timestamp: now,
