@@ -1,0 +1,477 @@
+//! Frames from the text of a stack trace (OpenTelemetry's `exception.stacktrace`).
+//!
+//! OpenTelemetry SDKs do not send structured frames: `exception.stacktrace` is the
+//! language's own rendering of the trace. Seismo groups errors by frames, so [`parse`]
+//! turns that text back into [`Frame`]s.
+//!
+//! # Formats
+//!
+//! Each format is recognized by the lines its frames are printed on; everything else
+//! (messages, `... 12 more`, source lines, blank lines) is skipped. Each format's parser
+//! and in-app rule live in the file the table names, with their tests; this file chooses
+//! between them and holds what they share (the pattern type, captures, frame building).
+//!
+//! | format | file | frame lines | printed |
+//! |--------|------|-------------|---------|
+//! | Python | `python.rs` | `  File "/app/cart.py", line 42, in total` | caller first |
+//! | Java, Kotlin, Scala | `jvm.rs` | `\tat com.shop.Cart.total(Cart.java:42)`, also `(Native Method)`, `(Unknown Source)`, `app//` and `java.base@17/` prefixes | crash first |
+//! | .NET | `dotnet.rs` | `   at Shop.Cart.Total(Int32 id) in /src/Cart.cs:line 42`, also without ` in …` | crash first |
+//! | Node / V8 | `javascript.rs` | `    at Cart.total (/app/cart.js:42:13)`, `    at /app/cart.js:42:13` | crash first |
+//! | Firefox / Safari | `javascript.rs` | `total@https://shop.example/app.js:42:13` | crash first |
+//! | Go | `go.rs` | `main.(*Cart).Total(0xc0)` followed by `\t/app/cart.go:42 +0x1d` | crash first |
+//! | Rust | `rust.rs` | `   4: shop::cart::total` optionally followed by `at ./src/cart.rs:42:13` | crash first |
+//!
+//! The output is always caller first, crashing frame last (Sentry's order, which grouping
+//! expects), capped at the 250 frames nearest the crash.
+//!
+//! # Which format
+//!
+//! Chosen in this file (`choose`), after every format's parser has read the text. The
+//! `telemetry.sdk.language` hint is taken when it names a format and that format explains
+//! at least as many lines as any other; otherwise (no hint, unknown language, or a hint
+//! contradicted by the text, e.g. a service forwarding another service's trace) the format
+//! that explains the most lines wins, ties going to Python, Java, .NET, Node, Go, Rust in
+//! that order. Counting lines rather than trusting the first match matters because the
+//! patterns overlap: a Rust `at ./src/x.rs:1:2` line is also a valid Node location-only
+//! line, but a Rust trace has more symbol-plus-location lines than Node lines.
+//!
+//! # Chained exceptions
+//!
+//! Only the frames of the exception that was raised (the outermost) are kept, because that
+//! is what the event is about and what its title names. Each format's parser does this in
+//! its own file:
+//! - Python (`python.rs`) prints causes first, so the *last* `Traceback` block wins.
+//!   Exception groups (3.11+) print sub-exception tracebacks inside a `|` margin after the
+//!   group's own frames; those are skipped.
+//! - Java (`jvm.rs`) prints the raised exception first: frames stop at the first
+//!   `Caused by:` or `Suppressed:`.
+//! - .NET (`dotnet.rs`) nests inner exceptions inside the outer one (` ---> ` opens one,
+//!   `--- End of inner exception stack trace ---` or a trailing `<---` closes it); only
+//!   frames at nesting depth zero are kept. A truncated trace whose outer frames are
+//!   missing keeps all frames rather than none.
+//! - Node (`javascript.rs`) prints `[cause]:` / `[errors]:` properties after the stack:
+//!   frames stop there.
+//! - Go (`go.rs`) prints every goroutine with `GOTRACEBACK=all`; only the first (the
+//!   panicking one) is kept, without its `created by` line (that is where it was started,
+//!   not a caller).
+//!
+//! # In-app
+//!
+//! Grouping uses only in-app frames when there are any, so `in_app` is always set, `false`
+//! for code the application did not write. Each rule is the `…_in_app` function of its
+//! format's file:
+//! - Python (`python.rs`): paths with `site-packages`, `dist-packages`, `/lib/python3`,
+//!   `<frozen …>`, and the standard library of Windows installs (`C:\Python312\Lib\…`).
+//! - JVM (`jvm.rs`): classes of `java.`, `javax.`, `jakarta.`, `jdk.`, `sun.`, `com.sun.`,
+//!   `kotlin.`, `kotlinx.`, `scala.`, `org.springframework.`, `org.apache.`, `io.netty.`,
+//!   `reactor.`.
+//! - .NET (`dotnet.rs`): `System.` and `Microsoft.`, and methods without a type (dynamic
+//!   methods such as `lambda_method5`).
+//! - Node (`javascript.rs`): `node_modules`, `node:` core modules, `internal/`,
+//!   `<anonymous>`, frames without a file (`native`, `index 0`), and bare file names like
+//!   `events.js` (old Node core).
+//! - Go (`go.rs`): the `runtime` packages and unqualified runtime functions (`panic`),
+//!   files under GOROOT (`/usr/local/go/src/`, `/usr/lib/go`, `…/src/runtime/`) or the
+//!   module cache (`/pkg/mod/`).
+//! - Rust (`rust.rs`): the `std`, `core`, `alloc`, `backtrace`, `tokio`, `futures` crates
+//!   (and `tokio_*`, `futures_*`, `_`-prefixed ones), trait impls for their types
+//!   (`<alloc::boxed::Box<F> as …>`), symbols without a path (libc's `start_thread`,
+//!   `<unknown>`), files under `/rustc/` or cargo's registry and git checkouts.
+
+mod dotnet;
+#[cfg(test)]
+mod fixtures;
+mod go;
+mod javascript;
+mod jvm;
+mod python;
+mod rust;
+
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+
+use crate::model::Frame;
+use dotnet::parse_dotnet;
+use go::parse_go;
+use javascript::parse_node;
+use jvm::parse_java;
+use python::parse_python;
+use rust::parse_rust;
+
+/// At most this many frames are returned, those nearest the crash (a deep recursion should
+/// not make an event huge; the frames that locate the error are the innermost ones).
+const MAX_FRAMES: usize = 250;
+
+/// Frames of the stack trace text, ordered caller first and the crashing frame LAST (Sentry's
+/// order), whatever order the language prints them in. `language` is OTel's
+/// `telemetry.sdk.language` resource attribute when known ("python", "java", "nodejs", "js",
+/// "go", "rust", "dotnet", …); without it (or when it does not match), the format is detected
+/// from the text. Unrecognized text gives an empty Vec. Never panics, any input.
+pub fn parse(stacktrace: &str, language: Option<&str>) -> Vec<Frame> {
+    let lines: Vec<&str> = stacktrace.lines().collect();
+    let hint = language.and_then(Format::from_language);
+    let Some((format, mut frames)) = choose(&lines, hint) else {
+        return Vec::new();
+    };
+    if format.crash_first() {
+        frames.reverse();
+    }
+    if frames.len() > MAX_FRAMES {
+        frames.drain(..frames.len() - MAX_FRAMES);
+    }
+    frames
+}
+
+/// The text formats, in the order that breaks ties in detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Python,
+    Java,
+    DotNet,
+    Node,
+    Go,
+    Rust,
+}
+
+/// What one format's parser made of the text.
+struct Parsed {
+    /// The outermost exception's frames, in printed order.
+    frames: Vec<Frame>,
+    /// Lines of the whole text recognized as frame or location lines: the detection score.
+    matched: usize,
+}
+
+impl Format {
+    const DETECTION_ORDER: [Format; 6] = [
+        Format::Python,
+        Format::Java,
+        Format::DotNet,
+        Format::Node,
+        Format::Go,
+        Format::Rust,
+    ];
+
+    /// Maps `telemetry.sdk.language` (and a few common spellings) to a format.
+    fn from_language(language: &str) -> Option<Format> {
+        match language.trim().to_ascii_lowercase().as_str() {
+            "python" | "py" => Some(Format::Python),
+            "java" | "kotlin" | "scala" | "jvm" | "groovy" | "clojure" => Some(Format::Java),
+            "dotnet" | ".net" | "csharp" | "c#" | "fsharp" | "f#" => Some(Format::DotNet),
+            "nodejs" | "node" | "js" | "javascript" | "webjs" | "typescript" | "ts" => {
+                Some(Format::Node)
+            }
+            "go" | "golang" => Some(Format::Go),
+            "rust" => Some(Format::Rust),
+            _ => None,
+        }
+    }
+
+    fn parse(self, lines: &[&str]) -> Parsed {
+        match self {
+            Format::Python => parse_python(lines),
+            Format::Java => parse_java(lines),
+            Format::DotNet => parse_dotnet(lines),
+            Format::Node => parse_node(lines),
+            Format::Go => parse_go(lines),
+            Format::Rust => parse_rust(lines),
+        }
+    }
+
+    /// Whether the language prints the crashing frame first (everything but Python).
+    fn crash_first(self) -> bool {
+        self != Format::Python
+    }
+}
+
+/// Runs every parser and keeps the one that explains the most lines; the hinted format
+/// wins ties, then [`Format::DETECTION_ORDER`]. `None` when no format matches a line.
+fn choose(lines: &[&str], hint: Option<Format>) -> Option<(Format, Vec<Frame>)> {
+    let mut best: Option<(Format, Parsed)> = None;
+    for format in Format::DETECTION_ORDER {
+        let parsed = format.parse(lines);
+        if parsed.matched == 0 {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some((_, current)) => {
+                parsed.matched > current.matched
+                    || (parsed.matched == current.matched && hint == Some(format))
+            }
+        };
+        if better {
+            best = Some((format, parsed));
+        }
+    }
+    best.map(|(format, parsed)| (format, parsed.frames))
+}
+
+// ---------------------------------------------------------------------------------------
+// Patterns, captures and frames: what every format's parser shares
+// ---------------------------------------------------------------------------------------
+
+/// A regex compiled on first use. `Regex::new` of these constants cannot fail (each format's
+/// `patterns_compile` test checks its own); were one to fail it would be `None` and match
+/// nothing, which keeps this module free of panics.
+type Pattern = LazyLock<Option<Regex>>;
+
+macro_rules! pattern {
+    ($re:expr) => {
+        ::std::sync::LazyLock::new(|| ::regex::Regex::new($re).ok())
+    };
+}
+// A `macro_rules!` is otherwise visible only below it in this file: this lets each format's
+// file import it by path.
+use pattern;
+
+fn captures<'t>(pattern: &Pattern, line: &'t str) -> Option<Captures<'t>> {
+    pattern.as_ref()?.captures(line)
+}
+
+fn matches(pattern: &Pattern, line: &str) -> bool {
+    pattern.as_ref().is_some_and(|re| re.is_match(line))
+}
+
+fn group<'t>(caps: &Captures<'t>, name: &str) -> Option<&'t str> {
+    caps.name(name)
+        .map(|m| m.as_str())
+        .filter(|text| !text.is_empty())
+}
+
+/// A line number; `None` when absent or out of range (never a panic on "99999999999").
+fn number(caps: &Captures<'_>, name: &str) -> Option<u32> {
+    group(caps, name).and_then(|text| text.parse().ok())
+}
+
+fn frame(
+    function: Option<&str>,
+    module: Option<&str>,
+    filename: Option<&str>,
+    lineno: Option<u32>,
+) -> Frame {
+    let owned = |text: Option<&str>| text.filter(|t| !t.is_empty()).map(str::to_owned);
+    Frame {
+        function: owned(function),
+        module: owned(module),
+        filename: owned(filename),
+        lineno,
+        in_app: None,
+    }
+}
+
+/// Splits `pkg.Class.method` at the last dot. .NET constructors keep their leading dot
+/// (`Shop.Cart..ctor` is `Shop.Cart` + `.ctor`).
+fn split_last_dot(qualified: &str) -> (Option<&str>, &str) {
+    let Some(dot) = qualified.rfind('.') else {
+        return (None, qualified);
+    };
+    let dot = if qualified[..dot].ends_with('.') {
+        dot - 1
+    } else {
+        dot
+    };
+    if dot == 0 {
+        return (None, qualified);
+    }
+    (Some(&qualified[..dot]), &qualified[dot + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{f, FIXTURES};
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn detection_without_hint_picks_every_fixture_format() {
+        for (name, text, format, _) in FIXTURES {
+            let chosen = choose(&text.lines().collect::<Vec<_>>(), None).map(|(f, _)| f);
+            assert_eq!(chosen, Some(format), "fixture {name}");
+            assert_eq!(
+                parse(text, None),
+                parse(text, Some(format_language(format))),
+                "fixture {name}"
+            );
+            assert!(!parse(text, None).is_empty(), "fixture {name}");
+        }
+    }
+
+    fn format_language(format: Format) -> &'static str {
+        match format {
+            Format::Python => "python",
+            Format::Java => "java",
+            Format::DotNet => "dotnet",
+            Format::Node => "nodejs",
+            Format::Go => "go",
+            Format::Rust => "rust",
+        }
+    }
+
+    #[test]
+    fn hints_map_to_formats() {
+        for (name, text, format, language) in FIXTURES {
+            assert_eq!(
+                Format::from_language(language),
+                Some(format),
+                "fixture {name}"
+            );
+            assert_eq!(
+                parse(text, Some(language)),
+                parse(text, None),
+                "fixture {name}"
+            );
+        }
+        assert_eq!(Format::from_language(" Java "), Some(Format::Java));
+        assert_eq!(Format::from_language("js"), Some(Format::Node));
+        assert_eq!(Format::from_language("ruby"), None);
+    }
+
+    #[test]
+    fn wrong_or_unknown_hint_falls_back_to_detection() {
+        for (name, text, _, _) in FIXTURES {
+            let detected = parse(text, None);
+            for language in [
+                "python", "java", "dotnet", "nodejs", "go", "rust", "ruby", "",
+            ] {
+                assert_eq!(
+                    parse(text, Some(language)),
+                    detected,
+                    "{name} with {language:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hint_breaks_ties() {
+        // One V8 location-only line and one Rust symbol line: one line each.
+        let text = "    at /app/x.js:1:2\n   0: shop::main\n";
+        let lines: Vec<&str> = text.lines().collect();
+        let chosen = |hint| choose(&lines, hint).map(|(format, _)| format);
+        assert_eq!(chosen(None), Some(Format::Node), "detection order");
+        assert_eq!(chosen(Some(Format::Rust)), Some(Format::Rust));
+        assert_eq!(
+            chosen(Some(Format::Go)),
+            Some(Format::Node),
+            "Go matches nothing"
+        );
+    }
+
+    #[test]
+    fn unrecognized_text_gives_nothing() {
+        assert!(parse("", None).is_empty());
+        assert!(parse("KeyError: 'x'", Some("python")).is_empty());
+        assert!(parse("something went wrong\n\n  really wrong\n", None).is_empty());
+        assert!(parse("Traceback (most recent call last):\n", None).is_empty());
+    }
+
+    #[test]
+    fn caps_at_250_frames_nearest_the_crash() {
+        let mut text = String::from("Traceback (most recent call last):\n");
+        for i in 1..=1000 {
+            text.push_str(&format!("  File \"/app/r.py\", line {i}, in f\n    f()\n"));
+        }
+        text.push_str("RecursionError: maximum recursion depth exceeded\n");
+        let frames = parse(&text, None);
+        assert_eq!(frames.len(), MAX_FRAMES);
+        assert_eq!(frames[0].lineno, Some(751));
+        assert_eq!(
+            frames[MAX_FRAMES - 1].lineno,
+            Some(1000),
+            "the crash stays last"
+        );
+
+        let mut text = String::from("java.lang.StackOverflowError\n");
+        for i in 1..=1000 {
+            text.push_str(&format!("\tat com.shop.R.f(R.java:{i})\n"));
+        }
+        let frames = parse(&text, None);
+        assert_eq!(frames.len(), MAX_FRAMES);
+        assert_eq!(
+            frames[MAX_FRAMES - 1].lineno,
+            Some(1),
+            "the crash stays last"
+        );
+    }
+
+    #[test]
+    fn huge_line_numbers_are_dropped_not_panics() {
+        let frames = parse("\tat a.B.c(B.java:99999999999)\n", None);
+        assert_eq!(
+            frames,
+            [f(Some("c"), Some("a.B"), Some("B.java"), None, true)]
+        );
+    }
+
+    /// Lines of every fixture: material for the line-mixing property test.
+    fn fixture_lines() -> Vec<&'static str> {
+        FIXTURES
+            .iter()
+            .flat_map(|(_, text, _, _)| text.lines())
+            .collect()
+    }
+
+    /// A real line cut at a random character and glued to random text.
+    fn mangled_line() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(fixture_lines()),
+            0usize..200,
+            ".{0,12}",
+            any::<bool>(),
+        )
+            .prop_map(|(line, cut, junk, junk_first)| {
+                let kept: String = line.chars().take(cut).collect();
+                if junk_first {
+                    format!("{junk}{kept}")
+                } else {
+                    format!("{kept}{junk}")
+                }
+            })
+    }
+
+    fn language() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof![
+            prop::sample::select(vec!["python", "java", "dotnet", "nodejs", "go", "rust"])
+                .prop_map(str::to_owned),
+            ".{0,8}",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(text in any::<String>(), language in language()) {
+            let frames = parse(&text, language.as_deref());
+            prop_assert!(frames.len() <= MAX_FRAMES);
+        }
+
+        #[test]
+        fn never_panics_on_pieces_of_real_traces(
+            lines in prop::collection::vec(
+                prop_oneof![
+                    3 => prop::sample::select(fixture_lines()).prop_map(str::to_owned),
+                    2 => mangled_line(),
+                ],
+                0..80,
+            ),
+            separator in prop::sample::select(vec!["\n", "\r\n", "\n\n"]),
+            language in language(),
+        ) {
+            let text = lines.join(separator);
+            let frames = parse(&text, language.as_deref());
+            prop_assert!(frames.len() <= MAX_FRAMES);
+            for frame in &frames {
+                prop_assert!(frame.in_app.is_some());
+            }
+        }
+
+        #[test]
+        fn repeated_real_frames_are_capped(
+            line in prop::sample::select(fixture_lines()),
+            count in 0usize..600,
+        ) {
+            let text = format!("{line}\n").repeat(count);
+            prop_assert!(parse(&text, None).len() <= MAX_FRAMES);
+        }
+    }
+}
