@@ -238,12 +238,13 @@ impl Metrics {
         self.items_received.with_label_values(&[label]).inc();
     }
 
-    /// Counts OTLP records of a signal by result (accepted, rejected, ignored).
-    pub fn count_otlp(&self, signal: crate::ingest::otlp::Signal, result: &str, n: i64) {
+    /// Counts OTLP records of a signal (`logs`, `traces`, `metrics`) by result (accepted,
+    /// rejected, ignored).
+    pub fn count_otlp(&self, signal: &str, result: &str, n: i64) {
         if let Ok(n) = u64::try_from(n) {
             if n > 0 {
                 self.otlp_records
-                    .with_label_values(&[signal.as_str(), result])
+                    .with_label_values(&[signal, result])
                     .inc_by(n);
             }
         }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::{database, load_config};
 use crate::config::Config;
+use crate::store;
 
 pub async fn run(
     file: Option<&std::path::Path>,
@@ -30,9 +31,7 @@ pub async fn run(
 async fn check_database(config: &Config) -> bool {
     match database::open(config).await {
         Ok(database) => {
-            let version: Result<String, _> = sqlx::query_scalar("SHOW server_version")
-                .fetch_one(&database.pool)
-                .await;
+            let version = store::server_version(&database.pool).await;
             println!(
                 "database: ok (PostgreSQL {}, schema up to date)",
                 version.unwrap_or_default()

@@ -7,7 +7,8 @@ use anyhow::Context;
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::store::{self, embedded::EmbeddedPostgres};
+use crate::pg_runner::EmbeddedPostgres;
+use crate::store;
 
 /// The embedded cluster's database.
 const EMBEDDED_DATABASE: &str = "seismo";

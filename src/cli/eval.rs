@@ -1,5 +1,5 @@
 //! `seismo eval nab | csv | synthetic`: the detector replayed offline. No database, no
-//! config: these read files, call `detect::eval`, and print a table (or JSON).
+//! config: these read files, call `eval`, and print a table (or JSON).
 
 use std::path::{Path, PathBuf};
 
@@ -7,10 +7,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::detect::anomaly::Sensitivity;
-use crate::detect::eval::csv_replay::Recorded;
-use crate::detect::eval::nab::{self, Mode};
-use crate::detect::eval::scorer::Outcome;
-use crate::detect::eval::synthetic::{self, AlertRule, Metrics, Settings};
+use crate::eval::csv_replay::Recorded;
+use crate::eval::nab::{self, Mode};
+use crate::eval::scorer::Outcome;
+use crate::eval::synthetic::{self, AlertRule, Metrics, Settings};
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {

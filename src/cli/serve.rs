@@ -15,9 +15,9 @@ use super::{database, project};
 use crate::app::App;
 use crate::config::Config;
 use crate::detect::worker::{Settings, Worker};
+use crate::http::{self, grpc};
 use crate::store::projects::{self, Project};
 use crate::store::retention;
-use crate::{grpc, http};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let database = database::open(&config).await?;

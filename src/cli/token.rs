@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 use super::database;
 use crate::config::Config;
+use crate::http::api::tokens::TokenView;
 use crate::store::tokens::{self, Scope, TokenInfo};
 
 #[derive(Debug, Subcommand)]
@@ -61,7 +62,8 @@ async fn create(pool: &sqlx::PgPool, name: &str, scope: &str, json: bool) -> any
 async fn list(pool: &sqlx::PgPool, json: bool) -> anyhow::Result<()> {
     let tokens = tokens::list(pool).await?;
     if json {
-        println!("{}", serde_json::to_string(&tokens)?);
+        let views: Vec<TokenView> = tokens.iter().cloned().map(TokenView::from).collect();
+        println!("{}", serde_json::to_string(&views)?);
         return Ok(());
     }
     println!("id\tname\tscope\tcreated\tlast used\trevoked");

@@ -18,15 +18,14 @@
 //!  incidents  open → recovering → resolved | escalated; the JSON the API and outbox carry
 //! ```
 //!
-//! `anomaly`, `engine`, `incidents`, `tail` and `threshold` are pure: given the same points they make the
-//! same decisions, so `seismo eval` ([`replay`], [`eval`]) runs exactly the production code
-//! over recorded series (NAB, a CSV, seeded synthetic streams).
+//! `anomaly`, `engine`, `incidents`, `tail` and `threshold` are pure: given the same points
+//! they make the same decisions, so `seismo eval` (the `eval` module, which depends on this
+//! core and never the other way) runs exactly the production code over recorded series
+//! (NAB, a CSV, seeded synthetic streams).
 
 pub mod anomaly;
 pub mod engine;
-pub mod eval;
 pub mod incidents;
-pub mod replay;
 pub mod series;
 pub mod tail;
 pub mod threshold;

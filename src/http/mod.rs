@@ -7,6 +7,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod grpc;
 pub mod health;
 pub mod native;
 pub mod otlp;

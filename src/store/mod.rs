@@ -10,7 +10,6 @@
 pub mod batch;
 pub mod counts;
 pub mod detector;
-pub mod embedded;
 pub mod events;
 pub mod incidents;
 pub mod issues;
@@ -105,6 +104,13 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::migrate!("./migrations").run(pool).await?;
     Ok(())
+}
+
+/// The server's version string (`seismo check` shows it).
+pub async fn server_version(pool: &PgPool) -> Result<String, StoreError> {
+    Ok(sqlx::query_scalar("SHOW server_version")
+        .fetch_one(pool)
+        .await?)
 }
 
 /// True when `SELECT 1` answers: what `/readyz` reports.

@@ -3,7 +3,7 @@
 //! about any stored token's bytes).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
@@ -17,9 +17,7 @@ fn digest(token: &str) -> Vec<u8> {
 }
 
 /// What a token may do; each scope includes the ones before it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Read anything (GET).
@@ -31,6 +29,13 @@ pub enum Scope {
 }
 
 impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Admin];
+
+    /// Every scope's name, as the API, the CLI and the database spell it.
+    pub fn names() -> [&'static str; 3] {
+        Scope::ALL.map(Scope::as_str)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
@@ -57,12 +62,10 @@ pub struct Grant {
 }
 
 /// A token as it is listed: everything but the token itself, which is never stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[schema(as = Token)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
-    #[schema(value_type = Scope)]
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,

@@ -15,7 +15,8 @@ use proptest::prelude::{any, prop, prop_oneof, BoxedStrategy, Just};
 use proptest::strategy::Strategy;
 use seismo::app::App;
 use seismo::config::{Config, Sources};
-use seismo::store::{self, embedded::EmbeddedPostgres, projects, projects::Project};
+use seismo::pg_runner::EmbeddedPostgres;
+use seismo::store::{self, projects, projects::Project};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{watch, OnceCell};
@@ -180,7 +181,7 @@ impl TestApp {
         let server = tokio::spawn(async move {
             let mut stopped = stop.clone();
             let grpc = tokio::spawn(async move {
-                let _ = seismo::grpc::serve(grpc_app, grpc_listener, async move {
+                let _ = seismo::http::grpc::serve(grpc_app, grpc_listener, async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await;

@@ -15,6 +15,7 @@ mod cli;
 mod detect;
 mod eval;
 mod harness;
+mod layers;
 mod openapi;
 mod otlp;
 mod outage;

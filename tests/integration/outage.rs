@@ -4,7 +4,7 @@
 //! are in the database when it returns.
 
 use crate::harness::{python_exception, TestApp};
-use seismo::store::embedded::EmbeddedPostgres;
+use seismo::pg_runner::EmbeddedPostgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_answered_with_503_and_loses_nothing_acknowledged() {

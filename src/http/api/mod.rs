@@ -20,7 +20,7 @@ pub mod projects;
 mod rules;
 mod silences;
 mod stats;
-mod tokens;
+pub mod tokens;
 
 use axum::Router;
 use utoipa::OpenApi;

@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::auth::ApiToken;
 use super::input::{body_of, check_text, path_of, removed};
+use super::openapi::{one_of, one_of_or_null};
 use super::pagination::Page;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
@@ -32,14 +34,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/api/v1/tokens",
     operation_id = "list_tokens",
     tag = "tokens",
-    responses((status = 200, description = "Every token, in one page", body = Page<TokenInfo>))
+    responses((status = 200, description = "Every token, in one page", body = Page<TokenView>))
 )]
 async fn list(
     _token: ApiToken,
     State(state): State<AppState>,
-) -> Result<Json<Page<TokenInfo>>, ApiError> {
+) -> Result<Json<Page<TokenView>>, ApiError> {
     // Tokens are few (people and scripts, not data): one page.
     let items = tokens::list(&state.pool).await?;
+    let items = items.into_iter().map(TokenView::from).collect();
     Ok(Json(Page {
         items,
         next_cursor: None,
@@ -52,14 +55,49 @@ struct NewToken {
     /// Who or what uses it (1 to 200 characters).
     name: String,
     /// `read`, `write` or `admin`; admin when absent, as `seismo token create`.
+    #[schema(schema_with = scope_or_null_schema)]
     scope: Option<Scope>,
+}
+
+/// A token as it is listed: everything but the token itself, which is never stored.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    #[schema(schema_with = scope_schema)]
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenInfo> for TokenView {
+    fn from(info: TokenInfo) -> TokenView {
+        TokenView {
+            id: info.id,
+            name: info.name,
+            scope: info.scope,
+            created_at: info.created_at,
+            last_used_at: info.last_used_at,
+            revoked_at: info.revoked_at,
+        }
+    }
+}
+
+fn scope_schema() -> utoipa::openapi::Object {
+    one_of(&Scope::names())
+}
+
+fn scope_or_null_schema() -> utoipa::openapi::Object {
+    one_of_or_null(&Scope::names())
 }
 
 /// The created token's row with its text, shown this once.
 #[derive(Serialize, ToSchema)]
 struct CreatedToken {
     #[serde(flatten)]
-    info: TokenInfo,
+    info: TokenView,
     /// `Authorization: Bearer <token>`; Seismo keeps only its hash.
     token: String,
 }
@@ -87,7 +125,7 @@ async fn create(
     check_text("name", name, 1, MAX_NAME_CHARS)?;
     let created = tokens::create(&state.pool, name, new.scope.unwrap_or(Scope::Admin)).await?;
     let body = CreatedToken {
-        info: created.info,
+        info: created.info.into(),
         token: created.token,
     };
     Ok((StatusCode::CREATED, Json(body)))

@@ -144,7 +144,9 @@ pub async fn export_metrics(
 ) -> Result<Exported, IngestError> {
     decompress_body(request.content_encoding, request.body).await?;
     ingest.authorize(request.key.as_deref(), None).await?;
-    ingest.metrics().count_otlp(Signal::Metrics, "ignored", 1);
+    ingest
+        .metrics()
+        .count_otlp(Signal::Metrics.as_str(), "ignored", 1);
     Ok(Exported::default())
 }
 
@@ -227,8 +229,12 @@ async fn store(
 }
 
 fn count(ingest: &Ingest, signal: Signal, accepted: i64, rejected: i64) {
-    ingest.metrics().count_otlp(signal, "accepted", accepted);
-    ingest.metrics().count_otlp(signal, "rejected", rejected);
+    ingest
+        .metrics()
+        .count_otlp(signal.as_str(), "accepted", accepted);
+    ingest
+        .metrics()
+        .count_otlp(signal.as_str(), "rejected", rejected);
 }
 
 fn exported(rejected: i64, what: &str) -> Exported {

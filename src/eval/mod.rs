@@ -1,12 +1,12 @@
 //! Offline evaluation of the detector (`seismo eval`): the production detector
-//! ([`super::replay::scores`]) run over recorded or generated series, and scored.
+//! ([`replay::scores`]) run over recorded or generated series, and scored.
 //!
 //! ```text
 //!  NAB corpus (data/, labels/, config/)   recorded CSV            synthetic generator
 //!    │ corpus: rows, windows, profiles      │ csv_replay: parse      │ synthetic: seeded counts
 //!    │                                      │                        │ + labelled anomalies
 //!    ▼                                      ▼                        ▼
-//!  detect::replay::scores ── one anomaly score in [0, 1] per point, the code production runs
+//!  replay::scores ── one anomaly score in [0, 1] per point, the code production runs
 //!    │                                      │                        │
 //!    ▼                                      ▼                        ▼
 //!  nab: results in NAB layout,            CSV + scores,           episodes: alert episodes →
@@ -23,6 +23,7 @@ pub mod csv_replay;
 pub mod episodes;
 pub mod nab;
 mod parallel;
+pub mod replay;
 pub mod sampling;
 pub mod scorer;
 pub mod synthetic;

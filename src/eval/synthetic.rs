@@ -31,9 +31,9 @@ use serde::Serialize;
 
 use super::episodes::{self, median, ratio};
 use super::parallel;
+use super::replay;
 use super::sampling;
 use crate::detect::anomaly::Sensitivity;
-use crate::detect::replay;
 use crate::detect::series::{Point, ValueKind};
 
 /// Minutes in a day: one bucket per minute.

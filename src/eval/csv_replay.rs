@@ -15,8 +15,8 @@ use chrono::DateTime;
 use serde::Serialize;
 
 use super::episodes;
+use super::replay;
 use crate::detect::anomaly::Sensitivity;
-use crate::detect::replay;
 use crate::detect::series::{Point, ValueKind};
 
 #[derive(Debug, thiserror::Error, PartialEq)]

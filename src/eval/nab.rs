@@ -26,9 +26,9 @@ use serde::Serialize;
 
 use super::corpus::{self, Corpus, DataFile, NabError};
 use super::parallel;
+use super::replay;
 use super::scorer::{probation_length, FileParts, Outcome, Sweep};
 use crate::detect::anomaly::Sensitivity;
-use crate::detect::replay;
 use crate::detect::series::ValueKind;
 
 /// The category whose files are counts (mentions per 5 minutes), like error counts.

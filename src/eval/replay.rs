@@ -1,8 +1,8 @@
 //! Offline replay: the production detector over a recorded series, one point at a time,
 //! exactly as the engine steps a live series (same state, same seasonality, same decision).
 
-use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, RESOLUTION_SHARE};
-use super::series::{Point, ValueKind};
+use crate::detect::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, RESOLUTION_SHARE};
+use crate::detect::series::{Point, ValueKind};
 
 /// What the replay may know beyond the points themselves.
 #[derive(Debug, Clone, Default)]
