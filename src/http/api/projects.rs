@@ -45,12 +45,14 @@ fn dsn(state: &AppState, public_key: &str, project_id: ProjectId) -> String {
 
 /// A project as DESIGN.md §3.5 shows it: what `seismo project create --json` prints, and
 /// the first six fields of the API's project.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProjectSummary {
     pub id: i64,
     pub slug: String,
     pub name: String,
+    /// For Sentry SDKs; `null` when every key is revoked.
     pub dsn: Option<String>,
+    /// The key OTLP exporters send in `x-seismo-key`; `null` when every key is revoked.
     pub otlp_key: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -76,14 +78,8 @@ impl ProjectSummary {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Project)]
 struct ProjectView {
-    id: i64,
-    slug: String,
-    name: String,
-    /// For Sentry SDKs; `null` when every key is revoked.
-    dsn: Option<String>,
-    /// The key OTLP exporters send in `x-seismo-key`; `null` when every key is revoked.
-    otlp_key: Option<String>,
-    created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    summary: ProjectSummary,
     /// Events per minute ingestion accepts; `null`: no limit.
     rate_limit: Option<i32>,
     retention_days: i32,
@@ -92,21 +88,8 @@ struct ProjectView {
 }
 
 fn view(config: &Config, project: &Project, retention: &Retention) -> ProjectView {
-    let ProjectSummary {
-        id,
-        slug,
-        name,
-        dsn,
-        otlp_key,
-        created_at,
-    } = ProjectSummary::new(project, &config.public_url);
     ProjectView {
-        id,
-        slug,
-        name,
-        dsn,
-        otlp_key,
-        created_at,
+        summary: ProjectSummary::new(project, &config.public_url),
         rate_limit: project.rate_limit_per_minute,
         retention_days: retention.retention_days,
         max_events: retention.max_events,
