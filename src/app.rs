@@ -1,5 +1,5 @@
 //! `App`: everything one Seismo process shares — config, database pool, metrics, the
-//! ingestion service and its writer. Built once by `seismo serve` (and by tests).
+//! ingestion service, its writer and its spool. Built once by `seismo serve` (and by tests).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::store::spool::{Spool, SpoolError};
 use crate::store::writer::{Writer, WriterSettings, WriterTasks};
 
 pub struct App {
@@ -15,25 +16,35 @@ pub struct App {
     pub pool: PgPool,
     pub metrics: Arc<Metrics>,
     pub ingest: Ingest,
+    /// Where acknowledged events wait while PostgreSQL is unreachable (none when `off`).
+    pub spool: Option<Spool>,
 }
 
 impl App {
-    /// Starts the writer and returns the app with the writer's tasks. Drop every `App`
-    /// clone, then join the tasks, to flush the last batches.
-    pub fn start(config: Config, pool: PgPool) -> (Arc<App>, WriterTasks) {
+    /// Opens the spool, starts the writer (and the spool's replayer) and returns the app with
+    /// the writer's tasks. Drop every `App` clone, then join the tasks, to flush the last
+    /// batches.
+    pub fn start(config: Config, pool: PgPool) -> Result<(Arc<App>, WriterTasks), SpoolError> {
         let metrics = Arc::new(Metrics::new());
+        let spool = config
+            .spool_dir
+            .as_deref()
+            .map(|dir| Spool::open(dir, config.spool_max_bytes, metrics.clone()))
+            .transpose()?;
         let settings = WriterSettings {
             queue_capacity: config.writer_queue_capacity,
             batch_size: config.writer_batch_size,
             concurrency: config.writer_concurrency,
+            spool_after: config.spool_after,
         };
-        let (writer, tasks) = Writer::start(&pool, settings, metrics.clone());
+        let (writer, tasks) = Writer::start(&pool, settings, metrics.clone(), spool.clone());
         let app = App {
             ingest: Ingest::new(pool.clone(), writer, metrics.clone()),
             config,
             pool,
             metrics,
+            spool,
         };
-        (Arc::new(app), tasks)
+        Ok((Arc::new(app), tasks))
     }
 }

@@ -72,7 +72,13 @@ pub struct Config {
     pub mail_from: Option<String>,
     pub webhook_allow_cidrs: Vec<String>,
     pub data_dir: PathBuf,
-    pub spool_dir: PathBuf,
+    /// Where acknowledged events wait while PostgreSQL is unreachable; `None`: no spool
+    /// (`off`), and ingestion answers 503 then.
+    pub spool_dir: Option<PathBuf>,
+    /// The most the spool may hold on disk; beyond it ingestion answers 503.
+    pub spool_max_bytes: u64,
+    /// How long a request waits for its COMMIT before its events go to the spool.
+    pub spool_after: std::time::Duration,
     pub log: String,
     pub log_format: LogFormat,
     pub grafana_url: Option<Url>,
@@ -96,6 +102,8 @@ const KEYS: &[&str] = &[
     "webhook_allow_cidrs",
     "data_dir",
     "spool_dir",
+    "spool_max_bytes",
+    "spool_after_ms",
     "log",
     "log_format",
     "grafana_url",
@@ -188,10 +196,11 @@ impl Config {
             None => http_url("public_url", &format!("http://{listen}"))?,
         };
         let data_dir = PathBuf::from(sources.get("data_dir").unwrap_or("./seismo-data"));
-        let spool_dir = sources
-            .get("spool_dir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("spool"));
+        let spool_dir = match sources.get("spool_dir") {
+            Some(text) if text.eq_ignore_ascii_case("off") => None,
+            Some(text) => Some(PathBuf::from(text)),
+            None => Some(data_dir.join("spool")),
+        };
         Ok(Config {
             database_url: optional_secret_url(
                 sources,
@@ -207,6 +216,10 @@ impl Config {
             webhook_allow_cidrs: cidrs(sources)?,
             data_dir,
             spool_dir,
+            spool_max_bytes: positive(sources, "spool_max_bytes", 1 << 30)? as u64,
+            spool_after: std::time::Duration::from_millis(
+                positive(sources, "spool_after_ms", 2000)? as u64,
+            ),
             log: sources.get("log").unwrap_or("info").to_owned(),
             log_format: log_format(sources)?,
             grafana_url: sources
@@ -381,7 +394,8 @@ mod tests {
         );
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8000/");
         assert!(c.database_url.is_none());
-        assert_eq!(c.spool_dir, PathBuf::from("./seismo-data/spool"));
+        assert_eq!(c.spool_dir, Some(PathBuf::from("./seismo-data/spool")));
+        assert_eq!(c.spool_max_bytes, 1 << 30);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! several apps in one process do not see each other's counts.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 
@@ -24,6 +24,10 @@ pub struct Metrics {
     pub incidents_opened: IntCounterVec,
     pub detector_series: IntGauge,
     pub detection_tick_duration: Histogram,
+    pub spool_bytes: IntGauge,
+    pub spool_records: IntGauge,
+    pub spool_corrupt_records: IntCounter,
+    pub spool_replay_lag: Gauge,
     pub retention_partitions_dropped: IntCounter,
     pub retention_events_removed: IntCounterVec,
     /// The three probabilities of DESIGN.md §5 over all projects and all time. Each has no
@@ -157,6 +161,26 @@ impl Metrics {
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             )
             .expect("static metric"),
+            spool_bytes: IntGauge::new(
+                "spool_bytes",
+                "Bytes of acknowledged batches waiting in the local spool for the database",
+            )
+            .expect("static metric"),
+            spool_records: IntGauge::new(
+                "spool_records",
+                "Batches (one per request) waiting in the local spool for the database",
+            )
+            .expect("static metric"),
+            spool_corrupt_records: IntCounter::new(
+                "spool_corrupt_records_total",
+                "Spool records found damaged (checksum, torn write, garbage) and skipped",
+            )
+            .expect("static metric"),
+            spool_replay_lag: Gauge::new(
+                "spool_replay_lag_seconds",
+                "Age of the oldest batch waiting in the spool; 0 when it is empty",
+            )
+            .expect("static metric"),
             retention_partitions_dropped: IntCounter::new(
                 "retention_partitions_dropped_total",
                 "Daily event partitions dropped because every project's retention had passed them",
@@ -215,6 +239,10 @@ impl Metrics {
             Box::new(self.incidents_opened.clone()),
             Box::new(self.detector_series.clone()),
             Box::new(self.detection_tick_duration.clone()),
+            Box::new(self.spool_bytes.clone()),
+            Box::new(self.spool_records.clone()),
+            Box::new(self.spool_corrupt_records.clone()),
+            Box::new(self.spool_replay_lag.clone()),
             Box::new(self.retention_partitions_dropped.clone()),
             Box::new(self.retention_events_removed.clone()),
             Box::new(self.detection_probability.clone()),
@@ -236,6 +264,15 @@ impl Metrics {
             .copied()
             .unwrap_or("other");
         self.items_received.with_label_values(&[label]).inc();
+    }
+
+    /// Counts `n` events that ended in `outcome` for `reason` (see `ingest::outcome`).
+    pub fn count_outcome(&self, source: &str, outcome: &str, reason: &str, n: u64) {
+        if n > 0 {
+            self.events_received
+                .with_label_values(&[source, outcome, reason])
+                .inc_by(n);
+        }
     }
 
     /// Counts OTLP records of a signal (`logs`, `traces`, `metrics`) by result (accepted,

@@ -134,6 +134,14 @@ impl EmbeddedPostgres {
         Ok(embedded)
     }
 
+    /// Starts the server again after [`EmbeddedPostgres::stop`], on the same port, so clients
+    /// holding its address reconnect (what an outage that ends looks like to them).
+    pub async fn restart(&mut self) -> Result<(), EmbeddedError> {
+        self.tools.pg_ctl_start(&self.data_dir, self.port).await?;
+        self.stopped = false;
+        wait_for_tcp(self.port).await
+    }
+
     /// `postgres://postgres@127.0.0.1:<port>/<database>`
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{}", self.port, database)

@@ -43,6 +43,7 @@ use crate::store::detector::{self as stored, StoredSeries};
 use crate::store::incidents::{self as incident_store, NewIncident};
 use crate::store::issues::{self, Moment};
 use crate::store::rules::{self as rule_store, Rule};
+use crate::store::spool::{watermarks, Spool};
 use crate::store::StoreError;
 
 /// Projects are spread over this many shards; each shard is leased to one process.
@@ -114,6 +115,8 @@ pub struct Worker {
     settings: Settings,
     holder: Uuid,
     runs: HashMap<ProjectId, ProjectRun>,
+    /// This process's spool: the minutes its waiting batches belong to are not decided yet.
+    spool: Option<Spool>,
 }
 
 impl Worker {
@@ -124,7 +127,14 @@ impl Worker {
             settings,
             holder: Uuid::new_v4(),
             runs: HashMap::new(),
+            spool: None,
         }
+    }
+
+    /// Holds decisions back while this process's spool has batches waiting.
+    pub fn with_spool(mut self, spool: Option<Spool>) -> Worker {
+        self.spool = spool;
+        self
     }
 
     /// Runs passes until `stop` turns true, then gives the leases back.
@@ -151,7 +161,9 @@ impl Worker {
         let shards = stored::claim_shards(&self.pool, self.holder, SHARDS, lease).await?;
         let projects = stored::projects_in(&self.pool, &shards, SHARDS).await?;
         self.runs.retain(|id, _| projects.contains(id));
-        let through = last_closed_bucket(now, self.settings.grace);
+        let through = self
+            .hold_back(last_closed_bucket(now, self.settings.grace))
+            .await?;
         let mut pass = Pass {
             projects: projects.len(),
             ..Pass::default()
@@ -526,6 +538,20 @@ impl Worker {
             opened,
             resolved,
         }))
+    }
+}
+
+impl Worker {
+    /// The last bucket this pass may decide: before the oldest minute a spooled batch (of
+    /// this process, or another one's published watermark) still belongs to. Those minutes
+    /// are late, not silent: deciding them now would see a drop that is not there.
+    async fn hold_back(&self, through: DateTime<Utc>) -> Result<DateTime<Utc>, DetectError> {
+        let local = self.spool.as_ref().and_then(Spool::oldest_pending);
+        let published = watermarks::oldest(&self.pool).await?;
+        Ok(match local.into_iter().chain(published).min() {
+            Some(oldest) => through.min(oldest - BUCKET),
+            None => through,
+        })
     }
 }
 

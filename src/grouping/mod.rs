@@ -46,7 +46,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{ErrorEvent, Exception, Fingerprint, Frame};
 
 /// Which rule produced a fingerprint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Strategy {
     Custom,
     Stacktrace,
@@ -66,7 +66,7 @@ impl Strategy {
 }
 
 /// The result of grouping one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grouping {
     /// 32 lowercase hex characters: the first 16 bytes of SHA-256 over the components.
     pub fingerprint: Fingerprint,

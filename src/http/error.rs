@@ -163,6 +163,7 @@ pub fn ingest_error_parts(error: &IngestError) -> (StatusCode, &'static str, Opt
         ),
         E::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Some(1)),
         E::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(5)),
+        E::SpoolFull => (StatusCode::SERVICE_UNAVAILABLE, "spool_full", Some(30)),
         E::Rejected => (StatusCode::INTERNAL_SERVER_ERROR, "rejected", None),
     }
 }

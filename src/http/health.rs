@@ -1,5 +1,5 @@
-//! `GET /healthz` (the process answers), `GET /readyz` (the database answers too),
-//! `GET /metrics` (Prometheus text).
+//! `GET /healthz` (the process answers), `GET /readyz` (events are accepted: the database
+//! answers, or the spool takes them while it does not), `GET /metrics` (Prometheus text).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -24,15 +24,18 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = store::ping(&state.pool).await;
-    let status = if database {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let spool = state.spool.as_ref().map(|spool| spool.status());
+    let spool_takes_events = spool.is_some_and(|s| s.bytes < state.config.spool_max_bytes);
+    let (status, word) = match (database, spool_takes_events) {
+        (true, _) => (StatusCode::OK, "ready"),
+        (false, true) => (StatusCode::OK, "spooling"),
+        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     let body = json!({
-        "status": if database { "ready" } else { "unavailable" },
+        "status": word,
         "database": if database { "ok" } else { "unreachable" },
         "writer_queue_depth": state.metrics.writer_queue_depth.get(),
+        "spool": spool,
     });
     (status, Json(body))
 }

@@ -1,7 +1,9 @@
 //! Ingestion keys → projects, cached so the hot path does not query PostgreSQL per request.
 //! A revoked key keeps working for at most `POSITIVE_TTL` (none at all in the process that
 //! revoked it: [`KeyCache::forget_project`]); an unknown key is re-checked after
-//! `NEGATIVE_TTL`, so a key created a moment ago works almost at once.
+//! `NEGATIVE_TTL`, so a key created a moment ago works almost at once. While PostgreSQL is
+//! unreachable, a key this process has seen keeps working whatever its age: the spool
+//! takes its events, and a refused SDK would lose them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,7 +30,14 @@ impl KeyCache {
         if let Some(grant) = self.cached(key) {
             return Ok(grant);
         }
-        let grant = projects::grant_for_key(pool, key).await?;
+        let grant = match projects::grant_for_key(pool, key).await {
+            Ok(grant) => grant,
+            Err(error) if error.is_unavailable() => match self.last_known(key) {
+                Some(grant) => return Ok(Some(grant)),
+                None => return Err(error),
+            },
+            Err(error) => return Err(error),
+        };
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -46,6 +55,12 @@ impl KeyCache {
             entries
                 .retain(|_, (_, grant)| grant.as_ref().is_none_or(|g| g.project_id != project_id));
         }
+    }
+
+    /// The grant last seen for the key, however old.
+    fn last_known(&self, key: &str) -> Option<KeyGrant> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(key)?.1.clone()
     }
 
     fn cached(&self, key: &str) -> Option<Option<KeyGrant>> {

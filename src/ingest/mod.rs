@@ -65,6 +65,8 @@ pub enum IngestError {
     Overloaded,
     #[error("storage is unavailable; retry shortly")]
     Unavailable,
+    #[error("the database is unreachable and the local spool is full; retry shortly")]
+    SpoolFull,
     #[error("storage refused the events")]
     Rejected,
 }
@@ -84,7 +86,7 @@ impl IngestError {
             E::InvalidKey => 7,
             E::QuotaExceeded { .. } => 8,
             E::Rejected => 13,
-            E::Overloaded | E::Unavailable => 14,
+            E::Overloaded | E::Unavailable | E::SpoolFull => 14,
             E::MissingKey => 16,
         }
     }
@@ -275,6 +277,7 @@ impl Ingest {
                     WriteError::Unavailable(_) | WriteError::Stopped => {
                         (Reason::StorageUnavailable, IngestError::Unavailable)
                     }
+                    WriteError::SpoolFull(_) => (Reason::SpoolFull, IngestError::SpoolFull),
                 };
                 let outcome = match reason {
                     Reason::StorageRejected | Reason::ProjectDeleted => Outcome::Invalid(reason),

@@ -15,6 +15,8 @@ pub enum Reason {
     Backpressure,
     /// PostgreSQL could not be reached.
     StorageUnavailable,
+    /// PostgreSQL could not take the events and the local spool is full.
+    SpoolFull,
     /// PostgreSQL refused the data.
     StorageRejected,
     /// The key's project was deleted while its key was still cached.
@@ -32,6 +34,7 @@ impl Reason {
             Reason::Quota => "quota",
             Reason::Backpressure => "backpressure",
             Reason::StorageUnavailable => "storage_unavailable",
+            Reason::SpoolFull => "spool_full",
             Reason::StorageRejected => "storage_rejected",
             Reason::ProjectDeleted => "project_deleted",
             Reason::Malformed => "malformed",
@@ -68,10 +71,5 @@ impl Outcome {
 
 /// Counts `n` events of `source` as ending in `outcome`.
 pub fn record(metrics: &Metrics, source: Source, outcome: Outcome, n: usize) {
-    if n > 0 {
-        metrics
-            .events_received
-            .with_label_values(&[source.as_str(), outcome.name(), outcome.reason()])
-            .inc_by(n as u64);
-    }
+    metrics.count_outcome(source.as_str(), outcome.name(), outcome.reason(), n as u64);
 }

@@ -84,7 +84,7 @@ impl Tally {
 }
 
 /// Spans of one service in one minute, as a request counted them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpanTally {
     pub project_id: ProjectId,
     pub service: Option<String>,

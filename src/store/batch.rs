@@ -276,6 +276,21 @@ async fn add_counts(
     Ok(())
 }
 
+/// Records batch ids as applied; returns those that were not yet (see `store::spool`).
+pub async fn record_applied(
+    conn: &mut PgConnection,
+    ids: &[uuid::Uuid],
+) -> Result<std::collections::HashSet<uuid::Uuid>, StoreError> {
+    let fresh: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO applied_batches (batch_id) SELECT * FROM UNNEST($1::uuid[]) \
+         ON CONFLICT DO NOTHING RETURNING batch_id",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
+
 /// A reopened issue still carries `resolved_at` from before; clear it and stamp the regression.
 async fn mark_regressions(conn: &mut PgConnection, ids: &[IssueId]) -> Result<(), StoreError> {
     if ids.is_empty() {

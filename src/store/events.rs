@@ -20,8 +20,8 @@ const ZSTD_LEVEL: i32 = 1;
 const TOP_FRAMES: usize = 5;
 
 /// An event ready for the writer: grouped, rendered and compressed on the request's task so
-/// the writer's transaction does nothing but SQL.
-#[derive(Debug, Clone)]
+/// the writer's transaction does nothing but SQL. (Serialized as the spool keeps it.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewEvent {
     pub event_id: Uuid,
     pub project_id: ProjectId,
@@ -37,7 +37,25 @@ pub struct NewEvent {
     pub handled: bool,
     pub grouping: Grouping,
     pub top_frames: String,
+    #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
+}
+
+/// The compressed document as base64 text in the spool's JSON (not an array of numbers).
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&ENGINE.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = <&str>::deserialize(deserializer)?;
+        ENGINE.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The compressed part of an event row.

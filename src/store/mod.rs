@@ -18,6 +18,7 @@ pub mod projects;
 pub mod retention;
 pub mod rules;
 pub mod silences;
+pub mod spool;
 pub mod stats;
 pub mod tokens;
 pub mod writer;

@@ -124,7 +124,20 @@ async fn run_locked(pool: &PgPool, today: NaiveDate) -> Result<Report, StoreErro
             report.events_evicted += enforce_cap(pool, project_id, cap).await?;
         }
     }
+    forget_spool_bookkeeping(pool).await?;
     Ok(report)
+}
+
+/// A spooled batch is replayed within hours of its outage; a week later its id need not be
+/// remembered, nor the watermark of a process that died.
+async fn forget_spool_bookkeeping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM applied_batches WHERE applied_at < now() - interval '7 days'")
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM spool_watermarks WHERE expires_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 fn days_before(today: NaiveDate, days: i32) -> NaiveDate {

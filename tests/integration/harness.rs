@@ -138,6 +138,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     shutdown: Option<watch::Sender<bool>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The app's own spool folder, removed with it.
+    _spool: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -161,9 +163,11 @@ impl TestApp {
             .await
             .expect("bind a free port");
         let grpc_address = grpc_listener.local_addr().expect("local address");
+        let spool = tempfile::tempdir().expect("a spool folder");
         let mut sources = Sources::default();
         sources.set("database_url", database_url.clone());
         sources.set("listen", address.to_string());
+        sources.set("spool_dir", spool.path().display().to_string());
         configure(&mut sources);
         let config = Config::from_sources(&sources).expect("valid test config");
         let mut conn = pool.acquire().await.expect("connection");
@@ -175,7 +179,7 @@ impl TestApp {
             .await
             .expect("create token")
             .token;
-        let (app, writer) = App::start(config, pool.clone());
+        let (app, writer) = App::start(config, pool.clone()).expect("start the app");
         let (shutdown, stop) = watch::channel(false);
         let (http_app, grpc_app) = (app.clone(), app.clone());
         let server = tokio::spawn(async move {
@@ -205,6 +209,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             shutdown: Some(shutdown),
             server: Some(server),
+            _spool: spool,
         }
     }
 

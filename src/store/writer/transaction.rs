@@ -1,0 +1,230 @@
+//! One writer transaction: issues and releases, the event rows, then the counts of the
+//! events that were new, with the span counts of batches not applied before.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::Written;
+use crate::model::{IssueId, ProjectId, Scope, SeriesMinute, SpanTally, Tally};
+use crate::store::batch::{self, IssueDelta, IssueKey, Release};
+use crate::store::events::{self, NewEvent};
+use crate::store::StoreError;
+
+/// One request's span counts, under the id that makes adding them happen once.
+#[derive(Clone, Copy)]
+pub(super) struct SpanGroup<'a> {
+    pub batch: Uuid,
+    pub spans: &'a [SpanTally],
+}
+
+/// The batch's statements, inside the caller's transaction (begun by
+/// `batch::begin_sharing_issue_sets`, see `store::batch`): issues and
+/// releases, the event rows, then the counts of the events that were new.
+pub(super) async fn write_in(
+    conn: &mut PgConnection,
+    events: &[&NewEvent],
+    spans: &[SpanGroup<'_>],
+) -> Result<Vec<Written>, StoreError> {
+    let spans = unapplied_spans(conn, spans).await?;
+    if events.is_empty() {
+        batch::close(conn, &[], &minute_tallies(&[], &spans)).await?;
+        return Ok(Vec::new());
+    }
+    let ensured = batch::open(conn, &issue_keys(events), &release_sightings(events)).await?;
+    let issue_ids: HashMap<(ProjectId, &str), IssueId> = ensured
+        .iter()
+        .map(|u| ((u.project_id, u.fingerprint.as_str()), u.id))
+        .collect();
+    let with_issue: Vec<(&NewEvent, IssueId)> = events
+        .iter()
+        .map(|e| {
+            let id = issue_ids
+                .get(&(e.project_id, e.grouping.fingerprint.as_str()))
+                .copied();
+            id.map(|id| (*e, id)).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "no issue row for fingerprint {}",
+                    e.grouping.fingerprint
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut inserted = events::insert(conn, &with_issue).await?;
+    // An id repeated within the batch was inserted once: the first occurrence counts.
+    let written: Vec<Written> = with_issue
+        .iter()
+        .map(|(e, issue_id)| match inserted.remove(&e.event_id) {
+            true => Written::Stored {
+                issue_id: *issue_id,
+            },
+            false => Written::Duplicate,
+        })
+        .collect();
+    let fresh: Vec<(&NewEvent, IssueId)> = with_issue
+        .iter()
+        .zip(&written)
+        .filter(|(_, w)| matches!(w, Written::Stored { .. }))
+        .map(|(pair, _)| *pair)
+        .collect();
+    batch::close(conn, &issue_deltas(&fresh), &minute_tallies(&fresh, &spans)).await?;
+    Ok(written)
+}
+
+/// The span counts of the groups whose batch id this transaction records first: a
+/// replayed batch that was already applied (its COMMIT raced a timeout) adds none again.
+async fn unapplied_spans<'a>(
+    conn: &mut PgConnection,
+    groups: &[SpanGroup<'a>],
+) -> Result<Vec<&'a SpanTally>, StoreError> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = groups.iter().map(|g| g.batch).collect();
+    let fresh = batch::record_applied(conn, &ids).await?;
+    Ok(groups
+        .iter()
+        .filter(|g| fresh.contains(&g.batch))
+        .flat_map(|g| g.spans)
+        .collect())
+}
+
+/// The batch's distinct fingerprints, sorted, each with its latest event's naming.
+fn issue_keys<'a>(events: &[&'a NewEvent]) -> Vec<IssueKey<'a>> {
+    let mut keys: BTreeMap<(ProjectId, &str), IssueKey<'a>> = BTreeMap::new();
+    for event in events {
+        keys.insert(
+            (event.project_id, event.grouping.fingerprint.as_str()),
+            IssueKey {
+                project_id: event.project_id,
+                fingerprint: event.grouping.fingerprint.as_str(),
+                strategy: event.grouping.strategy.as_str(),
+                title: &event.grouping.title,
+                culprit: &event.grouping.culprit,
+                level: event.level.as_str(),
+                seen_at: event.received_at,
+            },
+        );
+    }
+    keys.into_values().collect()
+}
+
+/// Each release of the batch with the first time it was seen, sorted.
+fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<Release<'a>> {
+    let mut first: BTreeMap<(ProjectId, &str), DateTime<Utc>> = BTreeMap::new();
+    for event in events {
+        if let Some(release) = event.release.as_deref() {
+            let at = first
+                .entry((event.project_id, release))
+                .or_insert(event.received_at);
+            *at = (*at).min(event.received_at);
+        }
+    }
+    first.into_iter().map(|((p, v), t)| (p, v, t)).collect()
+}
+
+/// One delta per issue, sorted by issue id, with the new events' counts summed.
+fn issue_deltas(events: &[(&NewEvent, IssueId)]) -> Vec<IssueDelta> {
+    let mut deltas: BTreeMap<IssueId, IssueDelta> = BTreeMap::new();
+    for (event, issue_id) in events {
+        let unhandled = i64::from(!event.handled);
+        match deltas.get_mut(issue_id) {
+            Some(delta) => fold_into(delta, event, unhandled),
+            None => {
+                deltas.insert(*issue_id, new_delta(*issue_id, event, unhandled));
+            }
+        }
+    }
+    deltas.into_values().collect()
+}
+
+fn new_delta(issue_id: IssueId, event: &NewEvent, unhandled: i64) -> IssueDelta {
+    IssueDelta {
+        issue_id,
+        title: event.grouping.title.clone(),
+        culprit: event.grouping.culprit.clone(),
+        level: event.level.as_str(),
+        times_seen: 1,
+        times_unhandled: unhandled,
+        first_seen: event.received_at,
+        last_seen: event.received_at,
+        first_release: event.release.clone(),
+        last_release: event.release.clone(),
+    }
+}
+
+/// Later events name the issue (title, culprit, level), as Sentry does.
+fn fold_into(delta: &mut IssueDelta, event: &NewEvent, unhandled: i64) {
+    delta.times_seen += 1;
+    delta.times_unhandled += unhandled;
+    delta.first_seen = delta.first_seen.min(event.received_at);
+    if event.received_at >= delta.last_seen {
+        delta.last_seen = event.received_at;
+        delta.title.clone_from(&event.grouping.title);
+        delta.culprit.clone_from(&event.grouping.culprit);
+        delta.level = event.level.as_str();
+        if event.release.is_some() {
+            delta.last_release.clone_from(&event.release);
+        }
+    }
+    if delta.first_release.is_none() {
+        delta.first_release.clone_from(&event.release);
+    }
+}
+
+/// Per-minute tallies, sorted by key: events count toward their project, service and issue;
+/// spans toward their project and service.
+fn minute_tallies(
+    events: &[(&NewEvent, IssueId)],
+    spans: &[&SpanTally],
+) -> Vec<(SeriesMinute, Tally)> {
+    let mut tallies: BTreeMap<SeriesMinute, Tally> = BTreeMap::new();
+    let mut add = |project_id: ProjectId, scope: Scope, minute: DateTime<Utc>, tally: Tally| {
+        let key = SeriesMinute {
+            project_id,
+            scope,
+            minute,
+        };
+        tallies.entry(key).or_default().add(tally);
+    };
+    for (event, issue_id) in events {
+        let minute = event
+            .received_at
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap_or(event.received_at);
+        let tally = Tally {
+            events: 1,
+            unhandled: i64::from(!event.handled),
+            ..Tally::default()
+        };
+        add(event.project_id, Scope::Project, minute, tally);
+        add(event.project_id, Scope::Issue(*issue_id), minute, tally);
+        if let Some(service) = &event.service {
+            add(
+                event.project_id,
+                Scope::Service(service.clone()),
+                minute,
+                tally,
+            );
+        }
+    }
+    for span in spans {
+        let tally = Tally {
+            requests: span.requests,
+            failed: span.failed,
+            ..Tally::default()
+        };
+        add(span.project_id, Scope::Project, span.minute, tally);
+        if let Some(service) = &span.service {
+            add(
+                span.project_id,
+                Scope::Service(service.clone()),
+                span.minute,
+                tally,
+            );
+        }
+    }
+    tallies.into_iter().collect()
+}
