@@ -201,13 +201,16 @@ async fn add_to_issues(
     }
     // `locked` takes the row locks in id order first: left to itself, the UPDATE locks rows
     // in whatever order its join plan visits them, and two writers deadlocked (measured: a
-    // 1 s stall a few times per benchmark). The latest event names the issue, as in Sentry.
+    // 1 s stall a few times per benchmark). The latest event names the issue, as in Sentry
+    // (by time seen: a batch replayed from the spool after newer ones does not rename it).
     // A release first seen at or after the release the issue was resolved in is not older,
     // so its events reopen the issue.
     Ok(sqlx::query_scalar::<_, Option<IssueId>>(
         "WITH locked AS (SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
          UPDATE issues AS i SET \
-           title = b.title, culprit = b.culprit, level = b.level, \
+           title = CASE WHEN b.last_seen >= i.last_seen THEN b.title ELSE i.title END, \
+           culprit = CASE WHEN b.last_seen >= i.last_seen THEN b.culprit ELSE i.culprit END, \
+           level = CASE WHEN b.last_seen >= i.last_seen THEN b.level ELSE i.level END, \
            times_seen = i.times_seen + b.times_seen, \
            times_unhandled = i.times_unhandled + b.times_unhandled, \
            first_seen = LEAST(i.first_seen, b.first_seen), \

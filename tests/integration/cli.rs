@@ -1,30 +1,16 @@
 //! The `seismo` binary as a user runs it: `serve` on its own embedded PostgreSQL, `project`,
 //! `token`, `send-test`, `check`, and a bad setting refused in one line.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::harness::TestApp;
+use crate::process::{free_port, seismo, terminate, wait_for_dsn, wait_with_deadline};
 
 // Tests that run the binary while their own server serves use a multi-thread runtime: the
 // blocking wait for the child must not stall the server.
-
-/// The binary with a clean environment: no database URL or settings from the caller.
-fn seismo() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_seismo"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SEISMO_") || name == "DATABASE_URL" {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("SEISMO_OTLP_HTTP_LISTEN", "off")
-        .env("SEISMO_OTLP_GRPC_LISTEN", "off");
-    command
-}
 
 fn run(command: &mut Command) -> Output {
     command.output().expect("run seismo")
@@ -32,29 +18,6 @@ fn run(command: &mut Command) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// Reads the server's stdout until it prints the DSN.
-fn wait_for_dsn(child: &mut Child) -> String {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (found, receive) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(dsn) = line.trim().strip_prefix("DSN:") {
-                let _ = found.send(dsn.trim().to_owned());
-            }
-        }
-    });
-    receive
-        .recv_timeout(Duration::from_secs(120))
-        .expect("serve printed a DSN")
 }
 
 /// A bare HTTP/1.1 POST of a JSON body; returns the status code.
@@ -74,25 +37,6 @@ fn post_status(port: u16, path: &str, body: &str) -> u16 {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0)
-}
-
-fn terminate(child: &Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
-}
-
-fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("seismo did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -292,24 +292,61 @@ fn apply(segments: &mut Segments, command: Command) {
     }
 }
 
-/// Reads the records of one segment from `offset`, as far as `end` (bytes past it may be an
-/// append still in progress).
-pub fn read_segment(
-    dir: &Path,
-    segment: u64,
-    offset: u64,
-    end: Option<u64>,
-) -> io::Result<Vec<u8>> {
-    let mut bytes = match fs::read(Segments::path_of(dir, segment)) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+/// A reader's view of one record: what is there, and the bytes it was read from (offsets in
+/// `Found` count from the position read at).
+pub struct Read {
+    pub found: Found,
+    pub bytes: Vec<u8>,
+}
+
+/// How much of a segment one read looks at first; a record longer than this is read whole.
+const WINDOW: u64 = 256 * 1024;
+
+/// Reads the record at `offset` of a segment, as far as `end` (bytes past it may be an
+/// append still in progress), without reading the rest of the file.
+pub fn read_record(dir: &Path, segment: u64, offset: u64, end: Option<u64>) -> io::Result<Read> {
+    let mut file = match File::open(Segments::path_of(dir, segment)) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Ok(Read {
+                found: Found::End,
+                bytes: Vec::new(),
+            })
+        }
         Err(error) => return Err(error),
     };
-    if let Some(end) = end {
-        bytes.truncate(end as usize);
+    let len = file.metadata()?.len();
+    let len = end.map_or(len, |end| end.min(len));
+    let mut bytes = read_at(&mut file, offset, WINDOW.min(len.saturating_sub(offset)))?;
+    loop {
+        let found = record::read(&bytes, 0);
+        let available = len.saturating_sub(offset);
+        match found {
+            // A record longer than the window: read it whole.
+            Found::Incomplete if (bytes.len() as u64) < available => {
+                let want = record::declared_size(&bytes).unwrap_or(bytes.len() * 2) as u64;
+                bytes = read_at(
+                    &mut file,
+                    offset,
+                    want.max(bytes.len() as u64 * 2).min(available),
+                )?;
+            }
+            // Garbage to the end of the window: look further (a header may straddle it).
+            Found::Garbage { next } if next == bytes.len() && (bytes.len() as u64) < available => {
+                let more = (bytes.len() as u64 + WINDOW).min(available);
+                bytes = read_at(&mut file, offset, more)?;
+            }
+            found => return Ok(Read { found, bytes }),
+        }
     }
-    let start = (offset as usize).min(bytes.len());
-    Ok(bytes.split_off(start))
+}
+
+fn read_at(file: &mut File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

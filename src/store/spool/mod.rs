@@ -183,9 +183,11 @@ impl Spool {
     }
 
     /// Whether new batches should go to the spool: the database failed or was too slow,
-    /// or older batches still wait (they go first, so the order holds).
+    /// and the replayer has not written to it since. Once it has, new batches go to the
+    /// database again while the replayer drains what waits (events carry their own times,
+    /// and detection holds those minutes back, so the order of arrival does not matter).
     pub fn spooling(&self) -> bool {
-        self.inner.database_down.load(Ordering::Acquire) || self.pending() > 0
+        self.inner.database_down.load(Ordering::Acquire)
     }
 
     pub fn mark_database_down(&self) {
@@ -261,13 +263,23 @@ impl Spool {
 
     /// The next record after the reader's position (not yet moved: see [`Spool::advance`]).
     pub fn next(&self) -> Result<Next, SpoolError> {
-        let read = *lock(&self.inner.read);
+        self.peek(self.position())
+    }
+
+    /// Where the reader stands.
+    pub fn position(&self) -> Position {
+        *lock(&self.inner.read)
+    }
+
+    /// The record at `read` (a position the reader has or will come to).
+    pub fn peek(&self, read: Position) -> Result<Next, SpoolError> {
         let appended = *lock(&self.inner.appended);
         if read >= appended {
             return Ok(Next::Drained);
         }
         let end = (read.segment == appended.segment).then_some(appended.offset);
-        let bytes = log::read_segment(&self.inner.dir, read.segment, read.offset, end)?;
+        let log::Read { found, bytes } =
+            log::read_record(&self.inner.dir, read.segment, read.offset, end)?;
         let at = |offset: usize| Position {
             segment: read.segment,
             offset: read.offset + offset as u64,
@@ -276,7 +288,7 @@ impl Spool {
             segment: read.segment + 1,
             offset: 0,
         };
-        Ok(match record::read(&bytes, 0) {
+        Ok(match found {
             Found::Record { payload, next, .. } => {
                 match serde_json::from_slice::<SpooledBatch>(&bytes[payload]) {
                     Ok(batch) => Next::Batch {
@@ -303,10 +315,7 @@ impl Spool {
                 events: 0,
                 after: next_segment,
             },
-            Found::End => {
-                lock(&self.inner.read).clone_from(&next_segment);
-                return self.next();
-            }
+            Found::End => return self.peek(next_segment),
         })
     }
 
@@ -361,17 +370,15 @@ impl Spool {
 fn count_records(dir: &Path, first: Position, end: Position) -> io::Result<u64> {
     let mut records = 0;
     for segment in first.segment..=end.segment {
-        let bytes = log::read_segment(dir, segment, 0, None)?;
         let mut at = 0;
         loop {
-            match record::read(&bytes, at) {
-                Found::Record { next, .. } | Found::Damaged { next, .. } => {
+            let read = log::read_record(dir, segment, at, None)?;
+            match read.found {
+                Found::Record { next, .. }
+                | Found::Damaged { next, .. }
+                | Found::Garbage { next } => {
                     records += 1;
-                    at = next;
-                }
-                Found::Garbage { next } => {
-                    records += 1;
-                    at = next;
+                    at += next as u64;
                 }
                 Found::Incomplete | Found::End => break,
             }
@@ -439,7 +446,6 @@ mod tests {
             .await
             .expect("append");
         assert_eq!(spool.pending(), 2);
-        assert!(spool.spooling(), "waiting batches go first");
         assert_eq!(spool.oldest_pending(), Some(minute(3)));
 
         let (batch, after) = expect_batch(&spool);

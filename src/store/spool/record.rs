@@ -90,6 +90,11 @@ pub fn read(bytes: &[u8], at: usize) -> Found {
     }
 }
 
+/// The whole size (header and payload) of the record whose sound header starts `bytes`.
+pub fn declared_size(bytes: &[u8]) -> Option<usize> {
+    header(bytes, 0).map(|(len, _)| HEADER_BYTES + len)
+}
+
 /// `(len, events)` when a sound header starts at `at`.
 fn header(bytes: &[u8], at: usize) -> Option<(usize, u32)> {
     let head = bytes.get(at..at + HEADER_BYTES)?;

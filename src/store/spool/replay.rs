@@ -27,6 +27,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A batch the database keeps refusing (not unreachable: refusing) is skipped after this
 /// many tries, so one bad record cannot hold every later one back.
 const MAX_REFUSALS: u32 = 3;
+/// Records sent to the writer at once: enough for it to commit them in a few transactions.
+const GROUP_RECORDS: usize = 256;
+const GROUP_EVENTS: usize = 2_000;
 
 /// How the database took one replayed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +55,7 @@ pub async fn run<W, F>(
     mut stop: watch::Receiver<bool>,
 ) where
     W: Fn(SpooledBatch) -> F,
-    F: Future<Output = Applied>,
+    F: Future<Output = Applied> + Send + 'static,
 {
     let replayer = Replayer {
         spool,
@@ -93,37 +96,94 @@ struct Unreachable;
 impl<W, F> Replayer<W>
 where
     W: Fn(SpooledBatch) -> F,
-    F: Future<Output = Applied>,
+    F: Future<Output = Applied> + Send + 'static,
 {
     /// Replays every record there is; `Err` when the database stopped answering.
     async fn drain(&self) -> Result<(), Unreachable> {
         loop {
             self.publish_watermark().await?;
-            match self.spool.next() {
-                Ok(Next::Batch { batch, after }) => {
-                    self.apply(&batch).await?;
+            let group = self.read_group()?;
+            if group.is_empty() {
+                if self.spool.reset_if_drained().await {
+                    let _ = watermarks::withdraw(&self.pool, self.holder).await;
+                    self.metrics.spool_replay_lag.set(0.0);
+                    tracing::info!("the spool is drained");
+                    return Ok(());
+                }
+                continue;
+            }
+            self.apply_group(group).await?;
+        }
+    }
+
+    /// The next records from the reader's position, up to a group's worth.
+    fn read_group(&self) -> Result<Vec<Next>, Unreachable> {
+        let mut group = Vec::new();
+        let (mut at, mut events) = (self.spool.position(), 0);
+        while group.len() < GROUP_RECORDS && events < GROUP_EVENTS {
+            let next = self.spool.peek(at).map_err(|error| {
+                tracing::error!(%error, "the spool cannot be read");
+                Unreachable
+            })?;
+            match &next {
+                Next::Batch { batch, after } => {
+                    events += batch.events.len();
+                    at = *after;
+                }
+                Next::Skipped { after, .. } => at = *after,
+                Next::Drained => break,
+            }
+            group.push(next);
+        }
+        Ok(group)
+    }
+
+    /// Sends the group's batches at once (the writer commits them together), then moves the
+    /// reader past each in order as far as they were written.
+    async fn apply_group(&self, group: Vec<Next>) -> Result<(), Unreachable> {
+        let sent: Vec<Option<tokio::task::JoinHandle<Applied>>> = group
+            .iter()
+            .map(|next| match next {
+                Next::Batch { batch, .. } => Some(tokio::spawn((self.write)(batch.clone()))),
+                _ => None,
+            })
+            .collect();
+        for (next, sent) in group.into_iter().zip(sent) {
+            match next {
+                Next::Batch { batch, after } => {
+                    let applied = match sent {
+                        Some(task) => task.await.unwrap_or(Applied::Unreachable),
+                        None => Applied::Unreachable,
+                    };
+                    self.settle(&batch, applied).await?;
                     self.spool.advance(after, Some(&batch));
                 }
-                Ok(Next::Skipped { events, after }) => {
+                Next::Skipped { events, after } => {
                     tracing::warn!(events, "skipped a damaged spool record");
                     self.metrics.spool_corrupt_records.inc();
-                    self.metrics
-                        .count_outcome("spool", "invalid", "spool_corrupt", events as u64);
+                    self.metrics.count_outcome(
+                        "spool",
+                        "invalid",
+                        "spool_corrupt",
+                        u64::from(events),
+                    );
                     self.spool.advance(after, None);
                 }
-                Ok(Next::Drained) => {
-                    if self.spool.reset_if_drained().await {
-                        let _ = watermarks::withdraw(&self.pool, self.holder).await;
-                        self.metrics.spool_replay_lag.set(0.0);
-                        tracing::info!("the spool is drained");
-                        return Ok(());
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "the spool cannot be read");
-                    return Err(Unreachable);
-                }
+                Next::Drained => {}
             }
+        }
+        Ok(())
+    }
+
+    /// What to do with a batch after its first try: done, given up on, or tried again alone.
+    async fn settle(&self, batch: &SpooledBatch, applied: Applied) -> Result<(), Unreachable> {
+        match applied {
+            Applied::Written => {
+                self.spool.mark_database_up();
+                Ok(())
+            }
+            Applied::Unreachable => Err(Unreachable),
+            _ => self.apply(batch).await,
         }
     }
 
