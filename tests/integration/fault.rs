@@ -192,3 +192,97 @@ async fn fault_kill_9_mid_load_then_restart_every_acknowledged_event_is_stored()
     assert_eq!(unique.len(), acknowledged.len());
     drop(restarted);
 }
+
+/// `count` events of one new issue, spread over the processes' envelope endpoints.
+async fn burst(dsns: &[String], count: usize) -> usize {
+    let http = reqwest::Client::new();
+    let mut acknowledged = 0;
+    for n in 0..count {
+        let url = url::Url::parse(&dsns[n % dsns.len()]).expect("a DSN");
+        let endpoint = format!(
+            "http://127.0.0.1:{}/api{}/envelope/",
+            url.port().expect("a port"),
+            url.path().trim_end_matches('/')
+        );
+        let event = python_exception("DeadlockDetected", "checkout", &["reserve"], 7);
+        let payload = serde_json::to_vec(&event).expect("json");
+        let answer = http
+            .post(&endpoint)
+            .header(
+                "X-Sentry-Auth",
+                format!("Sentry sentry_key={}, sentry_version=7", url.username()),
+            )
+            .body(envelope(&json!({}), &[("event", &payload)]))
+            .send()
+            .await
+            .expect("a burst request");
+        acknowledged += usize::from(answer.status().is_success());
+    }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_three_replicas_on_one_database_open_one_incident_per_series() {
+    let (database_url, pool) = fresh_database_on(server_url().await).await;
+    // Half an hour of a quiet, steady project before the replicas start (so their first
+    // pass learns it).
+    let mut conn = pool.acquire().await.expect("a connection");
+    let project = seismo::store::projects::create(&mut conn, "shop", "Shop", None)
+        .await
+        .expect("a project");
+    drop(conn);
+    sqlx::query(
+        "INSERT INTO minute_counts (project_id, scope, service, issue_id, minute, events) \
+         SELECT $1, 'project', '', 0, m, 3 FROM generate_series( \
+           date_trunc('minute', now()) - interval '30 minutes', \
+           date_trunc('minute', now()) - interval '1 minute', interval '1 minute') AS m",
+    )
+    .bind(project.id)
+    .execute(&pool)
+    .await
+    .expect("history");
+    let spools: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("spool"))
+        .collect();
+    let replicas: Vec<Served> = spools
+        .iter()
+        .map(|spool| Served::start(&database_url, spool.path(), free_port(), &[]))
+        .collect();
+    let dsns: Vec<String> = replicas.iter().map(|r| r.dsn.clone()).collect();
+    assert_eq!(burst(&dsns, 300).await, 300);
+
+    // The burst's minute closes within a minute and ten seconds; then every replica has had
+    // several passes at it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let mut settled = None;
+    while tokio::time::Instant::now() < deadline {
+        let opened: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM incidents WHERE kind <> 'new_issue'")
+                .fetch_one(&pool)
+                .await
+                .expect("incidents");
+        match (opened > 0, settled) {
+            (true, None) => settled = Some(tokio::time::Instant::now() + Duration::from_secs(20)),
+            (true, Some(at)) if tokio::time::Instant::now() > at => break,
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let per_series: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT scope, service, issue_id, count(*) FROM incidents \
+         GROUP BY scope, service, issue_id ORDER BY scope, service, issue_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("incidents per series");
+    assert!(
+        per_series.iter().any(|(scope, ..)| scope == "project"),
+        "the burst paged the project: {per_series:?}; a log ends:\n{}",
+        replicas[0].log_tail()
+    );
+    assert!(
+        per_series.iter().all(|(.., count)| *count == 1),
+        "one incident per series, whichever replica decided it: {per_series:?}"
+    );
+    drop(replicas);
+}
