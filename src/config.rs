@@ -4,6 +4,8 @@
 //! the start with one line naming the key and the problem. Secrets (passwords in database
 //! and SMTP URLs) never appear in `Debug` output or logs.
 
+pub mod links;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -67,6 +69,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub otlp_http_listen: Listen,
     pub otlp_grpc_listen: Listen,
+    /// A listener of its own for `/metrics` (then not served on `listen`); unset by default.
+    pub metrics_listen: Listen,
     pub public_url: Url,
     pub smtp_url: Option<SecretUrl>,
     pub mail_from: Option<String>,
@@ -96,6 +100,7 @@ const KEYS: &[&str] = &[
     "listen",
     "otlp_http_listen",
     "otlp_grpc_listen",
+    "metrics_listen",
     "public_url",
     "smtp_url",
     "mail_from",
@@ -210,6 +215,10 @@ impl Config {
             listen,
             otlp_http_listen: optional_listen(sources, "otlp_http_listen", "127.0.0.1:4318")?,
             otlp_grpc_listen: optional_listen(sources, "otlp_grpc_listen", "127.0.0.1:4317")?,
+            metrics_listen: match sources.get("metrics_listen") {
+                Some(_) => optional_listen(sources, "metrics_listen", "")?,
+                None => None,
+            },
             public_url,
             smtp_url: optional_secret_url(sources, "smtp_url", &["smtp", "smtps"])?,
             mail_from: mail_from(sources)?,
@@ -396,6 +405,20 @@ mod tests {
         assert!(c.database_url.is_none());
         assert_eq!(c.spool_dir, Some(PathBuf::from("./seismo-data/spool")));
         assert_eq!(c.spool_max_bytes, 1 << 30);
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn a_metrics_listener_is_optional() {
+        let c = config(&[("metrics_listen", "0.0.0.0:9464")]).expect("valid");
+        assert_eq!(
+            c.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9464")
+        );
+        let c = config(&[("metrics_listen", "off")]).expect("valid");
+        assert_eq!(c.metrics_listen, None);
+        let error = config(&[("metrics_listen", "9464")]).expect_err("no host");
+        assert!(error.to_string().contains("metrics_listen"), "{error}");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! several apps in one process do not see each other's counts.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -16,10 +16,16 @@ pub struct Metrics {
     pub otlp_records: IntCounterVec,
     pub scrubbed_values: IntCounter,
     pub ingest_request_duration: Histogram,
+    /// Every HTTP request by method, route template (never the raw path) and status code.
+    pub http_request_duration: HistogramVec,
     pub writer_batch_size: Histogram,
     pub writer_queue_depth: IntGauge,
     pub writer_commit_duration: Histogram,
-    pub incidents_open: IntGauge,
+    pub incidents_open: IntGaugeVec,
+    /// Issues of all projects by status (refreshed from the database, see `store::gauges`).
+    pub issues: IntGaugeVec,
+    /// Always 1, labelled with the version: which build each process runs.
+    pub build_info: IntGaugeVec,
     pub anomaly_score: GaugeVec,
     pub incidents_opened: IntCounterVec,
     pub detector_series: IntGauge,
@@ -130,9 +136,33 @@ impl Metrics {
                 ]),
             )
             .expect("static metric"),
-            incidents_open: IntGauge::new(
-                "incidents_open",
-                "Incidents not yet resolved (open, recovering or escalated) in the projects this process detects",
+            http_request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "Duration of HTTP requests, by method, route template and status code",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+                &["method", "route", "status"],
+            )
+            .expect("static metric"),
+            incidents_open: IntGaugeVec::new(
+                Opts::new(
+                    "incidents_open",
+                    "Incidents not yet resolved (open, recovering or escalated) in the projects this process detects, by kind",
+                ),
+                &["kind"],
+            )
+            .expect("static metric"),
+            issues: IntGaugeVec::new(
+                Opts::new("issues", "Issues of all projects, by status"),
+                &["status"],
+            )
+            .expect("static metric"),
+            build_info: IntGaugeVec::new(
+                Opts::new("build_info", "Always 1; the version of this Seismo process"),
+                &["version"],
             )
             .expect("static metric"),
             anomaly_score: GaugeVec::new(
@@ -222,6 +252,10 @@ impl Metrics {
         };
         metrics.register_all();
         metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        metrics
     }
 
     fn register_all(&self) {
@@ -231,10 +265,13 @@ impl Metrics {
             Box::new(self.otlp_records.clone()),
             Box::new(self.scrubbed_values.clone()),
             Box::new(self.ingest_request_duration.clone()),
+            Box::new(self.http_request_duration.clone()),
             Box::new(self.writer_batch_size.clone()),
             Box::new(self.writer_queue_depth.clone()),
             Box::new(self.writer_commit_duration.clone()),
             Box::new(self.incidents_open.clone()),
+            Box::new(self.issues.clone()),
+            Box::new(self.build_info.clone()),
             Box::new(self.anomaly_score.clone()),
             Box::new(self.incidents_opened.clone()),
             Box::new(self.detector_series.clone()),

@@ -68,8 +68,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(command) => eval::run(command),
         command => {
             let config = load_config(cli.config.as_deref(), cli.database_url)?;
-            crate::telemetry::init(&config.log, config.log_format);
-            match command {
+            let telemetry = crate::telemetry::init(&config.log, config.log_format)?;
+            let result = match command {
                 Command::Serve => serve::run(config).await,
                 Command::Migrate => migrate(config).await,
                 Command::Project(command) => project::run(config, command).await,
@@ -77,7 +77,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::SendTest { .. } | Command::Check | Command::Eval(_) => {
                     unreachable!("handled above")
                 }
-            }
+            };
+            // Flushing waits for the exporter (its own thread and blocking client).
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            result
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::detect::worker::{Settings, Worker};
 use crate::http::{self, grpc};
 use crate::store::projects::{self, Project};
-use crate::store::retention;
+use crate::store::{gauges, retention};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let database = database::open(&config).await?;
@@ -34,11 +34,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         app.metrics.clone(),
         stopped.clone(),
     ));
+    let gauges = tokio::spawn(gauges::run_periodically(
+        app.pool.clone(),
+        app.metrics.clone(),
+        stopped.clone(),
+    ));
     let servers = listeners.serve(app, &stopped);
     shutdown_signal().await;
     let _ = stop.send(true);
     let served = wait_for(servers).await;
-    for (name, task) in [("detection", detection), ("retention", retention)] {
+    for (name, task) in [
+        ("detection", detection),
+        ("retention", retention),
+        ("gauges", gauges),
+    ] {
         if let Err(error) = task.await {
             tracing::warn!(%error, "the {name} loop ended abnormally");
         }
@@ -53,6 +62,7 @@ struct Listeners {
     main: TcpListener,
     otlp_http: Option<TcpListener>,
     otlp_grpc: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -66,10 +76,15 @@ impl Listeners {
             Some(address) => Some(bind("OTLP/gRPC", address).await?),
             None => None,
         };
+        let metrics = match config.metrics_listen {
+            Some(address) => Some(bind("metrics", address).await?),
+            None => None,
+        };
         Ok(Listeners {
             main,
             otlp_http,
             otlp_grpc,
+            metrics,
         })
     }
 
@@ -83,6 +98,13 @@ impl Listeners {
         if let Some(listener) = self.otlp_http {
             servers.spawn(http_server(
                 http::otlp_router(app.clone()),
+                listener,
+                stopped.clone(),
+            ));
+        }
+        if let Some(listener) = self.metrics {
+            servers.spawn(http_server(
+                http::metrics_router(app.clone()),
                 listener,
                 stopped.clone(),
             ));

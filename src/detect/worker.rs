@@ -98,15 +98,15 @@ struct ProjectRun {
     checkpoint: Option<DateTime<Utc>>,
     /// The bucket the stored state is current through.
     state_saved: Option<DateTime<Utc>>,
-    /// Active incidents after the last commit (summed over projects for the gauge).
-    open_incidents: usize,
+    /// Active incidents after the last commit, by kind (summed over projects for the gauge).
+    open_incidents: HashMap<Kind, usize>,
 }
 
 /// What one project's commit did.
 struct Committed {
     opened: Vec<IncidentId>,
     resolved: Vec<IncidentId>,
-    still_open: usize,
+    still_open: HashMap<Kind, usize>,
 }
 
 pub struct Worker {
@@ -155,6 +155,7 @@ impl Worker {
     }
 
     /// One pass over every project this process holds, as of `now`.
+    #[tracing::instrument(name = "detection_pass", level = "debug", skip_all)]
     pub async fn pass(&mut self, now: DateTime<Utc>) -> Result<Pass, DetectError> {
         let timer = self.metrics.detection_tick_duration.start_timer();
         let lease = self.settings.lease.as_secs_f64();
@@ -173,10 +174,25 @@ impl Worker {
         }
         let series: usize = self.runs.values().map(|r| r.detector.series.len()).sum();
         self.metrics.detector_series.set(series as i64);
-        let open: usize = self.runs.values().map(|r| r.open_incidents).sum();
-        self.metrics.incidents_open.set(open as i64);
+        self.publish_open_incidents();
         timer.observe_duration();
         Ok(pass)
+    }
+
+    /// Open incidents of the projects this process holds, by kind (every kind, zeros too,
+    /// so a kind whose last incident resolved drops to 0 instead of keeping its value).
+    fn publish_open_incidents(&self) {
+        for kind in Kind::ALL {
+            let open: usize = self
+                .runs
+                .values()
+                .filter_map(|r| r.open_incidents.get(&kind))
+                .sum();
+            self.metrics
+                .incidents_open
+                .with_label_values(&[kind.as_str()])
+                .set(open as i64);
+        }
     }
 
     async fn project_pass(
@@ -246,7 +262,7 @@ impl Worker {
                 last_bucket: through - WARM_UP_HISTORY,
                 checkpoint: None,
                 state_saved: None,
-                open_incidents: 0,
+                open_incidents: HashMap::new(),
             };
             return Ok((run, true));
         };
@@ -271,7 +287,7 @@ impl Worker {
             last_bucket,
             checkpoint: Some(last_bucket),
             state_saved: snapshot.state_bucket,
-            open_incidents: 0,
+            open_incidents: HashMap::new(),
         };
         Ok((run, false))
     }
@@ -533,8 +549,12 @@ impl Worker {
             .anomaly_score
             .with_label_values(&[&project_id.to_string()])
             .set(decisions.max_score);
+        let mut still_open: HashMap<Kind, usize> = HashMap::new();
+        for incident in tracked.iter().filter(|i| !resolved.contains(&i.id)) {
+            *still_open.entry(incident.kind).or_default() += 1;
+        }
         Ok(Some(Committed {
-            still_open: tracked.len() - resolved.len(),
+            still_open,
             opened,
             resolved,
         }))

@@ -11,11 +11,22 @@ use serde_json::json;
 use super::AppState;
 use crate::store;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Health, and `/metrics` unless it has a listener of its own (`metrics_here` false).
+pub fn router(metrics_here: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    match metrics_here {
+        true => router.route("/metrics", get(metrics)),
+        false => router,
+    }
+}
+
+/// The routes of the metrics listener.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod grpc;
 pub mod health;
 pub mod native;
+pub mod observe;
 pub mod otlp;
 pub mod sentry;
 
@@ -17,7 +18,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -39,36 +40,48 @@ impl Deref for AppState {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    // With a metrics listener of its own, /metrics is served there only.
+    let metrics_here = app.config.metrics_listen.is_none();
+    let state = AppState(app);
+    let routes = Router::new()
         .merge(sentry::router())
         .merge(native::router())
         .merge(otlp::router())
         .merge(api::router())
-        .merge(health::router())
-        .fallback(|| async { error::ApiError::not_found("route") })
+        .merge(health::router(metrics_here))
+        .fallback(|| async { error::ApiError::not_found("route") });
+    observed(routes, &state)
         // Bodies are read whole up to the compressed limit; past it, 413.
         .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BYTES))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                // The route template, never the raw URI (keys may sit in query strings).
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str)
-                    .unwrap_or("unmatched");
-                tracing::debug_span!("request", method = %request.method(), route)
-            }),
-        )
-        .with_state(AppState(app))
+        .with_state(state)
 }
 
 /// The OTLP/HTTP listener's routes: what exporters send to by default (port 4318).
 pub fn otlp_router(app: Arc<App>) -> Router {
-    Router::new()
+    let state = AppState(app);
+    let routes = Router::new()
         .merge(otlp::router())
-        .merge(health::router())
+        .merge(health::router(false));
+    observed(routes, &state)
         .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BYTES))
+        .with_state(state)
+}
+
+/// The metrics listener's routes (`SEISMO_METRICS_LISTEN`): `/metrics` and `/healthz`.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(health::metrics_router())
         .with_state(AppState(app))
+}
+
+/// Every request: a span by route template, and its duration by route and status.
+fn observed(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::record_duration,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
 }
 
 /// Serves `router` until `shutdown` resolves, then finishes the requests in flight.

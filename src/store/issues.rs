@@ -316,6 +316,15 @@ pub async fn mutes(pool: &PgPool, project_id: ProjectId) -> Result<Vec<Mute>, St
     .await?)
 }
 
+/// Issues of all projects by status (statuses without issues are absent).
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT status, count(*) FROM issues GROUP BY status")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// Ignored issues of a project (their series are watched, but they do not page).
 pub async fn ignored_ids(pool: &PgPool, project_id: ProjectId) -> Result<Vec<IssueId>, StoreError> {
     Ok(

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod counts;
 pub mod detector;
 pub mod events;
+pub mod gauges;
 pub mod incidents;
 pub mod issues;
 pub mod partitions;

@@ -1129,7 +1129,8 @@ async fn detect_the_open_incidents_gauge_counts_every_project_held() {
     let burst = pass_through(&mut worker, minute(0)).await;
     assert_eq!(burst.opened.len(), 2, "{burst:?}");
     assert!(
-        app.metrics().contains("seismo_incidents_open 2"),
+        app.metrics()
+            .contains("seismo_incidents_open{kind=\"anomaly\"} 2"),
         "{}",
         app.metrics()
     );

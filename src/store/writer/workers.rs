@@ -135,6 +135,8 @@ impl Worker {
         }
     }
 
+    #[tracing::instrument(name = "writer_batch", level = "debug", skip_all,
+        fields(events = events.len(), span_groups = spans.len()))]
     async fn write_batch(
         &self,
         events: &[&NewEvent],
