@@ -13,6 +13,8 @@
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   the PostgreSQL server (trust auth)
 #   SKIP_BUILD=0             1 uses the binaries already in target/release
 #   SEISMO_BIN, LOADGEN_BIN  the binaries (default: target/release's; another build to compare)
+#   SELF_TRACING=0           1 exports Seismo's own spans over OTLP/HTTP to a sink on
+#                            127.0.0.1 that accepts and discards them (the cost of tracing on)
 set -euo pipefail
 
 DURATION=${DURATION:-20}
@@ -21,6 +23,7 @@ ISSUE_GROUPS=${ISSUE_GROUPS:-50}
 GZIP=${GZIP:-0}
 PORT=${PORT:-18390}
 SKIP_BUILD=${SKIP_BUILD:-0}
+SELF_TRACING=${SELF_TRACING:-0}
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -99,6 +102,9 @@ report_storage() {
 }
 
 build
+if [[ "$SELF_TRACING" == 1 ]]; then
+    start_span_sink
+fi
 start_seismo
 create_project
 EMPTY_DB_BYTES=$(sql "select pg_database_size('$DB')")

@@ -24,6 +24,9 @@ log() { printf '== %s\n' "$*"; }
 
 cleanup() {
     local status=$?
+    if [[ -n "${SINK_PID:-}" ]]; then
+        kill "$SINK_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SEISMO_PID" ]] && kill -0 "$SEISMO_PID" 2>/dev/null; then
         kill -TERM "$SEISMO_PID"
         for _ in $(seq 1 60); do
@@ -69,6 +72,31 @@ build() {
     cargo build --release --bin seismo --example loadgen
 }
 
+# An OTLP/HTTP endpoint on 127.0.0.1 that answers 200 to every export and keeps nothing,
+# so self-tracing can be measured without a collector; Seismo exports to it (the standard
+# OTEL_* variables are exported for start_seismo). Stopped on exit with the rest.
+SINK_PID=""
+start_span_sink() {
+    local port
+    port=$(free_port 18500 "$PORT")
+    python3 - "$port" <<'PY' &
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+    SINK_PID=$!
+    export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port"
+    log "self-tracing on: spans go to a discarding sink at $OTEL_EXPORTER_OTLP_ENDPOINT"
+}
+
 # Starts `seismo serve` on a fresh database and waits for /healthz; sets BASE.
 start_seismo() {
     local port
@@ -81,9 +109,12 @@ start_seismo() {
             exit 1
         fi
     done
-    log "creating database $DB"
-    psql -d postgres -qc "create database \"$DB\"" >/dev/null
-    DB_CREATED=1
+    # A script that prepared the database before starting Seismo has created it already.
+    if [[ "$DB_CREATED" != 1 ]]; then
+        log "creating database $DB"
+        psql -d postgres -qc "create database \"$DB\"" >/dev/null
+        DB_CREATED=1
+    fi
     export SEISMO_DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
     export SEISMO_LISTEN="127.0.0.1:${PORT}"
     export SEISMO_DATA_DIR="$WORK/data"
