@@ -541,6 +541,17 @@ async fn traffic(app: &TestApp) -> i64 {
         .expect("an issue")
 }
 
+/// Each panel titled in `titles` had a query with data (`with_data` holds query places).
+fn assert_show_data(titles: &[&str], with_data: &BTreeSet<String>) {
+    for title in titles {
+        let needle = format!("panel \"{title}\"");
+        assert!(
+            with_data.iter().any(|place| place.contains(&needle)),
+            "{title} showed no data; queries with data: {with_data:#?}"
+        );
+    }
+}
+
 /// SQL panels that must show rows after [`traffic`].
 const SQL_WITH_DATA: [&str; 11] = [
     "Error events per minute, by project",
@@ -596,13 +607,7 @@ async fn dashboards_sql_queries_run_against_the_migrated_schema() {
         }
     }
     assert!(ran >= 20, "only {ran} SQL queries found");
-    for title in SQL_WITH_DATA {
-        let needle = format!("panel \"{title}\"");
-        assert!(
-            with_rows.iter().any(|place| place.contains(&needle)),
-            "{title} showed no rows; with rows: {with_rows:#?}"
-        );
-    }
+    assert_show_data(&SQL_WITH_DATA, &with_rows);
     app.stop().await;
 }
 
@@ -760,13 +765,7 @@ async fn dashboards_promql_runs_against_a_real_prometheus_scraping_seismo() {
         }
     }
     assert!(ran >= 30, "only {ran} PromQL expressions found");
-    for title in PROMQL_WITH_DATA {
-        let needle = format!("panel \"{title}\"");
-        assert!(
-            with_data.iter().any(|place| place.contains(&needle)),
-            "{title} showed no data; with data: {with_data:#?}"
-        );
-    }
+    assert_show_data(&PROMQL_WITH_DATA, &with_data);
     // The instance variable's own query (label_values) names this Seismo.
     let instances = prometheus
         .query_range("group by (instance) (seismo_build_info)", 30)
