@@ -1,4 +1,4 @@
-//! What every request leaves behind: a `request` span named by its route template (joined
+//! What every request leaves behind: a span named by its method and route template (joined
 //! to the caller's trace when it sends a W3C `traceparent`), and its duration in
 //! `seismo_http_request_duration_seconds{method,route,status}`. Routes are templates such as
 //! `/api/{project_id}/envelope/` — never the raw path, which may carry keys and ids.
@@ -36,9 +36,20 @@ fn method(method: &Method) -> &'static str {
     }
 }
 
-/// The span of one request; a child of the caller's trace when it sent `traceparent`.
+/// The span of one request, named and described as OpenTelemetry's HTTP conventions say
+/// (`GET /readyz`, server kind, method, route; status and error recorded by
+/// [`record_duration`]); a child of the caller's trace when it sent `traceparent`.
 pub fn request_span(request: &Request) -> tracing::Span {
-    let span = tracing::debug_span!("request", method = %request.method(), route = route(request));
+    let route = route(request);
+    let span = tracing::debug_span!(
+        "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
     telemetry::continue_remote_trace(&span, |name| {
         request
             .headers()
@@ -58,6 +69,15 @@ pub async fn record_duration(
     let method = method(request.method());
     let route = route(&request).to_owned();
     let response = next.run(request).await;
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            // A 5xx is the server's failure; a 4xx is the client's (OpenTelemetry semconv).
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     state
         .metrics
         .http_request_duration

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
@@ -178,8 +179,9 @@ async fn an_incoming_traceparent_makes_the_request_span_part_of_the_callers_trac
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(found.name, "request");
-    assert_eq!(attribute(&found, "route"), Some("/readyz"));
+    assert_eq!(found.name, "GET /readyz");
+    assert_eq!(attribute(&found, "http.route"), Some("/readyz"));
+    assert_eq!(found.kind, SpanKind::Server as i32);
     drop(traced);
 }
 
