@@ -76,63 +76,39 @@ struct Query {
 /// Every query of a dashboard: panel targets, annotations and query variables.
 fn queries(file: &str, dashboard: &Value) -> Vec<Query> {
     let mut found = Vec::new();
-    let text = |target: &Value| {
-        target["expr"]
+    let mut add = |place: String, datasource: &Value, target: &Value| {
+        let text = target["expr"]
             .as_str()
             .or(target["rawSql"].as_str())
             .or(target["query"].as_str())
-            .or(target["query"]["query"].as_str())
-            .map(str::to_owned)
+            .or(target["query"]["query"].as_str());
+        if let Some(text) = text {
+            found.push(Query {
+                place: format!("{file}: {place}"),
+                datasource: datasource["uid"].as_str().unwrap_or_default().to_owned(),
+                text: text.to_owned(),
+            });
+        }
     };
+    let name = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     for panel in panels(dashboard) {
         for target in panel["targets"].as_array().into_iter().flatten() {
-            let uid = target["datasource"]["uid"].as_str().unwrap_or_default();
-            if let Some(text) = text(target) {
-                found.push(Query {
-                    place: format!(
-                        "{file}: panel {:?} {}",
-                        panel["title"].as_str().unwrap_or_default(),
-                        target["refId"].as_str().unwrap_or_default()
-                    ),
-                    datasource: uid.to_owned(),
-                    text,
-                });
-            }
+            let place = format!(
+                "panel {:?} {}",
+                name(&panel["title"]),
+                name(&target["refId"])
+            );
+            add(place, &target["datasource"], target);
         }
     }
-    for annotation in dashboard["annotations"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if let Some(text) = text(&annotation["target"]) {
-            found.push(Query {
-                place: format!(
-                    "{file}: annotation {:?}",
-                    annotation["name"].as_str().unwrap_or_default()
-                ),
-                datasource: annotation["datasource"]["uid"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-                text,
-            });
-        }
+    let annotations = dashboard["annotations"]["list"].as_array();
+    for annotation in annotations.into_iter().flatten() {
+        let place = format!("annotation {:?}", name(&annotation["name"]));
+        add(place, &annotation["datasource"], &annotation["target"]);
     }
     for variable in variables(dashboard) {
-        if let Some(text) = text(variable) {
-            found.push(Query {
-                place: format!(
-                    "{file}: variable {:?}",
-                    variable["name"].as_str().unwrap_or_default()
-                ),
-                datasource: variable["datasource"]["uid"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-                text,
-            });
-        }
+        let place = format!("variable {:?}", name(&variable["name"]));
+        add(place, &variable["datasource"], variable);
     }
     found
 }
@@ -541,6 +517,20 @@ async fn traffic(app: &TestApp) -> i64 {
         .expect("an issue")
 }
 
+/// Every query of every dashboard on the datasource `uid`, with its dashboard's variables
+/// chosen (`picks`, else "All").
+fn queries_on(uid: &str, picks: &HashMap<&str, String>) -> Vec<(Query, HashMap<String, Chosen>)> {
+    let mut found = Vec::new();
+    for (file, dashboard) in dashboards() {
+        for query in queries(&file, &dashboard) {
+            if query.datasource == uid {
+                found.push((query, chosen(&dashboard, picks)));
+            }
+        }
+    }
+    found
+}
+
 /// Each panel titled in `titles` had a query with data (`with_data` holds query places).
 fn assert_show_data(titles: &[&str], with_data: &BTreeSet<String>) {
     for title in titles {
@@ -588,25 +578,18 @@ async fn dashboards_sql_queries_run_against_the_migrated_schema() {
         scrape: 15,
     };
     let mut with_rows = BTreeSet::new();
-    let mut ran = 0;
-    for (file, dashboard) in dashboards() {
-        let vars = chosen(&dashboard, &picks);
-        for query in queries(&file, &dashboard) {
-            if query.datasource != POSTGRES_UID {
-                continue;
-            }
-            let text = sql(&query.text, &vars, &range);
-            let rows = sqlx::raw_sql(&text)
-                .fetch_all(&app.pool)
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}\n{text}", query.place));
-            ran += 1;
-            if !rows.is_empty() {
-                with_rows.insert(query.place);
-            }
+    let all = queries_on(POSTGRES_UID, &picks);
+    for (query, vars) in &all {
+        let text = sql(&query.text, vars, &range);
+        let rows = sqlx::raw_sql(&text)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", query.place));
+        if !rows.is_empty() {
+            with_rows.insert(query.place.clone());
         }
     }
-    assert!(ran >= 20, "only {ran} SQL queries found");
+    assert!(all.len() >= 20, "only {} SQL queries found", all.len());
     assert_show_data(&SQL_WITH_DATA, &with_rows);
     app.stop().await;
 }
@@ -746,25 +729,25 @@ async fn dashboards_promql_runs_against_a_real_prometheus_scraping_seismo() {
         interval: 1,
         scrape: 1,
     };
-    let (mut with_data, mut ran) = (BTreeSet::new(), 0);
-    for (file, dashboard) in dashboards() {
-        let vars = chosen(&dashboard, &picks);
-        for query in queries(&file, &dashboard) {
-            if query.datasource != PROMETHEUS_UID || query.place.contains("variable") {
-                continue;
-            }
-            let expr = promql(&query.text, &vars, &range);
-            let result = prometheus
-                .query_range(&expr, 30)
-                .await
-                .unwrap_or_else(|e| panic!("{}: {expr}: {e}", query.place));
-            ran += 1;
-            if !result.is_empty() {
-                with_data.insert(query.place);
-            }
+    let mut with_data = BTreeSet::new();
+    // A variable's query is Grafana's label_values(), not PromQL: checked below.
+    let mut all = queries_on(PROMETHEUS_UID, &picks);
+    all.retain(|(query, _)| !query.place.contains(": variable "));
+    for (query, vars) in &all {
+        let expr = promql(&query.text, vars, &range);
+        let result = prometheus
+            .query_range(&expr, 30)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {expr}: {e}", query.place));
+        if !result.is_empty() {
+            with_data.insert(query.place.clone());
         }
     }
-    assert!(ran >= 30, "only {ran} PromQL expressions found");
+    assert!(
+        all.len() >= 30,
+        "only {} PromQL expressions found",
+        all.len()
+    );
     assert_show_data(&PROMQL_WITH_DATA, &with_data);
     // The instance variable's own query (label_values) names this Seismo.
     let instances = prometheus
