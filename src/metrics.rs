@@ -11,6 +11,8 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
+    /// The standard `process_*` metrics (no `seismo_` prefix, as every dashboard expects).
+    process: Registry,
     pub events_received: IntCounterVec,
     pub items_received: IntCounterVec,
     pub otlp_records: IntCounterVec,
@@ -249,6 +251,7 @@ impl Metrics {
             )
             .expect("static metric"),
             registry,
+            process: process_registry(),
         };
         metrics.register_all();
         metrics
@@ -340,9 +343,25 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// CPU seconds, resident and virtual memory, open and maximum file descriptors and start
+/// time of this process, read from /proc at each scrape (Linux only).
+fn process_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    {
+        let collector = prometheus::process_collector::ProcessCollector::for_self();
+        registry
+            .register(Box::new(collector))
+            .expect("the process collector is registered once");
+    }
+    registry
 }
 
 impl Default for Metrics {

@@ -595,7 +595,7 @@ async fn dashboards_sql_queries_run_against_the_migrated_schema() {
 }
 
 /// Prometheus panels that must show data after [`traffic`] (by title).
-const PROMQL_WITH_DATA: [&str; 15] = [
+const PROMQL_WITH_DATA: [&str; 17] = [
     "Events accepted / s",
     "Open incidents",
     "P handle",
@@ -611,6 +611,8 @@ const PROMQL_WITH_DATA: [&str; 15] = [
     "Live series",
     "Issues by status (all projects)",
     "Version",
+    "Resident memory",
+    "CPU",
 ];
 
 /// Debian's Prometheus, scraping `target` every second from a config in a temp dir.
