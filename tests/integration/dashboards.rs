@@ -760,6 +760,72 @@ async fn dashboards_promql_runs_against_a_real_prometheus_scraping_seismo() {
     app.stop().await;
 }
 
+/// `/metrics` of an app after [`traffic`], an issue read by id and a request to no route.
+async fn metrics_after_traffic(app: &TestApp) -> String {
+    let issue = traffic(app).await;
+    app.api_ok(&format!("/api/v1/issues/{issue}")).await;
+    let unknown = app
+        .http
+        .get(app.url(&format!("/secret/{}/path?token=abc", app.key())))
+        .send()
+        .await
+        .expect("GET an unknown path");
+    assert_eq!(unknown.status(), 404);
+    app.http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// Label names a metric may carry: none names an issue, fingerprint, user, URL or message.
+const LABELS: [&str; 14] = [
+    "source",
+    "outcome",
+    "reason",
+    "item_type",
+    "signal",
+    "result",
+    "method",
+    "route",
+    "status",
+    "kind",
+    "project",
+    "version",
+    "le",
+    "quantile",
+];
+
+#[tokio::test]
+async fn metrics_name_routes_by_template_and_never_label_by_issue_user_or_url() {
+    let app = TestApp::spawn().await;
+    let text = metrics_after_traffic(&app).await;
+    for name in [
+        "seismo_build_info{version=",
+        "seismo_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/{project_id}/envelope/\",status=\"200\"",
+        "seismo_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/issues/{id}\",status=\"200\"}",
+        "seismo_http_request_duration_seconds_count{method=\"GET\",route=\"unmatched\",status=\"404\"}",
+        "seismo_issues{status=\"unresolved\"} 3",
+        "seismo_incidents_open{kind=\"new_issue\"} 3",
+        "seismo_anomaly_score{project=",
+        "seismo_handling_probability ",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    let label = Regex::new(r#"([a-z_]+)="([^"]*)""#).expect("valid regex");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        for pair in label.captures_iter(line) {
+            assert!(LABELS.contains(&&pair[1]), "label {} in {line}", &pair[1]);
+            assert!(!pair[2].contains(app.key()), "a key in a label: {line}");
+        }
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_after_real_traffic_pass_promtool_check() {
     let Some(promtool) = which("promtool") else {
@@ -769,26 +835,7 @@ async fn metrics_after_real_traffic_pass_promtool_check() {
         );
     };
     let app = TestApp::spawn().await;
-    traffic(&app).await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    for name in [
-        "seismo_build_info{version=",
-        "seismo_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/{project_id}/envelope/\",status=\"200\"",
-        "seismo_issues{status=\"unresolved\"} 3",
-        "seismo_incidents_open{kind=\"new_issue\"} 3",
-        "seismo_anomaly_score{project=",
-        "seismo_handling_probability ",
-    ] {
-        assert!(text.contains(name), "{name} missing from:\n{text}");
-    }
+    let text = metrics_after_traffic(&app).await;
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

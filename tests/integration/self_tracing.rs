@@ -198,5 +198,20 @@ async fn a_metrics_listener_of_its_own_takes_metrics_off_the_main_port() {
     assert_eq!(own.status(), 200);
     let text = own.text().await.expect("text");
     assert!(text.contains("seismo_build_info{version="), "{text}");
+    // `serve` refreshes the gauges read from the database in the background.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("seismo_issues{status=\"unresolved\"} 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no issue gauges in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(served);
 }
