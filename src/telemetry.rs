@@ -60,7 +60,8 @@ pub fn export_from(var: impl Fn(&str) -> Option<String>) -> Result<Option<Export
     else {
         return Ok(None);
     };
-    if matches!(set("OTEL_TRACES_EXPORTER").as_deref(), Some("none")) {
+    let disabled = set("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if disabled || matches!(set("OTEL_TRACES_EXPORTER").as_deref(), Some("none")) {
         return Ok(None);
     }
     let protocol = set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
@@ -248,6 +249,14 @@ mod tests {
             export(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
                 ("OTEL_TRACES_EXPORTER", "none")
+            ])
+            .expect("valid"),
+            None
+        );
+        assert_eq!(
+            export(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_SDK_DISABLED", "true")
             ])
             .expect("valid"),
             None
