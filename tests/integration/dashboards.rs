@@ -595,7 +595,7 @@ async fn dashboards_sql_queries_run_against_the_migrated_schema() {
 }
 
 /// Prometheus panels that must show data after [`traffic`] (by title).
-const PROMQL_WITH_DATA: [&str; 17] = [
+const PROMQL_WITH_DATA: [&str; 18] = [
     "Events accepted / s",
     "Open incidents",
     "P handle",
@@ -613,6 +613,7 @@ const PROMQL_WITH_DATA: [&str; 17] = [
     "Version",
     "Resident memory",
     "CPU",
+    "Spool size",
 ];
 
 /// Debian's Prometheus, scraping `target` every second from a config in a temp dir.
