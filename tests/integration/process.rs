@@ -5,11 +5,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary with a clean environment: no database URL or settings from the caller.
+/// The binary with a clean environment: no database URL, settings or OpenTelemetry export
+/// from the caller.
 pub fn seismo() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_seismo"));
     for (name, _) in std::env::vars() {
-        if name.starts_with("SEISMO_") || name == "DATABASE_URL" {
+        if name.starts_with("SEISMO_") || name.starts_with("OTEL_") || name == "DATABASE_URL" {
             command.env_remove(name);
         }
     }

@@ -3,7 +3,6 @@
 //! trace of a caller that sends `traceparent`, and serves `/metrics` on a listener of its
 //! own when `SEISMO_METRICS_LISTEN` is set.
 
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,83 +14,42 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use crate::process::{free_port, seismo, terminate, wait_with_deadline};
 use crate::harness::{fresh_database_on, server_url, TestApp};
+use crate::process::{free_port, Served};
 
-/// A running `seismo serve` on a fresh database with `env` set; stopped on drop.
-struct Served {
-    child: Child,
-    port: u16,
+/// `seismo serve` on a fresh database with `env` set: the process, its port, and the temp
+/// dir of its spool (removed when the caller drops it).
+async fn serve(env: &[(&str, &str)]) -> (Served, u16, tempfile::TempDir) {
+    let (database_url, pool) = fresh_database_on(server_url().await).await;
+    pool.close().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let served = Served::start(&database_url, &dir.path().join("spool"), port, env);
+    (served, port, dir)
 }
 
-impl Served {
-    async fn start(env: &[(&str, String)]) -> Served {
-        let (database_url, pool) = fresh_database_on(server_url().await).await;
-        pool.close().await;
-        let port = free_port();
-        let mut command = seismo();
-        for (name, _) in std::env::vars() {
-            if name.starts_with("OTEL_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .args(["serve"])
-            .env("SEISMO_DATABASE_URL", database_url)
-            .env("SEISMO_LISTEN", format!("127.0.0.1:{port}"))
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().expect("start seismo serve");
-        let served = Served { child, port };
-        served.wait_until_up().await;
-        served
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    async fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if reqwest::get(self.url("/healthz")).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("seismo serve did not answer /healthz");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        terminate(&self.child);
-        wait_with_deadline(&mut self.child, Duration::from_secs(30));
-    }
+fn url(port: u16, path: &str) -> String {
+    format!("http://127.0.0.1:{port}{path}")
 }
 
 /// Exports every 200 ms instead of every 5 s, so the test waits less.
-fn quick_export(endpoint: String) -> Vec<(&'static str, String)> {
-    vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
-    ]
-}
+const QUICK_EXPORT: (&str, &str) = ("OTEL_BSP_SCHEDULE_DELAY", "200");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_tracing_sends_seismos_spans_to_a_seismo_on_loopback() {
     let receiver = TestApp::spawn().await;
-    let mut env = quick_export(format!("http://{}", receiver.address));
-    env.push((
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        format!("x-seismo-key={}", receiver.key()),
-    ));
-    env.push(("OTEL_SERVICE_NAME", "seismo-self".to_owned()));
-    let traced = Served::start(&env).await;
+    let endpoint = format!("http://{}", receiver.address);
+    let headers = format!("x-seismo-key={}", receiver.key());
+    let (traced, port, _dir) = serve(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_EXPORTER_OTLP_HEADERS", &headers),
+        ("OTEL_SERVICE_NAME", "seismo-self"),
+        QUICK_EXPORT,
+    ])
+    .await;
     let client = reqwest::Client::new();
     for path in ["/readyz", "/healthz", "/no/such/route"] {
-        client.get(traced.url(path)).send().await.expect("request");
+        client.get(url(port, path)).send().await.expect("request");
     }
     // The receiver counts the spans of each service per minute (the error-rate series).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -107,7 +65,7 @@ async fn self_tracing_sends_seismos_spans_to_a_seismo_on_loopback() {
         .expect("count spans");
     }
     assert!(spans >= 3, "the receiving Seismo counted {spans} spans");
-    drop(traced);
+    traced.kill();
     receiver.stop().await;
 }
 
@@ -149,11 +107,12 @@ fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incoming_traceparent_makes_the_request_span_part_of_the_callers_trace() {
     let (endpoint, caught) = span_catcher().await;
-    let traced = Served::start(&quick_export(endpoint)).await;
+    let (traced, port, _dir) =
+        serve(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), QUICK_EXPORT]).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let answer = reqwest::Client::new()
-        .get(traced.url("/readyz"))
+        .get(url(port, "/readyz"))
         .header("traceparent", format!("00-{trace_id}-{parent}-01"))
         .send()
         .await
@@ -182,15 +141,15 @@ async fn an_incoming_traceparent_makes_the_request_span_part_of_the_callers_trac
     assert_eq!(found.name, "GET /readyz");
     assert_eq!(attribute(&found, "http.route"), Some("/readyz"));
     assert_eq!(found.kind, SpanKind::Server as i32);
-    drop(traced);
+    traced.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_listener_of_its_own_takes_metrics_off_the_main_port() {
     let metrics_port = free_port();
-    let served =
-        Served::start(&[("SEISMO_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))]).await;
-    let main = reqwest::get(served.url("/metrics")).await.expect("GET");
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let (served, port, _dir) = serve(&[("SEISMO_METRICS_LISTEN", &listen)]).await;
+    let main = reqwest::get(url(port, "/metrics")).await.expect("GET");
     assert_eq!(main.status(), 404);
     let own = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
@@ -213,5 +172,5 @@ async fn a_metrics_listener_of_its_own_takes_metrics_off_the_main_port() {
         assert!(Instant::now() < deadline, "no issue gauges in:\n{text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    drop(served);
+    served.kill();
 }
