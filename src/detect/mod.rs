@@ -24,6 +24,7 @@
 //! (NAB, a CSV, seeded synthetic streams).
 
 pub mod anomaly;
+pub mod decisions;
 pub mod engine;
 pub mod incidents;
 pub mod series;

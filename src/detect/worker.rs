@@ -26,13 +26,17 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::anomaly::{Seasonality, Sensitivity, SeriesState};
-use super::engine::{AnomalyRules, Firing, Measure, ProjectDetector};
+use super::decisions::{
+    bucket_at, issue_opening, last_closed_bucket, opening_for_firing, unix_minutes, Decisions,
+    Opening, BUCKET,
+};
+use super::engine::{AnomalyRules, Measure, ProjectDetector};
 use super::incidents::RESOLVE_AFTER_CALM_BUCKETS;
 use super::threshold::{self, ThresholdStep};
 use crate::metrics::Metrics;
@@ -52,7 +56,6 @@ pub const SHARDS: i32 = 16;
 pub const WARM_UP_HISTORY: TimeDelta = TimeDelta::hours(6);
 /// Longest gap replayed after a restart; older buckets are skipped.
 pub const MAX_REPLAY: TimeDelta = TimeDelta::hours(24);
-const BUCKET: TimeDelta = TimeDelta::minutes(1);
 /// How far the stored detector state may lag the decisions.
 pub const STATE_EVERY: TimeDelta = TimeDelta::minutes(10);
 
@@ -211,11 +214,14 @@ impl Worker {
         }
         let from = (run.last_bucket + BUCKET).max(through - MAX_REPLAY);
         let mut run = run;
-        let decisions = self
+        let (decisions, active) = self
             .decide(project_id, &mut run.detector, from, through, warming_up)
             .await?;
         pass.buckets += decisions.buckets;
-        match self.commit(project_id, &run, through, &decisions).await? {
+        match self
+            .commit(project_id, &run, through, &decisions, active)
+            .await?
+        {
             Some(Committed {
                 opened,
                 resolved,
@@ -300,7 +306,7 @@ impl Worker {
         from: DateTime<Utc>,
         through: DateTime<Utc>,
         warming_up: bool,
-    ) -> Result<Decisions, DetectError> {
+    ) -> Result<(Decisions, Vec<Incident>), DetectError> {
         let rules = rule_store::list(&self.pool, project_id).await?;
         let anomaly_rules = anomaly_rules(&rules);
         let buckets = counts::buckets(&self.pool, project_id, from, through).await?;
@@ -308,32 +314,28 @@ impl Worker {
             .await?
             .into_iter()
             .collect();
-        let mut decisions = Decisions {
-            active: incident_store::active(&self.pool, project_id).await?,
-            ..Decisions::default()
-        };
+        let active = incident_store::active(&self.pool, project_id).await?;
+        let mut decisions = Decisions::new(active.iter().map(|i| i.series.clone()).collect());
         let empty = HashMap::new();
         let mut minute = from;
         while minute <= through {
             let counts = buckets.get(&minute).unwrap_or(&empty);
             let firings = detector.step(minute.timestamp(), counts, anomaly_rules);
-            decisions.buckets += 1;
-            decisions.max_score = decisions.max_score.max(bucket_score(&firings));
             if !warming_up {
-                for firing in firings {
+                for firing in &firings {
                     if !matches!(firing.scope, Scope::Issue(id) if ignored.contains(&id)) {
-                        decisions.open(opening_for_firing(&firing, minute));
+                        decisions.open(opening_for_firing(firing, minute));
                     }
                 }
             }
-            decisions.track_calm(detector);
+            decisions.stepped(&firings, detector);
             minute += BUCKET;
         }
         if !warming_up {
             self.exact_rules(project_id, &rules, &ignored, from, through, &mut decisions)
                 .await?;
         }
-        Ok(decisions)
+        Ok((decisions, active))
     }
 
     /// New issues, regressions, thresholds and mute escalations over the same buckets.
@@ -353,7 +355,12 @@ impl Worker {
                 issues::reached_between(&self.pool, project_id, Moment::FirstSeen, from, until)
                     .await?
             {
-                decisions.open(issue_opening(Kind::NewIssue, &issue, issue.first_seen));
+                decisions.open(issue_opening(
+                    Kind::NewIssue,
+                    issue.id,
+                    issue.first_seen,
+                    issue_details(&issue),
+                ));
             }
         }
         if enabled("regression") {
@@ -362,7 +369,12 @@ impl Worker {
                     .await?
             {
                 let at = issue.regressed_at.unwrap_or(until);
-                decisions.open(issue_opening(Kind::Regression, &issue, at));
+                decisions.open(issue_opening(
+                    Kind::Regression,
+                    issue.id,
+                    at,
+                    issue_details(&issue),
+                ));
             }
         }
         for rule in rules.iter().filter(|r| r.kind == "threshold" && r.enabled) {
@@ -486,15 +498,16 @@ impl Worker {
         run: &ProjectRun,
         through: DateTime<Utc>,
         decisions: &Decisions,
+        active: Vec<Incident>,
     ) -> Result<Option<Committed>, DetectError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         if !stored::advance_checkpoint(&mut tx, project_id, run.checkpoint, through).await? {
             return Ok(None);
         }
         let mut opened = Vec::new();
-        let mut tracked = decisions.active.clone();
+        let mut tracked = active;
         for opening in &decisions.openings {
-            let new = opening.to_new(project_id);
+            let new = new_incident(project_id, opening);
             if let Some(incident) = incident_store::open(&mut tx, &new).await? {
                 announce(&mut tx, &incident, State::Open, opening.kind).await?;
                 self.metrics
@@ -511,7 +524,10 @@ impl Worker {
             let refired = decisions.fire_rule.iter().any(|(_, s)| *s == scope);
             let calm = match refired {
                 true => 0,
-                false => decisions.calm_after(&scope, incident, opened.contains(&incident.id)),
+                false => {
+                    let fresh = opened.contains(&incident.id);
+                    decisions.calm_after(&scope, incident.calm_buckets, fresh)
+                }
             };
             if calm >= RESOLVE_AFTER_CALM_BUCKETS && incident.state == State::Open {
                 let reason = format!("series back at its baseline for {calm} buckets");
@@ -632,12 +648,6 @@ async fn save_state(
     stored::save(tx, project_id, &series, &profiles, through).await
 }
 
-/// The start of the last minute that ended at least `grace` ago.
-pub fn last_closed_bucket(now: DateTime<Utc>, grace: TimeDelta) -> DateTime<Utc> {
-    let settled = now - grace;
-    settled.duration_trunc(BUCKET).unwrap_or(settled) - BUCKET
-}
-
 fn anomaly_rules(rules: &[Rule]) -> AnomalyRules {
     let sensitivity = |kind: &str| {
         rules
@@ -655,134 +665,20 @@ fn anomaly_rules(rules: &[Rule]) -> AnomalyRules {
     }
 }
 
-fn bucket_score(firings: &[Firing]) -> f64 {
-    firings.iter().map(|f| f.verdict.score).fold(0.0, f64::max)
-}
-
-/// An incident the pass decided to open.
-#[derive(Debug, Clone, PartialEq)]
-struct Opening {
-    kind: Kind,
-    scope: Scope,
-    at: DateTime<Utc>,
-    score: f64,
-    details: serde_json::Value,
-}
-
-impl Opening {
-    fn to_new(&self, project_id: ProjectId) -> NewIncident {
-        NewIncident {
-            project_id,
-            kind: self.kind,
-            scope: self.scope.clone(),
-            opened_at: self.at,
-            score: self.score,
-            details: self.details.clone(),
-            reason: format!("{} detected", self.kind.as_str()),
-        }
+fn new_incident(project_id: ProjectId, opening: &Opening) -> NewIncident {
+    NewIncident {
+        project_id,
+        kind: opening.kind,
+        scope: opening.scope.clone(),
+        opened_at: opening.at,
+        score: opening.score,
+        details: opening.details.clone(),
+        reason: format!("{} detected", opening.kind.as_str()),
     }
 }
 
-fn opening_for_firing(firing: &Firing, at: DateTime<Utc>) -> Opening {
-    let kind = match firing.measure {
-        Measure::Count => Kind::Anomaly,
-        Measure::Rate => Kind::ErrorRate,
-    };
-    Opening {
-        kind,
-        scope: firing.scope.clone(),
-        at,
-        score: firing.verdict.score,
-        details: json!({"shape": firing.verdict.shape, "expected": firing.verdict.expected,
-            "measure": firing.measure}),
-    }
-}
-
-fn issue_opening(kind: Kind, issue: &issues::Issue, at: DateTime<Utc>) -> Opening {
-    Opening {
-        kind,
-        scope: Scope::Issue(issue.id),
-        at,
-        score: 1.0,
-        details: json!({"title": issue.title, "culprit": issue.culprit, "level": issue.level,
-            "release": issue.last_release}),
-    }
-}
-
-/// What one project pass decided, before it is committed.
-#[derive(Debug, Default)]
-struct Decisions {
-    /// The project's active incidents when the pass began.
-    active: Vec<Incident>,
-    buckets: usize,
-    max_score: f64,
-    openings: Vec<Opening>,
-    /// Highest score per series in this pass (kept on the incident).
-    scores: HashMap<Scope, f64>,
-    /// Per series: consecutive calm buckets at the end of the pass, and whether the whole
-    /// pass was calm (then the incident's stored streak continues).
-    calm: HashMap<Scope, (i32, bool)>,
-    fire_rule: Vec<(i64, Scope)>,
-    rearm_rule: Vec<(i64, Scope)>,
-    unmute: Vec<IssueId>,
-}
-
-impl Decisions {
-    /// One opening per series per pass: the first decision wins (the unique index would
-    /// refuse the rest anyway).
-    fn open(&mut self, opening: Opening) {
-        let score = self.scores.entry(opening.scope.clone()).or_default();
-        *score = score.max(opening.score);
-        if !self.openings.iter().any(|o| o.scope == opening.scope) {
-            self.openings.push(opening);
-        }
-    }
-
-    /// Counts calm buckets for the series that have (or just got) an incident.
-    fn track_calm(&mut self, detector: &ProjectDetector) {
-        let watched: Vec<Scope> = self
-            .active
-            .iter()
-            .map(|incident| incident.series.clone())
-            .chain(self.openings.iter().map(|o| o.scope.clone()))
-            .collect();
-        for scope in watched {
-            let entry = self.calm.entry(scope.clone()).or_insert((0, true));
-            if detector.is_calm(&scope) {
-                entry.0 += 1;
-            } else {
-                *entry = (0, false);
-            }
-        }
-    }
-
-    /// Calm buckets of an incident's series at the end of this pass: its stored streak
-    /// continued, or restarted where the series last misbehaved. An incident opened in
-    /// this pass has no streak before it.
-    fn calm_after(&self, scope: &Scope, incident: &Incident, fresh: bool) -> i32 {
-        let before = if fresh { 0 } else { incident.calm_buckets };
-        match self.calm.get(scope) {
-            Some((streak, true)) => before + streak,
-            Some((streak, false)) => *streak,
-            // Opened by an exact rule after the buckets were stepped: nothing counted yet.
-            None if fresh => 0,
-            // A series the detector no longer holds is idle: calm for every bucket.
-            None => before + self.buckets as i32,
-        }
-    }
-}
-
-/// A series' (minute, events) as the threshold walk takes them: Unix seconds.
-fn unix_minutes(points: Option<&Vec<(DateTime<Utc>, i64)>>) -> Vec<(i64, i64)> {
-    points.map_or_else(Vec::new, |points| {
-        points
-            .iter()
-            .map(|(minute, events)| (minute.timestamp(), *events))
-            .collect()
-    })
-}
-
-/// The bucket starting at `seconds` (a whole minute the walk was given).
-fn bucket_at(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH)
+/// What describes an issue on its incidents.
+fn issue_details(issue: &issues::Issue) -> serde_json::Value {
+    json!({"title": issue.title, "culprit": issue.culprit, "level": issue.level,
+        "release": issue.last_release})
 }
