@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, Verdict};
+use super::anomaly::{Scale, Season, Seasonality, Sensitivity, SeriesState, Verdict};
 use super::series::{Point, ValueKind};
 use crate::model::{Scope, Tally};
 
@@ -48,6 +48,8 @@ pub struct Firing {
     pub measure: Measure,
     /// Start of the bucket, seconds since the epoch.
     pub bucket: i64,
+    /// What the series showed (for a rate: failed among requests).
+    pub point: Point,
     pub verdict: Verdict,
 }
 
@@ -71,14 +73,34 @@ impl ProjectDetector {
         self.admit_new_series(counts);
         let mut firings = Vec::new();
         // What each profile learns from this bucket: the project's and services' own
-        // event counts, or what was expected of them where they were anomalous.
-        let mut learnt: Vec<(Scope, f64)> = Vec::new();
+        // event counts (or what was expected of them where they were anomalous), and
+        // what they showed.
+        let mut learnt: Vec<(Scope, f64, f64)> = Vec::new();
+        // An issue's errors follow the project's traffic, where it is known.
+        let project_requests = counts.get(&Scope::Project).map_or(0, |t| t.requests);
         for (key, state) in self.series.iter_mut() {
             let tally = counts.get(&key.0).copied().unwrap_or_default();
-            let season = self.profiles.get(profile_of(&key.0));
-            let (verdict, firing) = step_series(key, state, season, bucket, tally, rules);
-            if key.1 == Measure::Count && !matches!(key.0, Scope::Issue(_)) {
-                learnt.push((key.0.clone(), verdict.normal_value(tally.events as f64)));
+            let traffic = match key.0 {
+                Scope::Issue(_) => project_requests,
+                _ => tally.requests,
+            };
+            let profile = self.profiles.get(profile_of(&key.0));
+            let owner = key.1 == Measure::Count && !matches!(key.0, Scope::Issue(_));
+            let season = match (profile, owner) {
+                (None, _) => Season::None,
+                (Some(profile), true) => Season::Own(profile),
+                (Some(profile), false) => Season::Shared(profile),
+            };
+            let step = Step {
+                bucket,
+                tally,
+                traffic,
+                rules,
+            };
+            let (verdict, firing) = step_series(key, state, season, &step);
+            if owner {
+                let shown = tally.events as f64;
+                learnt.push((key.0.clone(), verdict.normal_value(shown), shown));
             }
             firings.extend(firing);
         }
@@ -106,12 +128,12 @@ impl ProjectDetector {
     /// The project's and each service's own event counts teach their daily profile
     /// (anomalous buckets teach what was expected instead: a burst or an outage must not
     /// make this hour look busy or dead tomorrow).
-    fn learn_profiles(&mut self, bucket: i64, learnt: &[(Scope, f64)]) {
-        for (scope, value) in learnt {
+    fn learn_profiles(&mut self, bucket: i64, learnt: &[(Scope, f64, f64)]) {
+        for (scope, value, shown) in learnt {
             self.profiles
                 .entry(profile_of(scope).to_string())
                 .or_default()
-                .observe(bucket, *value);
+                .observe(bucket, *value, *shown);
         }
     }
 
@@ -130,16 +152,24 @@ impl ProjectDetector {
     }
 }
 
+/// One bucket as every series of the project sees it.
+struct Step {
+    bucket: i64,
+    tally: Tally,
+    /// Requests of the series' traffic in this bucket (0 when unknown).
+    traffic: i64,
+    rules: AnomalyRules,
+}
+
 /// One series through one bucket: its verdict, and a firing only when its view is
 /// switched on.
 fn step_series(
     key: &SeriesKey,
     state: &mut SeriesState,
-    season: Option<&Seasonality>,
-    bucket: i64,
-    tally: Tally,
-    rules: AnomalyRules,
+    season: Season<'_>,
+    step: &Step,
 ) -> (Verdict, Option<Firing>) {
+    let (bucket, tally, rules) = (step.bucket, step.tally, step.rules);
     let (sensitivity, point) = match key.1 {
         Measure::Count => (
             rules.counts,
@@ -147,6 +177,7 @@ fn step_series(
                 timestamp: bucket,
                 value: tally.events as f64,
                 requests: None,
+                traffic: (step.traffic > 0).then_some(step.traffic as f64),
             },
         ),
         Measure::Rate => (
@@ -155,6 +186,7 @@ fn step_series(
                 timestamp: bucket,
                 value: tally.failed as f64,
                 requests: Some(tally.requests as f64),
+                traffic: None,
             },
         ),
     };
@@ -170,6 +202,7 @@ fn step_series(
         scope: key.0.clone(),
         measure: key.1,
         bucket,
+        point,
         verdict,
     });
     (verdict, firing)

@@ -8,6 +8,9 @@ pub struct Point {
     pub timestamp: i64,
     pub value: f64,
     pub requests: Option<f64>,
+    /// Counts of a scope whose requests are known (spans): the requests in this bucket.
+    /// The count is then judged against the traffic, not the time of day.
+    pub traffic: Option<f64>,
 }
 
 /// How the values of a series are distributed: counts of events (Poisson-like, many zeros)

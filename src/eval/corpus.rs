@@ -94,6 +94,7 @@ impl DataFile {
                 timestamp: row.time.and_utc().timestamp(),
                 value: row.value,
                 requests: None,
+                traffic: None,
             })
             .collect()
     }

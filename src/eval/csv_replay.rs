@@ -184,6 +184,7 @@ fn parse_row(line: &str) -> Result<Row, String> {
         timestamp: parse_timestamp(timestamp)?,
         value: parse_count(count, "count")?,
         requests: requests.map(|r| parse_count(r, "requests")).transpose()?,
+        traffic: None,
     };
     Ok(Row {
         timestamp: timestamp.to_owned(),
@@ -223,12 +224,14 @@ mod tests {
                 Point {
                     timestamp: 1_767_571_200,
                     value: 3.0,
-                    requests: None
+                    requests: None,
+                    traffic: None,
                 },
                 Point {
                     timestamp: 1_767_571_260,
                     value: 0.0,
-                    requests: None
+                    requests: None,
+                    traffic: None,
                 },
             ]
         );

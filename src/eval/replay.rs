@@ -1,7 +1,9 @@
 //! Offline replay: the production detector over a recorded series, one point at a time,
 //! exactly as the engine steps a live series (same state, same seasonality, same decision).
 
-use crate::detect::anomaly::{Scale, Seasonality, Sensitivity, SeriesState, RESOLUTION_SHARE};
+use crate::detect::anomaly::{
+    Scale, Season, Seasonality, Sensitivity, SeriesState, RESOLUTION_SHARE,
+};
 use crate::detect::series::{Point, ValueKind};
 
 /// What the replay may know beyond the points themselves.
@@ -32,7 +34,8 @@ pub fn scores(points: &[Point], options: &Options) -> Vec<f64> {
         .iter()
         .enumerate()
         .map(|(index, point)| {
-            let verdict = state.observe(point, options.kind, Some(&season), scale, &settings);
+            let verdict =
+                state.observe(point, options.kind, Season::Own(&season), scale, &settings);
             // Counts: an anomaly must not teach the profile (see `Verdict::normal_value`).
             // Continuous values: the profile learns every value. Their normal tail flags
             // long stretches (hysteresis), and a profile frozen through them went stale:
@@ -41,7 +44,7 @@ pub fn scores(points: &[Point], options: &Options) -> Vec<f64> {
                 ValueKind::Count => verdict.normal_value(point.value),
                 ValueKind::Continuous => point.value,
             };
-            season.observe(point.timestamp, learnt);
+            season.observe(point.timestamp, learnt, point.value);
             if index < probation || !verdict.armed {
                 0.0
             } else {

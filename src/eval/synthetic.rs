@@ -185,6 +185,7 @@ fn generate_one(seed: u64, index: usize, rows: usize) -> Series {
             timestamp: START + 60 * row as i64,
             value: count as f64,
             requests: None,
+            traffic: None,
         });
     }
     series

@@ -3,6 +3,8 @@
 
 use super::super::series::ValueKind;
 use super::super::tail::{CountModel, MAX_SURPRISE};
+use super::counts::CountView;
+use super::state::MIN_MEAN;
 use super::SeriesState;
 
 /// CUSUM slack (in standard deviations) and the cap of one bucket's contribution.
@@ -29,21 +31,20 @@ impl SeriesState {
     /// an overdispersed series needs more evidence. They are in nats, like every other
     /// surprise, and see what no single bucket shows: a quiet issue that now fails a few
     /// times a minute, a busy service running at twice its rate, or one that went silent
-    /// for several minutes where one empty minute is merely unusual.
-    pub(super) fn step_count_cusum(&mut self, x: f64, model: &CountModel) -> (f64, f64) {
-        let mean = model.mean;
-        let dispersion = (model.variance / mean).max(1.0);
-        // Capped per bucket: one burst is the tail test's to judge; the CUSUMs gather
-        // evidence that persists, and must fall back soon after a single odd bucket.
-        let log_likelihood_ratio = |rate: f64| {
-            ((x * (rate / mean).ln() - (rate - mean)) / dispersion)
-                .clamp(-COUNT_CUSUM_STEP_CAP, COUNT_CUSUM_STEP_CAP)
-        };
-        let raised = (2.0 * mean).max(mean + 1.0);
-        self.cusum_up = (self.cusum_up + log_likelihood_ratio(raised)).max(0.0);
+    /// for several minutes where one empty minute is merely unusual. The rise is measured
+    /// from the top of the envelope (`up`), the fall from its bottom (`down`).
+    pub(super) fn step_count_cusum(
+        &mut self,
+        x: f64,
+        up: &CountModel,
+        down: &CountModel,
+    ) -> (f64, f64) {
+        self.cusum_up = (self.cusum_up + rise_evidence(x, up)).max(0.0);
         // Below about one event per bucket silence is the norm, not evidence.
-        self.cusum_down = if mean >= 1.0 {
-            (self.cusum_down + log_likelihood_ratio(mean / 4.0)).max(0.0)
+        self.cusum_down = if down.mean >= 1.0 {
+            let dispersion = (down.variance / down.mean).max(1.0);
+            let fall = log_likelihood_ratio(x, down.mean, down.mean / 4.0, dispersion);
+            (self.cusum_down + fall).max(0.0)
         } else {
             0.0
         };
@@ -53,6 +54,35 @@ impl SeriesState {
             0.0
         };
         (self.cusum_up, self.cusum_down)
+    }
+
+    /// The slow ramp's CUSUM: the rise CUSUM's evidence, measured from the slow baseline
+    /// (the anchor, about the last half day) rather than the baseline, which follows a
+    /// climb over hours closely enough that no bucket ever looks twice its expectation.
+    /// Returns (surprise, the anchor's expectation). Only once the daily rhythm is known
+    /// (a mature profile, or the traffic): on a first day the morning rise is a climb too.
+    pub(super) fn slow_rise(
+        &mut self,
+        x: f64,
+        view: &CountView,
+        anchor_factor: Option<f64>,
+    ) -> (f64, f64) {
+        let Some(factor) = anchor_factor else {
+            self.cusum_slow = 0.0;
+            return (0.0, f64::INFINITY);
+        };
+        // What yesterday showed at this hour is no news either.
+        let mean = (f64::from(self.anchor) * factor)
+            .max(view.high.unwrap_or(0.0))
+            .max(MIN_MEAN);
+        let dispersion = (view.up.variance / view.up.mean).max(1.0);
+        let model = CountModel {
+            mean,
+            variance: dispersion * mean,
+        };
+        let step = rise_evidence(x, &model);
+        self.cusum_slow = (f64::from(self.cusum_slow) + step).max(0.0) as f32;
+        (f64::from(self.cusum_slow), mean)
     }
 
     /// Surprise of a run of identical values on a series that normally moves.
@@ -79,6 +109,23 @@ impl SeriesState {
         }
         (3.0 * f64::from(self.flat_run - FLAT_MIN + 1)).min(MAX_SURPRISE)
     }
+}
+
+/// Evidence (nats) that a bucket comes from a rate twice the model's (and at least one
+/// more event per bucket) rather than the model's own.
+fn rise_evidence(x: f64, model: &CountModel) -> f64 {
+    let dispersion = (model.variance / model.mean).max(1.0);
+    let raised = (2.0 * model.mean).max(model.mean + 1.0);
+    log_likelihood_ratio(x, model.mean, raised, dispersion)
+}
+
+/// Poisson log-likelihood ratio of `x` under `rate` against `mean`, divided by the
+/// dispersion (quasi-Poisson). Capped per bucket: one burst is the tail test's to judge;
+/// the CUSUMs gather evidence that persists, and must fall back soon after a single odd
+/// bucket.
+fn log_likelihood_ratio(x: f64, mean: f64, rate: f64, dispersion: f64) -> f64 {
+    ((x * (rate / mean).ln() - (rate - mean)) / dispersion)
+        .clamp(-COUNT_CUSUM_STEP_CAP, COUNT_CUSUM_STEP_CAP)
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@
 //! bounded amount of arithmetic.
 
 mod calibration;
+mod counts;
 mod cusum;
 mod season;
 mod shapes;
@@ -127,6 +128,16 @@ mod testing;
 use serde::{Deserialize, Serialize};
 
 pub use season::Seasonality;
+
+/// The daily profile a series is judged with: none, its service's (shared), or its own
+/// (the series teaches it: then what it showed on the last days also counts, see
+/// [`Seasonality::envelope`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Season<'a> {
+    None,
+    Shared(&'a Seasonality),
+    Own(&'a Seasonality),
+}
 pub use state::SeriesState;
 
 /// Calibrated surprise (nats) that maps to score 0.5; each further `HALF_SCORE` nats
@@ -184,6 +195,8 @@ pub enum Shape {
     Drop,
     LevelShift,
     Flatline,
+    /// A slow climb over hours, measured against the slow baseline.
+    Ramp,
 }
 
 /// What one step decided.

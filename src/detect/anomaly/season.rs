@@ -1,6 +1,10 @@
 //! The daily profile a service's series share: 24 hourly slots, learnt from the service's
 //! own counts, turned into a multiplier (counts) or an offset (continuous values) of the
 //! baseline at a given time of day (see the module doc, 2.).
+//!
+//! Beside the profile, which learns only what was normal, it keeps what the owning
+//! series really showed in each hour of the last two days (anomalies included): the
+//! *envelope* of "like yesterday" a bucket may fall in without being news.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +21,13 @@ pub struct Seasonality {
     visits: [u16; 24],
     first_timestamp: i64,
     last_timestamp: i64,
+    /// Mean value the owner showed in each hour on its last two visits (the last one
+    /// first), anomalies included; NaN until seen. Profiles saved before it load empty.
+    #[serde(default = "unseen_days", with = "nan_as_null")]
+    days: [[f32; 24]; 2],
+    /// The hour being visited: its slot, its sum and its buckets so far.
+    #[serde(default)]
+    hour: (u8, f32, u16),
 }
 
 impl Default for Seasonality {
@@ -26,7 +37,39 @@ impl Default for Seasonality {
             visits: [0; 24],
             first_timestamp: i64::MAX,
             last_timestamp: i64::MIN,
+            days: unseen_days(),
+            hour: (0, 0.0, 0),
         }
+    }
+}
+
+fn unseen_days() -> [[f32; 24]; 2] {
+    [[f32::NAN; 24]; 2]
+}
+
+/// JSON has no NaN: an hour never seen is saved as `null`.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Days = [[f32; 24]; 2];
+
+    pub fn serialize<S: Serializer>(days: &Days, serializer: S) -> Result<S::Ok, S::Error> {
+        let saved: Vec<Vec<Option<f32>>> = days
+            .iter()
+            .map(|day| day.iter().map(|v| v.is_finite().then_some(*v)).collect())
+            .collect();
+        saved.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Days, D::Error> {
+        let saved = Vec::<Vec<Option<f32>>>::deserialize(deserializer)?;
+        let mut days = super::unseen_days();
+        for (day, values) in days.iter_mut().zip(saved) {
+            for (slot, value) in day.iter_mut().zip(values) {
+                *slot = value.unwrap_or(f32::NAN);
+            }
+        }
+        Ok(days)
     }
 }
 
@@ -35,18 +78,52 @@ impl Seasonality {
         (timestamp.rem_euclid(86_400) / 3_600) as usize
     }
 
-    /// Learns from one bucket of the service's own series.
-    pub fn observe(&mut self, timestamp: i64, value: f64) {
+    /// Learns from one bucket of the service's own series: `value` is what the profile
+    /// may learn (the expectation where the bucket was anomalous), `shown` what it was.
+    pub fn observe(&mut self, timestamp: i64, value: f64, shown: f64) {
         if !value.is_finite() {
             return;
         }
         let slot = Self::slot(timestamp);
+        self.remember_hour(slot, shown);
         self.visits[slot] = self.visits[slot].saturating_add(1);
         let weight = (1.0 / f64::from(self.visits[slot])).max(SLOT_WEIGHT);
         let current = f64::from(self.slots[slot]);
         self.slots[slot] = (current + weight * (value - current)) as f32;
         self.first_timestamp = self.first_timestamp.min(timestamp);
         self.last_timestamp = self.last_timestamp.max(timestamp);
+    }
+
+    /// Adds a bucket to the hour being visited; when a new hour begins, the finished one
+    /// becomes the last visit of its slot (and the one before moves back a day).
+    fn remember_hour(&mut self, slot: usize, shown: f64) {
+        let (current, sum, buckets) = self.hour;
+        if usize::from(current) != slot && buckets > 0 {
+            let done = usize::from(current) % 24;
+            self.days[1][done] = self.days[0][done];
+            self.days[0][done] = sum / f32::from(buckets);
+            self.hour = (slot as u8, 0.0, 0);
+        }
+        let (_, sum, buckets) = self.hour;
+        self.hour = (slot as u8, sum + shown as f32, buckets.saturating_add(1));
+    }
+
+    /// The values the owner showed around this time of day on its last two days — the
+    /// hour before, this hour and the hour after — as (lowest, highest) hourly means;
+    /// `None` before any full hour. A pattern seen yesterday at about this time is no
+    /// news today (a ramp that starts a little earlier is still the same ramp).
+    pub fn envelope(&self, timestamp: i64) -> Option<(f64, f64)> {
+        let slot = Self::slot(timestamp);
+        let near = [(slot + 23) % 24, slot, (slot + 1) % 24];
+        let shown = self
+            .days
+            .iter()
+            .flat_map(|day| near.map(|s| day[s]))
+            .filter(|v| v.is_finite());
+        shown.fold(None, |range, v| {
+            let v = f64::from(v);
+            Some(range.map_or((v, v), |(low, high): (f64, f64)| (low.min(v), high.max(v))))
+        })
     }
 
     /// How far the profile is trusted, from 0 (less than a day seen, or an hour never
@@ -114,9 +191,40 @@ mod tests {
         let mut season = Seasonality::default();
         for minute in 0..(3 * 1_440) {
             let hour = (minute / 60) % 24;
-            season.observe(minute * MINUTE, if hour < 12 { 10.0 } else { 30.0 });
+            let value = if hour < 12 { 10.0 } else { 30.0 };
+            season.observe(minute * MINUTE, value, value);
         }
         assert!((season.factor(6 * 3_600) - 0.5).abs() < 0.05);
         assert!((season.factor(18 * 3_600) - 1.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn the_envelope_holds_what_the_last_two_days_showed_around_this_hour() {
+        let mut season = Seasonality::default();
+        assert_eq!(season.envelope(0), None);
+        // Day 0: 10 a minute, but 40 from 08:00 to 09:00 (kept out of the profile).
+        for minute in 0..1_440 {
+            let shown = if (480..540).contains(&minute) {
+                40.0
+            } else {
+                10.0
+            };
+            season.observe(minute * MINUTE, 10.0, shown);
+        }
+        let at = |hour: i64, minute: i64| (hour * 60 + minute) * MINUTE + 86_400;
+        assert_eq!(season.envelope(at(8, 30)), Some((10.0, 40.0)));
+        assert_eq!(
+            season.envelope(at(7, 10)),
+            Some((10.0, 40.0)),
+            "an hour early"
+        );
+        assert_eq!(season.envelope(at(14, 0)), Some((10.0, 10.0)));
+        // Saved and loaded, the hours never seen stay unseen.
+        let saved = serde_json::to_string(&Seasonality::default()).unwrap();
+        let loaded: Seasonality = serde_json::from_str(&saved).unwrap();
+        assert_eq!(loaded.envelope(0), None);
+        let saved = serde_json::to_string(&season).unwrap();
+        let loaded: Seasonality = serde_json::from_str(&saved).unwrap();
+        assert_eq!(loaded.envelope(at(8, 30)), Some((10.0, 40.0)));
     }
 }

@@ -4,15 +4,20 @@
 use serde::{Deserialize, Serialize};
 
 use super::super::series::{Point, ValueKind};
-use super::super::tail::{binomial_upper, normal_upper, CountModel};
+use super::super::tail::normal_upper;
 use super::calibration::{exceedance_of_any_length, promised_exceedance, LEVELS};
 use super::shapes::{Shapes, SHAPE_CELL};
 use super::{
-    nats_of, score_of, Scale, Seasonality, Settings, Shape, Verdict, HALF_SCORE, RESOLUTION_SHARE,
+    nats_of, score_of, Scale, Season, Seasonality, Settings, Shape, Verdict, HALF_SCORE,
+    RESOLUTION_SHARE,
 };
 
-/// Buckets with a running mean before the exponential weights take over; nothing fires.
+/// Buckets with a running mean before the exponential weights take over (continuous
+/// values: nothing fires before).
 const WARMUP: u32 = 10;
+/// Buckets of history a count (or error-rate) series needs before it may fire: fewer
+/// only widen its prediction (see the module doc, 1.).
+const MIN_HISTORY: u32 = 3;
 /// Weight of a new bucket in the baseline (≈ the last 50 buckets).
 const ALPHA: f64 = 0.02;
 /// Weight of a new bucket in the recent level (≈ the last 4 buckets).
@@ -28,7 +33,7 @@ const REARM_AFTER_CALM: u16 = 15;
 /// owner wants to be paged.
 const UNUSUAL_NATS: f64 = HALF_SCORE / 2.0;
 /// Counts below this mean are treated as this mean (a series that never saw an event).
-const MIN_MEAN: f64 = 0.01;
+pub(super) const MIN_MEAN: f64 = 0.01;
 /// Factor on the surprise of a continuous value beyond the whole range seen so far
 /// (1.5 and 2 scored alike on NAB).
 const NEW_EXTREME: f64 = 1.5;
@@ -68,6 +73,13 @@ pub struct SeriesState {
     /// fill it, and do not save it.
     #[serde(default, skip_serializing_if = "Shapes::is_empty")]
     pub(super) shapes: Shapes,
+    /// Counts: the slow baseline (about the last half day, deseasonalised) a slow ramp
+    /// is measured against, and the CUSUM of that ramp. State saved before they existed
+    /// loads with 0: the anchor then starts from the next bucket.
+    #[serde(default)]
+    pub(super) anchor: f32,
+    #[serde(default)]
+    pub(super) cusum_slow: f32,
 }
 
 const _: () = assert!(std::mem::size_of::<SeriesState>() <= 256);
@@ -94,6 +106,8 @@ impl Default for SeriesState {
             lowest: 0.0,
             highest: 0.0,
             shapes: Shapes::default(),
+            anchor: 0.0,
+            cusum_slow: 0.0,
         }
     }
 }
@@ -123,32 +137,44 @@ impl SeriesState {
         self.seen > WARMUP && self.level < 1e-3 && self.requests < 1e-3 && !self.alerting
     }
 
-    /// One closed bucket. `season` is the shared profile of the series' service, if any.
+    /// One closed bucket. `season` is the daily profile the series is judged with.
     pub fn observe(
         &mut self,
         point: &Point,
         kind: ValueKind,
-        season: Option<&Seasonality>,
+        season: Season<'_>,
         scale: Scale,
         settings: &Settings,
     ) -> Verdict {
+        let young = self.young(kind);
         let reading = match point.requests {
             Some(requests) => self.read_rate(point.value, requests, settings),
             None => self.read_value(point, kind, season, scale, settings),
         };
-        if self.warming_up() {
-            // The baseline is still forming: nothing it says should carry over.
+        if young {
+            // Too little history to weigh evidence over buckets: it starts afresh.
             self.forget_evidence();
         }
-        let mut verdict = self.decide(&reading, settings);
+        let mut verdict = self.decide(&reading, settings, young);
         let anomalous = verdict.alerting || verdict.score >= score_of(UNUSUAL_NATS);
         verdict.anomalous = anomalous;
-        self.learn(point, kind, season, &reading, anomalous);
+        self.learn(point, kind, season.profile(), &reading, anomalous);
         verdict
     }
 
     fn warming_up(&self) -> bool {
         self.seen < WARMUP
+    }
+
+    /// Too little history to fire: [`MIN_HISTORY`] buckets for counts and error rates,
+    /// whose prediction widens with a short history instead; [`WARMUP`] for continuous
+    /// values.
+    fn young(&self, kind: ValueKind) -> bool {
+        let needed = match kind {
+            ValueKind::Count => MIN_HISTORY,
+            ValueKind::Continuous => WARMUP,
+        };
+        self.seen < needed
     }
 
     /// Drops the evidence accumulated against the current baseline (the CUSUMs): after
@@ -157,27 +183,29 @@ impl SeriesState {
         self.cusum_up = 0.0;
         self.cusum_down = 0.0;
         self.cusum_events = 0.0;
+        self.cusum_slow = 0.0;
     }
 
     fn read_value(
         &mut self,
         point: &Point,
         kind: ValueKind,
-        season: Option<&Seasonality>,
+        season: Season<'_>,
         scale: Scale,
         settings: &Settings,
     ) -> Reading {
         let x = point.value;
-        let (expected, variance) = expected_at(self, kind, season, point.timestamp);
+        let adjust = self.adjustment(point, kind, season.profile());
+        let (expected, variance) = adjust.expected(self.level, self.variance);
         let mut known_shape = false;
+        let mut slow = (0.0, f64::INFINITY);
         let (up, down, rise, fall) = match kind {
             ValueKind::Count => {
-                let model = CountModel {
-                    mean: expected.max(MIN_MEAN),
-                    variance: variance.max(expected.max(MIN_MEAN)),
-                };
-                let (rise, fall) = self.step_count_cusum(x, &model);
-                (model.upper(x), model.lower(x), rise, fall)
+                let view = self.count_view(point, expected, variance, season);
+                let (rise, fall) = self.step_count_cusum(x, &view.up, &view.down);
+                let anchor_factor = self.anchor_factor(point, adjust, season.profile());
+                slow = self.slow_rise(x, &view, anchor_factor);
+                (view.up.upper(x), view.down.lower(x), rise, fall)
             }
             ValueKind::Continuous => {
                 // The file's resolution when the replay knows it, else that of the range
@@ -204,6 +232,7 @@ impl SeriesState {
             (rise, Shape::LevelShift),
             (fall, Shape::Drop),
             (flat, Shape::Flatline),
+            (slow.0, Shape::Ramp),
         ];
         // A shape the series has shown before is its normal, however far from the
         // baseline (see the module doc, 4.).
@@ -220,6 +249,10 @@ impl SeriesState {
             }
             // A sustained rise: judged on the events it brought, not on one bucket.
             (ValueKind::Count, Shape::LevelShift) => self.cusum_events >= settings.min_count,
+            // A slow climb: judged on how far above the slow baseline it has come.
+            (ValueKind::Count, Shape::Ramp) => {
+                x >= settings.min_count && x >= settings.min_ratio * slow.1
+            }
             // A drop or a flat line matters only on a series busy enough to notice it.
             (ValueKind::Count, _) => expected >= settings.min_count,
         };
@@ -249,7 +282,7 @@ impl SeriesState {
         let baseline = (self.failed + 0.001) / (self.requests + 1.0);
         let expected = baseline * requests;
         let surprise = if requests > 0.0 {
-            binomial_upper(failed, requests, baseline)
+            self.rate_surprise(failed, requests, baseline)
         } else {
             0.0
         };
@@ -267,10 +300,10 @@ impl SeriesState {
     }
 
     /// Calibration, floors, hysteresis and refractory period.
-    fn decide(&mut self, reading: &Reading, settings: &Settings) -> Verdict {
+    fn decide(&mut self, reading: &Reading, settings: &Settings, young: bool) -> Verdict {
         let calibrated = (reading.surprise - self.overconfidence(reading.surprise)).max(0.0);
         let mut score = score_of(calibrated);
-        if self.warming_up() || !reading.eligible {
+        if young || !reading.eligible {
             // Reported, but held under the threshold: it may not fire.
             score = score.min(settings.threshold * 0.99);
         }
@@ -286,7 +319,7 @@ impl SeriesState {
             // Quiet long enough: the next trouble is new trouble, and pages.
             self.refractory = 0;
         }
-        let armed = !self.warming_up() && !self.alerting && self.refractory == 0;
+        let armed = !young && !self.alerting && self.refractory == 0;
         let fired = armed && score >= settings.threshold;
         self.refractory = self.refractory.saturating_sub(1);
         if fired {
@@ -333,9 +366,10 @@ impl SeriesState {
                 (self.lowest.min(value), self.highest.max(value))
             };
         }
+        let settled = !self.young(kind);
         match point.requests {
-            Some(requests) => self.learn_rate(point.value, requests, anomalous),
-            None => self.learn_value(point, kind, season, anomalous),
+            Some(requests) => self.learn_rate(point.value, requests, anomalous && settled),
+            None => self.learn_value(point, kind, season, anomalous && settled),
         }
         self.seen = self.seen.saturating_add(1);
     }
@@ -347,16 +381,19 @@ impl SeriesState {
         season: Option<&Seasonality>,
         anomalous: bool,
     ) {
-        let x = deseasonalise(point.value, kind, season, point.timestamp);
+        let adjust = self.adjustment(point, kind, season);
+        let x = adjust.remove(point.value);
+        self.learn_traffic(point);
         self.recent = if self.seen == 0 {
             x
         } else {
             self.recent + FAST_ALPHA * (x - self.recent)
         };
-        if anomalous && !self.warming_up() {
+        if anomalous {
             if self.anomalous_run >= ACCEPT_RUN {
                 // The series lives at a new level now: adopt it rather than page forever.
                 self.level = self.recent;
+                self.anchor = self.recent as f32;
                 self.forget_evidence();
                 self.anomalous_run = 0;
                 self.alerting = false;
@@ -365,7 +402,11 @@ impl SeriesState {
         }
         if self.seen == 0 {
             self.level = x;
+            self.anchor = x as f32;
             return;
+        }
+        if kind == ValueKind::Count {
+            self.learn_anchor(x);
         }
         let alpha = (1.0 / f64::from(self.seen + 1)).max(ALPHA);
         let residual = x - self.level;
@@ -381,7 +422,7 @@ impl SeriesState {
     }
 
     fn learn_rate(&mut self, failed: f64, requests: f64, anomalous: bool) {
-        if requests <= 0.0 || (anomalous && !self.warming_up()) {
+        if requests <= 0.0 || anomalous {
             return;
         }
         let alpha = (1.0 / f64::from(self.seen + 1)).max(ALPHA);
@@ -392,7 +433,7 @@ impl SeriesState {
 }
 
 /// The view with the most surprise (a spike when none has any).
-fn strongest(views: [(f64, Shape); 5]) -> (f64, Shape) {
+fn strongest(views: [(f64, Shape); 6]) -> (f64, Shape) {
     views
         .into_iter()
         .fold((0.0, Shape::Spike), |best, candidate| {
@@ -404,30 +445,29 @@ fn strongest(views: [(f64, Shape); 5]) -> (f64, Shape) {
         })
 }
 
-/// Expected value and variance at `timestamp`, in the series' own units.
-fn expected_at(
-    state: &SeriesState,
-    kind: ValueKind,
-    season: Option<&Seasonality>,
-    timestamp: i64,
-) -> (f64, f64) {
-    match (kind, season) {
-        (ValueKind::Count, Some(season)) => {
-            let factor = season.factor(timestamp);
-            (state.level * factor, state.variance * factor * factor)
-        }
-        (ValueKind::Continuous, Some(season)) => {
-            (state.level + season.offset(timestamp), state.variance)
-        }
-        (_, None) => (state.level, state.variance),
-    }
+/// How the time of day (or the traffic) moves a series' expectation away from its
+/// baseline: a factor for counts, an offset for continuous values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Adjust {
+    Factor(f64),
+    Offset(f64),
 }
 
-fn deseasonalise(value: f64, kind: ValueKind, season: Option<&Seasonality>, timestamp: i64) -> f64 {
-    match (kind, season) {
-        (ValueKind::Count, Some(season)) => value / season.factor(timestamp),
-        (ValueKind::Continuous, Some(season)) => value - season.offset(timestamp),
-        (_, None) => value,
+impl Adjust {
+    /// Expected value and variance, in the series' own units, of a baseline.
+    pub(super) fn expected(self, level: f64, variance: f64) -> (f64, f64) {
+        match self {
+            Adjust::Factor(factor) => (level * factor, variance * factor * factor),
+            Adjust::Offset(offset) => (level + offset, variance),
+        }
+    }
+
+    /// The value as the baseline learns it.
+    fn remove(self, value: f64) -> f64 {
+        match self {
+            Adjust::Factor(factor) => value / factor,
+            Adjust::Offset(offset) => value - offset,
+        }
     }
 }
 
@@ -532,8 +572,15 @@ mod tests {
                 timestamp: minute * MINUTE,
                 value: failed,
                 requests: Some(1_000.0),
+                traffic: None,
             };
-            state.observe(&point, ValueKind::Count, None, Scale::default(), &settings)
+            state.observe(
+                &point,
+                ValueKind::Count,
+                Season::None,
+                Scale::default(),
+                &settings,
+            )
         };
         for minute in 0..300 {
             let failed = (0..1_000).filter(|_| rng.random::<f64>() < 0.01).count() as f64;

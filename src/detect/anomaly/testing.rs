@@ -6,7 +6,7 @@ use rand::Rng;
 use rand::SeedableRng;
 
 use super::super::series::{Point, ValueKind};
-use super::{Scale, Sensitivity, SeriesState, Verdict, RESOLUTION_SHARE};
+use super::{Scale, Season, Sensitivity, SeriesState, Verdict, RESOLUTION_SHARE};
 
 pub const MINUTE: i64 = 60;
 
@@ -15,11 +15,12 @@ pub fn step(state: &mut SeriesState, minute: i64, value: f64) -> Verdict {
         timestamp: minute * MINUTE,
         value,
         requests: None,
+        traffic: None,
     };
     state.observe(
         &point,
         ValueKind::Count,
-        None,
+        Season::None,
         Scale::default(),
         &Sensitivity::Medium.settings(),
     )
@@ -32,6 +33,7 @@ pub fn step_gauge(state: &mut SeriesState, minute: i64, value: f64) -> Verdict {
         timestamp: minute * MINUTE,
         value,
         requests: None,
+        traffic: None,
     };
     let scale = Scale {
         resolution: Some(100.0 * RESOLUTION_SHARE),
@@ -39,7 +41,7 @@ pub fn step_gauge(state: &mut SeriesState, minute: i64, value: f64) -> Verdict {
     state.observe(
         &point,
         ValueKind::Continuous,
-        None,
+        Season::None,
         scale,
         &Sensitivity::Medium.settings(),
     )
