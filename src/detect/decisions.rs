@@ -8,8 +8,12 @@
 //!  new issues, regressions, threshold crossings, mute escalations (worker) ─► Decisions::open
 //!  every bucket stepped ─► Decisions::track_calm (series with an incident)
 //!     ▼
-//!  Decisions ─► worker::commit: open, resolve after RESOLVE_AFTER_CALM_BUCKETS, rule memory
+//!  Decisions ─► worker::commit: open (or worsen the series' active incident), resolve
+//!              after RESOLVE_AFTER_CALM_BUCKETS, rule memory
 //! ```
+//!
+//! Several findings on one series in one pass make one incident: the earliest opens it
+//! (in one bucket, the kind of highest [`Kind::rank`]), the others are its further kinds.
 
 use std::collections::HashMap;
 
@@ -32,6 +36,47 @@ pub struct Opening {
     pub details: serde_json::Value,
 }
 
+/// Every finding of a pass on one series, the one that opens its incident first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Findings {
+    pub list: Vec<Opening>,
+}
+
+impl Findings {
+    pub fn first(&self) -> &Opening {
+        &self.list[0]
+    }
+
+    /// Their kinds, each once, the opening one first.
+    pub fn kinds(&self) -> Vec<Kind> {
+        let mut kinds: Vec<Kind> = Vec::new();
+        for opening in &self.list {
+            if !kinds.contains(&opening.kind) {
+                kinds.push(opening.kind);
+            }
+        }
+        kinds
+    }
+
+    pub fn score(&self) -> f64 {
+        self.list.iter().map(|o| o.score).fold(0.0, f64::max)
+    }
+
+    /// Takes a later finding: one of a kind already here adds nothing; one of a stronger
+    /// kind in the same bucket as the first becomes the first.
+    fn add(&mut self, opening: Opening) {
+        if self.list.iter().any(|o| o.kind == opening.kind) {
+            return;
+        }
+        let first = self.first();
+        if opening.at == first.at && opening.kind.rank() > first.kind.rank() {
+            self.list.insert(0, opening);
+        } else {
+            self.list.push(opening);
+        }
+    }
+}
+
 /// What one project pass decided, before it is committed.
 #[derive(Debug, Default)]
 pub struct Decisions {
@@ -39,7 +84,7 @@ pub struct Decisions {
     pub watched: Vec<Scope>,
     pub buckets: usize,
     pub max_score: f64,
-    pub openings: Vec<Opening>,
+    pub openings: Vec<Findings>,
     /// Highest score per series in this pass (kept on the incident).
     pub scores: HashMap<Scope, f64>,
     /// Per series: consecutive calm buckets at the end of the pass, and whether the whole
@@ -58,13 +103,19 @@ impl Decisions {
         }
     }
 
-    /// One opening per series per pass: the first decision wins (the unique index would
-    /// refuse the rest anyway).
+    /// A finding: the first on its series in this pass, or one more of its findings.
     pub fn open(&mut self, opening: Opening) {
         let score = self.scores.entry(opening.scope.clone()).or_default();
         *score = score.max(opening.score);
-        if !self.openings.iter().any(|o| o.scope == opening.scope) {
-            self.openings.push(opening);
+        match self
+            .openings
+            .iter_mut()
+            .find(|f| f.first().scope == opening.scope)
+        {
+            Some(findings) => findings.add(opening),
+            None => self.openings.push(Findings {
+                list: vec![opening],
+            }),
         }
     }
 
@@ -77,7 +128,7 @@ impl Decisions {
             .watched
             .iter()
             .cloned()
-            .chain(self.openings.iter().map(|o| o.scope.clone()))
+            .chain(self.openings.iter().map(|f| f.first().scope.clone()))
             .collect();
         for scope in watched {
             let entry = self.calm.entry(scope.clone()).or_insert((0, true));
@@ -109,19 +160,34 @@ fn bucket_score(firings: &[Firing]) -> f64 {
     firings.iter().map(|f| f.verdict.score).fold(0.0, f64::max)
 }
 
-/// The incident a detector firing opens: an anomaly on a count, an error rate on a ratio.
+/// The incident a detector firing opens: an anomaly on a count, an error rate on a ratio
+/// (with the ratio the baseline expected and the ratio of the bucket).
 pub fn opening_for_firing(firing: &Firing, at: DateTime<Utc>) -> Opening {
-    let kind = match firing.measure {
-        Measure::Count => Kind::Anomaly,
-        Measure::Rate => Kind::ErrorRate,
+    let verdict = &firing.verdict;
+    let point = &firing.point;
+    let (kind, details) = match (firing.measure, point.requests) {
+        (Measure::Rate, Some(requests)) if requests > 0.0 => (
+            Kind::ErrorRate,
+            json!({"shape": verdict.shape, "measure": firing.measure,
+                "ratio_before": verdict.expected / requests, "ratio": point.value / requests,
+                "failed": point.value, "requests": requests, "expected": verdict.expected}),
+        ),
+        (Measure::Rate, _) => (
+            Kind::ErrorRate,
+            json!({"shape": verdict.shape, "expected": verdict.expected, "measure": firing.measure}),
+        ),
+        (Measure::Count, _) => (
+            Kind::Anomaly,
+            json!({"shape": verdict.shape, "expected": verdict.expected, "events": point.value,
+                "measure": firing.measure}),
+        ),
     };
     Opening {
         kind,
         scope: firing.scope.clone(),
         at,
-        score: firing.verdict.score,
-        details: json!({"shape": firing.verdict.shape, "expected": firing.verdict.expected,
-            "measure": firing.measure}),
+        score: verdict.score,
+        details,
     }
 }
 
@@ -160,4 +226,42 @@ pub fn unix_minutes(points: Option<&Vec<(DateTime<Utc>, i64)>>) -> Vec<(i64, i64
 /// The bucket starting at `seconds` (a whole minute the walk was given).
 pub fn bucket_at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(kind: Kind, minute: i64) -> Opening {
+        Opening {
+            kind,
+            scope: Scope::Issue(IssueId(7)),
+            at: bucket_at(minute * 60),
+            score: 1.0,
+            details: json!({}),
+        }
+    }
+
+    #[test]
+    fn findings_on_one_series_make_one_opening_with_every_kind() {
+        let mut decisions = Decisions::default();
+        decisions.open(finding(Kind::NewIssue, 1));
+        decisions.open(finding(Kind::Anomaly, 1));
+        decisions.open(finding(Kind::Regression, 3));
+        decisions.open(finding(Kind::Anomaly, 4));
+        assert_eq!(decisions.openings.len(), 1);
+        let findings = &decisions.openings[0];
+        // In the first bucket the anomaly says more than the new issue: it opens.
+        assert_eq!(findings.first().kind, Kind::Anomaly);
+        assert_eq!(
+            findings.kinds(),
+            [Kind::Anomaly, Kind::NewIssue, Kind::Regression]
+        );
+        // A stronger kind in a later bucket does not take the opening's place.
+        let mut later = Decisions::default();
+        later.open(finding(Kind::NewIssue, 1));
+        later.open(finding(Kind::ErrorRate, 2));
+        assert_eq!(later.openings[0].first().kind, Kind::NewIssue);
+        assert_eq!(later.openings[0].kinds(), [Kind::NewIssue, Kind::ErrorRate]);
+    }
 }

@@ -34,13 +34,13 @@ use uuid::Uuid;
 use super::anomaly::{Seasonality, Sensitivity, SeriesState};
 use super::decisions::{
     bucket_at, issue_opening, last_closed_bucket, opening_for_firing, unix_minutes, Decisions,
-    Opening, BUCKET,
+    Findings, Opening, BUCKET,
 };
 use super::engine::{AnomalyRules, Measure, ProjectDetector};
 use super::incidents::RESOLVE_AFTER_CALM_BUCKETS;
 use super::threshold::{self, ThresholdStep};
 use crate::metrics::Metrics;
-use crate::model::incident::message;
+use crate::model::incident::{message, UPDATED};
 use crate::model::{Incident, IncidentId, IssueId, Kind, ProjectId, Scope, State};
 use crate::store::counts;
 use crate::store::detector::{self as stored, StoredSeries};
@@ -90,6 +90,8 @@ pub struct Pass {
     pub projects: usize,
     pub buckets: usize,
     pub opened: Vec<IncidentId>,
+    /// Active incidents a later finding made worse (a kind added).
+    pub updated: Vec<IncidentId>,
     pub resolved: Vec<IncidentId>,
 }
 
@@ -108,6 +110,7 @@ struct ProjectRun {
 /// What one project's commit did.
 struct Committed {
     opened: Vec<IncidentId>,
+    updated: Vec<IncidentId>,
     resolved: Vec<IncidentId>,
     still_open: HashMap<Kind, usize>,
 }
@@ -224,11 +227,13 @@ impl Worker {
         {
             Some(Committed {
                 opened,
+                updated,
                 resolved,
                 still_open,
             }) => {
                 run.open_incidents = still_open;
                 pass.opened.extend(opened);
+                pass.updated.extend(updated);
                 pass.resolved.extend(resolved);
                 run.last_bucket = through;
                 run.checkpoint = Some(through);
@@ -504,21 +509,21 @@ impl Worker {
         if !stored::advance_checkpoint(&mut tx, project_id, run.checkpoint, through).await? {
             return Ok(None);
         }
-        let mut opened = Vec::new();
-        let mut tracked = active;
-        for opening in &decisions.openings {
-            let new = new_incident(project_id, opening);
-            if let Some(incident) = incident_store::open(&mut tx, &new).await? {
-                announce(&mut tx, &incident, State::Open, opening.kind).await?;
-                self.metrics
-                    .incidents_opened
-                    .with_label_values(&[opening.kind.as_str()])
-                    .inc();
-                opened.push(incident.id);
-                tracked.push(incident);
-            }
+        let mut changed = Changed {
+            tracked: active,
+            ..Changed::default()
+        };
+        for findings in &decisions.openings {
+            self.open_or_worsen(&mut tx, project_id, findings, &mut changed)
+                .await?;
         }
-        let mut resolved = Vec::new();
+        end_for_handled_issues(&mut tx, project_id, through + BUCKET, &mut changed).await?;
+        let Changed {
+            opened,
+            updated,
+            mut resolved,
+            tracked,
+        } = changed;
         for incident in &tracked {
             let scope = incident.series.clone();
             let refired = decisions.fire_rule.iter().any(|(_, s)| *s == scope);
@@ -540,7 +545,7 @@ impl Worker {
                 )
                 .await?
                 {
-                    announce(&mut tx, &done, State::Resolved, Kind::Anomaly).await?;
+                    announce(&mut tx, &done, State::Resolved.topic(), &[]).await?;
                     resolved.push(done.id);
                 }
             } else {
@@ -572,8 +577,64 @@ impl Worker {
         Ok(Some(Committed {
             still_open,
             opened,
+            updated,
             resolved,
         }))
+    }
+
+    /// Opens the incident of a series' findings, or — when the series already has an
+    /// active one — adds the kinds it lacks to it and announces that it got worse.
+    async fn open_or_worsen(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        project_id: ProjectId,
+        findings: &Findings,
+        changed: &mut Changed,
+    ) -> Result<(), StoreError> {
+        let first = findings.first();
+        let new = new_incident(project_id, findings);
+        if let Some(incident) = incident_store::open(tx, &new).await? {
+            announce(tx, &incident, State::Open.topic(), &findings.kinds()).await?;
+            for kind in findings.kinds() {
+                self.metrics
+                    .incidents_opened
+                    .with_label_values(&[kind.as_str()])
+                    .inc();
+            }
+            changed.opened.push(incident.id);
+            changed.tracked.push(incident);
+            return Ok(());
+        }
+        let Some(active) = incident_store::active_on(tx, project_id, &first.scope).await? else {
+            return Ok(());
+        };
+        let added: Vec<&Opening> = findings
+            .list
+            .iter()
+            .filter(|o| !active.kinds.contains(&o.kind))
+            .collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<Kind> = added.iter().map(|o| o.kind).collect();
+        let finding = json!(added
+            .iter()
+            .map(
+                |o| json!({"kind": o.kind.as_str(), "at": o.at, "score": o.score,
+                "details": o.details})
+            )
+            .collect::<Vec<_>>());
+        let score = findings.score();
+        let at = added.iter().map(|o| o.at).max().unwrap_or(first.at);
+        if let Some(worse) =
+            incident_store::worsen(tx, active.id, &kinds, score, &finding, at).await?
+        {
+            announce(tx, &worse, UPDATED, &kinds).await?;
+            changed.updated.push(worse.id);
+            changed.tracked.retain(|i| i.id != worse.id);
+            changed.tracked.push(worse);
+        }
+        Ok(())
     }
 }
 
@@ -591,27 +652,55 @@ impl Worker {
     }
 }
 
-/// Writes the outbox rows announcing an incident's new state; an incident opened under a
-/// silence announces nothing, from its opening to its resolution.
+/// What a commit changed so far: the incidents it opened, worsened and resolved, and the
+/// active ones it tracks for their calm streaks.
+#[derive(Default)]
+struct Changed {
+    opened: Vec<IncidentId>,
+    updated: Vec<IncidentId>,
+    resolved: Vec<IncidentId>,
+    tracked: Vec<Incident>,
+}
+
+/// Resolving or ignoring an issue ends the incidents about it: a person said it is
+/// handled (a regression opens a new one if it comes back).
+async fn end_for_handled_issues(
+    tx: &mut sqlx::PgConnection,
+    project_id: ProjectId,
+    at: DateTime<Utc>,
+    changed: &mut Changed,
+) -> Result<(), StoreError> {
+    for (id, status) in incident_store::about_handled_issues(tx, project_id).await? {
+        let reason = format!("its issue was {status}");
+        if let Some(done) = incident_store::transition(tx, id, State::Resolved, &reason, at).await?
+        {
+            announce(tx, &done, State::Resolved.topic(), &[]).await?;
+            changed.resolved.push(done.id);
+        }
+        changed.tracked.retain(|i| i.id != id);
+    }
+    Ok(())
+}
+
+/// Writes the outbox rows announcing an incident's change (`topic`), and for each new
+/// finding about an issue (`found`: a new issue, a regression) the issue's own topic; an
+/// incident opened under a silence announces nothing, from its opening to its resolution.
 async fn announce(
     tx: &mut sqlx::PgConnection,
     incident: &Incident,
-    state: State,
-    kind: Kind,
+    topic: &str,
+    found: &[Kind],
 ) -> Result<(), StoreError> {
     if incident.silence_id.is_some() {
         return Ok(());
     }
     let at = incident.updated_at;
-    let topic = state.topic();
-    let body = message(topic, at, incident);
-    incident_store::enqueue(tx, incident.project_id, Some(incident.id), topic, &body).await?;
-    let issue_topic = match (state, kind) {
-        (State::Open, Kind::NewIssue) => Some("issue.new"),
-        (State::Open, Kind::Regression) => Some("issue.regressed"),
+    let issue_topics = found.iter().filter_map(|kind| match kind {
+        Kind::NewIssue => Some("issue.new"),
+        Kind::Regression => Some("issue.regressed"),
         _ => None,
-    };
-    if let Some(topic) = issue_topic {
+    });
+    for topic in std::iter::once(topic).chain(issue_topics) {
         let body = message(topic, at, incident);
         incident_store::enqueue(tx, incident.project_id, Some(incident.id), topic, &body).await?;
     }
@@ -665,15 +754,19 @@ fn anomaly_rules(rules: &[Rule]) -> AnomalyRules {
     }
 }
 
-fn new_incident(project_id: ProjectId, opening: &Opening) -> NewIncident {
+fn new_incident(project_id: ProjectId, findings: &Findings) -> NewIncident {
+    let first = findings.first();
+    let kinds = findings.kinds();
+    let names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
     NewIncident {
         project_id,
-        kind: opening.kind,
-        scope: opening.scope.clone(),
-        opened_at: opening.at,
-        score: opening.score,
-        details: opening.details.clone(),
-        reason: format!("{} detected", opening.kind.as_str()),
+        kind: first.kind,
+        scope: first.scope.clone(),
+        opened_at: first.at,
+        score: findings.score(),
+        details: first.details.clone(),
+        reason: format!("{} detected", names.join(", ")),
+        kinds,
     }
 }
 

@@ -26,7 +26,26 @@ pub enum Kind {
     ErrorRate,
 }
 
+/// The outbox topic announcing that an active incident got worse: a finding of a new kind
+/// was added to it (its series has one active incident, so a later finding is never a
+/// second one, and never dropped). Not `incident.escalated`: that is the lifecycle state a
+/// failed recovery leads to.
+pub const UPDATED: &str = "incident.updated";
+
 impl Kind {
+    /// How much a finding of this kind says about the trouble, to pick the kind of an
+    /// incident when several findings open it in the same bucket: a rate of errors gone
+    /// wrong says more than one issue's first event.
+    pub fn rank(self) -> u8 {
+        match self {
+            Kind::NewIssue => 0,
+            Kind::Regression => 1,
+            Kind::Threshold => 2,
+            Kind::Anomaly => 3,
+            Kind::ErrorRate => 4,
+        }
+    }
+
     pub const ALL: [Kind; 5] = [
         Kind::NewIssue,
         Kind::Regression,
@@ -134,6 +153,8 @@ pub struct Incident {
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// The silence it opened under: recorded, never announced.
     pub silence_id: Option<i64>,
+    /// Every kind of finding on its series while active, `kind` first.
+    pub kinds: Vec<Kind>,
 }
 
 impl Incident {
@@ -152,6 +173,7 @@ pub fn to_json(incident: &Incident) -> Value {
         "id": incident.id,
         "project_id": incident.project_id,
         "kind": incident.kind.as_str(),
+        "kinds": incident.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "series": {"scope": scope, "service": service, "issue_id": issue_id},
         "state": incident.state.as_str(),
         "opened_at": incident.opened_at,

@@ -17,6 +17,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::releases;
 use super::StoreError;
 use crate::model::{Fingerprint, IssueId, ProjectId, SeriesMinute, Tally};
 
@@ -199,12 +200,17 @@ async fn add_to_issues(
     if deltas.is_empty() {
         return Ok(Vec::new());
     }
+    let orders: Vec<Option<(String, Vec<u8>)>> = deltas
+        .iter()
+        .map(|d| d.last_release.as_deref().and_then(releases::order_key))
+        .collect();
     // `locked` takes the row locks in id order first: left to itself, the UPDATE locks rows
     // in whatever order its join plan visits them, and two writers deadlocked (measured: a
     // 1 s stall a few times per benchmark). The latest event names the issue, as in Sentry
     // (by time seen: a batch replayed from the spool after newer ones does not rename it).
-    // A release first seen at or after the release the issue was resolved in is not older,
-    // so its events reopen the issue.
+    // A release at or after the release the issue was resolved in is not older, so its
+    // events reopen the issue: by semantic version within one package, else by first seen
+    // (`store::releases`).
     Ok(sqlx::query_scalar::<_, Option<IssueId>>(
         "WITH locked AS (SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
          UPDATE issues AS i SET \
@@ -218,15 +224,17 @@ async fn add_to_issues(
            first_release = COALESCE(i.first_release, b.first_release), \
            last_release = COALESCE(b.last_release, i.last_release), \
            status = CASE WHEN i.status = 'resolved' AND ( \
-               i.resolved_in_release IS NULL OR b.last_release IS NULL OR COALESCE( \
+               i.resolved_in_release IS NULL OR b.last_release IS NULL OR \
+               CASE WHEN b.package = i.resolved_in_package THEN b.release_key >= i.resolved_in_key \
+               ELSE COALESCE( \
                  (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = b.last_release) \
                  >= (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = i.resolved_in_release), \
-                 false)) \
+                 false) END) \
              THEN 'unresolved' ELSE i.status END \
          FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-           $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[]) \
+           $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bytea[]) \
            AS b(id, title, culprit, level, times_seen, times_unhandled, first_seen, last_seen, \
-                first_release, last_release) \
+                first_release, last_release, package, release_key) \
            JOIN locked ON locked.id = b.id \
          WHERE i.id = b.id \
          RETURNING CASE WHEN i.status = 'unresolved' AND i.resolved_at IS NOT NULL THEN i.id END",
@@ -241,6 +249,8 @@ async fn add_to_issues(
     .bind(deltas.iter().map(|d| d.last_seen).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.first_release.as_deref()).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.last_release.as_deref()).collect::<Vec<_>>())
+    .bind(orders.iter().map(|o| o.as_ref().map(|o| o.0.as_str())).collect::<Vec<_>>())
+    .bind(orders.iter().map(|o| o.as_ref().map(|o| o.1.as_slice())).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
@@ -300,7 +310,8 @@ async fn mark_regressions(conn: &mut PgConnection, ids: &[IssueId]) -> Result<()
         return Ok(());
     }
     sqlx::query(
-        "UPDATE issues SET resolved_at = NULL, resolved_in_release = NULL, regressed_at = now() \
+        "UPDATE issues SET resolved_at = NULL, resolved_in_release = NULL, resolved_in_package = NULL, \
+           resolved_in_key = NULL, regressed_at = now() \
          WHERE id = ANY($1)",
     )
     .bind(ids)

@@ -32,6 +32,7 @@ struct IncidentRow {
     details: serde_json::Value,
     acknowledged_at: Option<DateTime<Utc>>,
     silence_id: Option<i64>,
+    kinds: Vec<String>,
 }
 
 impl TryFrom<IncidentRow> for Incident {
@@ -55,6 +56,11 @@ impl TryFrom<IncidentRow> for Incident {
             details: row.details,
             acknowledged_at: row.acknowledged_at,
             silence_id: row.silence_id,
+            kinds: row
+                .kinds
+                .iter()
+                .map(|kind| Kind::parse(kind).ok_or_else(|| corrupt("unknown kind")))
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -81,6 +87,8 @@ pub struct Transition {
 pub struct NewIncident {
     pub project_id: ProjectId,
     pub kind: Kind,
+    /// The kinds of every finding in it, `kind` first.
+    pub kinds: Vec<Kind>,
     pub scope: Scope,
     pub opened_at: DateTime<Utc>,
     pub score: f64,
@@ -89,7 +97,7 @@ pub struct NewIncident {
 }
 
 const INCIDENT_COLUMNS: &str = "id, project_id, kind, scope, service, issue_id, state, opened_at, \
-     updated_at, resolved_at, score, label, calm_buckets, details, acknowledged_at, silence_id";
+     updated_at, resolved_at, score, label, calm_buckets, details, acknowledged_at, silence_id, kinds";
 
 /// Opens an incident unless its series already has an active one (then `None`), stamped
 /// with the silence that covers it, if any.
@@ -100,8 +108,8 @@ pub async fn open(
     let (scope, service, issue_id) = new.scope.columns();
     let sql = format!(
         "INSERT INTO incidents (project_id, kind, scope, service, issue_id, state, opened_at, updated_at, \
-           score, details, silence_id) \
-         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, {MATCHING_SILENCE}) \
+           score, details, silence_id, kinds) \
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, {MATCHING_SILENCE}, $9) \
          ON CONFLICT (project_id, scope, service, issue_id) WHERE state IN ('open', 'recovering', 'escalated') \
          DO NOTHING RETURNING {INCIDENT_COLUMNS}"
     );
@@ -114,6 +122,7 @@ pub async fn open(
         .bind(new.opened_at)
         .bind(new.score)
         .bind(&new.details)
+        .bind(kind_names(&new.kinds))
         .fetch_optional(&mut *conn)
         .await?)?;
     if let Some(incident) = &incident {
@@ -180,6 +189,63 @@ async fn record(
     Ok(())
 }
 
+fn kind_names(kinds: &[Kind]) -> Vec<&'static str> {
+    kinds.iter().map(|kind| kind.as_str()).collect()
+}
+
+/// Later findings on the series of an active incident: their kinds are added, its score
+/// raised, their details (a JSON array) appended to `details.findings`, and a history
+/// row says what was added. `None` when the incident is no longer active.
+pub async fn worsen(
+    conn: &mut PgConnection,
+    id: IncidentId,
+    added: &[Kind],
+    score: f64,
+    findings: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<Option<Incident>, StoreError> {
+    let sql = format!(
+        "UPDATE incidents SET kinds = kinds || $2::text[], score = greatest(score, $3), \
+           details = details || jsonb_build_object('findings', \
+             coalesce(details->'findings', '[]'::jsonb) || $4::jsonb), \
+           updated_at = greatest(updated_at, $5) \
+         WHERE id = $1 AND state IN ('open', 'recovering', 'escalated') RETURNING {INCIDENT_COLUMNS}"
+    );
+    let incident = one(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(kind_names(added))
+        .bind(score)
+        .bind(findings)
+        .bind(at)
+        .fetch_optional(&mut *conn)
+        .await?)?;
+    if let Some(incident) = &incident {
+        let reason = format!("worse: {} detected", kind_names(added).join(", "));
+        let state = incident.state;
+        record(conn, id, Some(state), state, &reason, at).await?;
+    }
+    Ok(incident)
+}
+
+/// The project's active incidents about issues that are now resolved or ignored (a
+/// person said they are handled), locked until the caller's transaction ends, with the
+/// issue's status.
+pub async fn about_handled_issues(
+    conn: &mut PgConnection,
+    project_id: ProjectId,
+) -> Result<Vec<(IncidentId, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT i.id, s.status FROM incidents i JOIN issues s ON s.id = i.issue_id \
+         WHERE i.project_id = $1 AND i.scope = 'issue' \
+           AND i.state IN ('open', 'recovering', 'escalated') \
+           AND s.status IN ('resolved', 'ignored') \
+         ORDER BY i.id FOR UPDATE OF i",
+    )
+    .bind(project_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Keeps the highest score an active incident reached and how long it has been calm.
 pub async fn update_progress(
     conn: &mut PgConnection,
@@ -216,6 +282,27 @@ pub async fn enqueue(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The active incident of one series, locked until the caller's transaction ends.
+pub async fn active_on(
+    conn: &mut PgConnection,
+    project_id: ProjectId,
+    scope: &Scope,
+) -> Result<Option<Incident>, StoreError> {
+    let (scope, service, issue_id) = scope.columns();
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE project_id = $1 AND scope = $2 \
+           AND service = $3 AND issue_id = $4 AND state IN ('open', 'recovering', 'escalated') \
+         FOR UPDATE"
+    );
+    one(sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(scope)
+        .bind(service)
+        .bind(issue_id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn active(pool: &PgPool, project_id: ProjectId) -> Result<Vec<Incident>, StoreError> {
@@ -268,7 +355,7 @@ pub async fn page(pool: &PgPool, filter: &IncidentFilter) -> Result<Vec<Incident
         "SELECT {INCIDENT_COLUMNS} FROM incidents \
          WHERE ($1::int8 IS NULL OR project_id = $1) \
            AND ($2::text IS NULL OR state = $2) \
-           AND ($3::text IS NULL OR kind = $3) \
+           AND ($3::text IS NULL OR $3 = ANY(kinds)) \
            AND ($4::timestamptz IS NULL OR (opened_at, id) < ($4, $5)) \
          ORDER BY opened_at DESC, id DESC LIMIT $6"
     );
@@ -338,8 +425,9 @@ pub async fn record_missed(
     missed: &MissedFault,
 ) -> Result<Incident, StoreError> {
     let sql = format!(
-        "INSERT INTO incidents (project_id, kind, scope, state, opened_at, updated_at, resolved_at, label, details) \
-         VALUES ($1, 'anomaly', 'project', 'resolved', $2, $3, $3, 'missed', $4) \
+        "INSERT INTO incidents (project_id, kind, scope, state, opened_at, updated_at, resolved_at, label, \
+           details, kinds) \
+         VALUES ($1, 'anomaly', 'project', 'resolved', $2, $3, $3, 'missed', $4, ARRAY['anomaly']) \
          RETURNING {INCIDENT_COLUMNS}"
     );
     let row: IncidentRow = sqlx::query_as(&sql)

@@ -3,7 +3,8 @@
 //!
 //! Lifecycle: unresolved → resolved | ignored. An event for a resolved issue reopens it (a
 //! regression) unless the issue was resolved in release R and the event comes from a release
-//! first seen before R.
+//! older than R (by semantic version within a package, else first seen before R:
+//! `store::releases`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -222,23 +223,29 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Sets an issue's status; resolving may name the release it was fixed in.
+/// Sets an issue's status; resolving may name the release it was fixed in (kept with its
+/// semantic-version order when it has one, see `store::releases`).
 pub async fn set_status(
     pool: &PgPool,
     id: IssueId,
     status: Status,
     in_release: Option<&str>,
 ) -> Result<Option<Issue>, StoreError> {
+    let order = in_release.and_then(super::releases::order_key);
     let sql = format!(
         "UPDATE issues SET status = $2, ignore_until_count = NULL, ignore_window_minutes = NULL, \
            resolved_at = CASE WHEN $2 = 'resolved' THEN now() END, \
-           resolved_in_release = CASE WHEN $2 = 'resolved' THEN $3 END \
+           resolved_in_release = CASE WHEN $2 = 'resolved' THEN $3 END, \
+           resolved_in_package = CASE WHEN $2 = 'resolved' THEN $4 END, \
+           resolved_in_key = CASE WHEN $2 = 'resolved' THEN $5 END \
          WHERE id = $1 RETURNING {ISSUE_COLUMNS}"
     );
     Ok(sqlx::query_as(&sql)
         .bind(id)
         .bind(status.as_str())
         .bind(in_release)
+        .bind(order.as_ref().map(|o| o.0.as_str()))
+        .bind(order.as_ref().map(|o| o.1.as_slice()))
         .fetch_optional(pool)
         .await?)
 }
@@ -293,6 +300,7 @@ pub async fn ignore(
 ) -> Result<Option<Issue>, StoreError> {
     let sql = format!(
         "UPDATE issues SET status = 'ignored', resolved_at = NULL, resolved_in_release = NULL, \
+           resolved_in_package = NULL, resolved_in_key = NULL, \
            ignore_until_count = $2, ignore_window_minutes = $3 \
          WHERE id = $1 RETURNING {ISSUE_COLUMNS}"
     );

@@ -16,6 +16,7 @@ pub mod incidents;
 pub mod issues;
 pub mod partitions;
 pub mod projects;
+pub mod releases;
 pub mod retention;
 pub mod rules;
 pub mod silences;

@@ -53,6 +53,7 @@ async fn open_incident(
     let new = NewIncident {
         project_id: app.project.id,
         kind: Kind::parse(kind).expect("a kind"),
+        kinds: vec![Kind::parse(kind).expect("a kind")],
         scope,
         opened_at: at,
         score: 0.8,

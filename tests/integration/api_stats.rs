@@ -28,6 +28,7 @@ async fn incident(app: &TestApp, scope: Scope, at: DateTime<Utc>, label: Option<
     let new = NewIncident {
         project_id: app.project.id,
         kind: Kind::Anomaly,
+        kinds: vec![Kind::Anomaly],
         scope,
         opened_at: at,
         score: 0.9,

@@ -22,7 +22,7 @@ use crate::harness::{call, python_exception, TestApp};
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 
 /// Minute `offset` of the synthetic timeline (minute 0 is a fixed, whole minute).
-fn minute(offset: i64) -> DateTime<Utc> {
+pub(crate) fn minute(offset: i64) -> DateTime<Utc> {
     let base = Utc
         .with_ymd_and_hms(2030, 3, 4, 12, 0, 0)
         .single()
@@ -31,16 +31,16 @@ fn minute(offset: i64) -> DateTime<Utc> {
 }
 
 /// A `now` at which `through` is the last closed bucket (past the 10 s grace, not the next).
-fn now_closing(through: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn now_closing(through: DateTime<Utc>) -> DateTime<Utc> {
     through + MINUTE + TimeDelta::seconds(30)
 }
 
 /// The minute `at` falls in.
-fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(MINUTE).expect("truncate to the minute")
 }
 
-fn worker(app: &TestApp) -> Worker {
+pub(crate) fn worker(app: &TestApp) -> Worker {
     worker_with(app, Settings::default())
 }
 
@@ -49,7 +49,7 @@ fn worker_with(app: &TestApp, settings: Settings) -> Worker {
 }
 
 /// One pass ending on the bucket `through`.
-async fn pass_through(worker: &mut Worker, through: DateTime<Utc>) -> Pass {
+pub(crate) async fn pass_through(worker: &mut Worker, through: DateTime<Utc>) -> Pass {
     worker
         .pass(now_closing(through))
         .await
@@ -57,7 +57,11 @@ async fn pass_through(worker: &mut Worker, through: DateTime<Utc>) -> Pass {
 }
 
 /// One pass per minute over `[first, last]`; returns every incident opened or resolved.
-async fn passes(worker: &mut Worker, first: i64, last: i64) -> (Vec<IncidentId>, Vec<IncidentId>) {
+pub(crate) async fn passes(
+    worker: &mut Worker,
+    first: i64,
+    last: i64,
+) -> (Vec<IncidentId>, Vec<IncidentId>) {
     let (mut opened, mut resolved) = (Vec::new(), Vec::new());
     for offset in first..=last {
         let pass = pass_through(worker, minute(offset)).await;
@@ -97,7 +101,7 @@ async fn set_counts(
 }
 
 /// An issue as the writer would have created it, first seen at `first_seen`.
-async fn insert_issue(
+pub(crate) async fn insert_issue(
     pool: &PgPool,
     project_id: ProjectId,
     fingerprint: &str,
@@ -118,7 +122,7 @@ async fn insert_issue(
 }
 
 /// Every incident of the project, oldest first.
-async fn incidents_of(pool: &PgPool, project_id: ProjectId) -> Vec<Incident> {
+pub(crate) async fn incidents_of(pool: &PgPool, project_id: ProjectId) -> Vec<Incident> {
     let mut all = incidents::list(pool, project_id, 1_000)
         .await
         .expect("list incidents");
@@ -126,7 +130,7 @@ async fn incidents_of(pool: &PgPool, project_id: ProjectId) -> Vec<Incident> {
     all
 }
 
-async fn incident(pool: &PgPool, id: IncidentId) -> Incident {
+pub(crate) async fn incident(pool: &PgPool, id: IncidentId) -> Incident {
     incidents::get(pool, id)
         .await
         .expect("get incident")
@@ -142,7 +146,7 @@ async fn outbox_of(pool: &PgPool, incident_id: IncidentId) -> Vec<(String, Value
         .expect("outbox rows")
 }
 
-async fn topics_of(pool: &PgPool, incident_id: IncidentId) -> Vec<String> {
+pub(crate) async fn topics_of(pool: &PgPool, incident_id: IncidentId) -> Vec<String> {
     outbox_of(pool, incident_id)
         .await
         .into_iter()
@@ -205,7 +209,7 @@ async fn shards_per_holder(pool: &PgPool) -> Vec<i64> {
     .expect("leases")
 }
 
-async fn rule_id(pool: &PgPool, project_id: ProjectId, kind: &str) -> i64 {
+pub(crate) async fn rule_id(pool: &PgPool, project_id: ProjectId, kind: &str) -> i64 {
     rules::list(pool, project_id)
         .await
         .expect("list rules")
@@ -230,17 +234,21 @@ async fn ten_in_five_minutes_per_issue(pool: &PgPool, project_id: ProjectId) -> 
 }
 
 /// Posts one event and asserts it was accepted.
-async fn send_ok(app: &TestApp, event: Value) {
+pub(crate) async fn send_ok(app: &TestApp, event: Value) {
     let response = app.send_event(&event).await;
     assert_eq!(response.status(), 200, "{event}");
 }
 
-fn from_release(mut event: Value, version: &str) -> Value {
+pub(crate) fn from_release(mut event: Value, version: &str) -> Value {
     event["release"] = json!(version);
     event
 }
 
-async fn issue_titled(pool: &PgPool, project_id: ProjectId, title: &str) -> issues::Issue {
+pub(crate) async fn issue_titled(
+    pool: &PgPool,
+    project_id: ProjectId,
+    title: &str,
+) -> issues::Issue {
     let filter = issues::IssueFilter {
         limit: 100,
         ..Default::default()
@@ -253,7 +261,7 @@ async fn issue_titled(pool: &PgPool, project_id: ProjectId, title: &str) -> issu
         .unwrap_or_else(|| panic!("an issue titled {title}"))
 }
 
-async fn issue(pool: &PgPool, id: IssueId) -> issues::Issue {
+pub(crate) async fn issue(pool: &PgPool, id: IssueId) -> issues::Issue {
     issues::get(pool, id)
         .await
         .expect("get issue")
@@ -706,6 +714,7 @@ async fn detect_concurrent_transactions_open_one_incident_per_series() {
     let new = NewIncident {
         project_id: project,
         kind: Kind::Anomaly,
+        kinds: vec![Kind::Anomaly],
         scope: Scope::Service("api".to_owned()),
         opened_at: minute(0),
         score: 0.9,

@@ -14,6 +14,7 @@ mod api_tokens;
 mod cli;
 mod dashboards;
 mod detect;
+mod detect_live;
 mod eval;
 mod fault;
 mod harness;

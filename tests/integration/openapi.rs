@@ -267,6 +267,7 @@ impl Fixture {
             &NewIncident {
                 project_id: app.project.id,
                 kind: Kind::Anomaly,
+                kinds: vec![Kind::Anomaly],
                 scope: Scope::Service("checkout".to_owned()),
                 opened_at: Utc::now() - TimeDelta::minutes(5),
                 score: 0.8,

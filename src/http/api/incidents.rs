@@ -46,8 +46,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct IncidentView {
     id: i64,
     project_id: i64,
+    /// The kind of finding that opened it.
     #[schema(schema_with = kind_schema)]
     kind: String,
+    /// Every kind of finding on its series while it was active, `kind` first: a later,
+    /// different finding is added here (and announced as `incident.updated`).
+    #[schema(schema_with = kinds_schema)]
+    kinds: Vec<String>,
     series: SeriesView,
     #[schema(schema_with = state_schema)]
     state: String,
@@ -116,6 +121,10 @@ fn kind_schema() -> utoipa::openapi::Object {
     one_of(&Kind::names())
 }
 
+fn kinds_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::Array::new(kind_schema())
+}
+
 fn state_schema() -> utoipa::openapi::Object {
     one_of(&Lifecycle::names())
 }
@@ -129,7 +138,7 @@ fn state_filter_schema() -> utoipa::openapi::Object {
 }
 
 fn kind_filter_schema() -> utoipa::openapi::Object {
-    described(kind_schema(), "Only incidents of this kind.")
+    described(kind_schema(), "Only incidents with a finding of this kind.")
 }
 
 fn label_schema() -> utoipa::openapi::Object {
@@ -143,6 +152,11 @@ impl From<&Incident> for IncidentView {
             id: incident.id.get(),
             project_id: incident.project_id.get(),
             kind: incident.kind.as_str().to_owned(),
+            kinds: incident
+                .kinds
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
             series: SeriesView {
                 scope: scope.to_owned(),
                 service: (scope == "service").then(|| service.to_owned()),
@@ -515,6 +529,7 @@ mod tests {
             details: serde_json::json!({"z": 4.2}),
             acknowledged_at: Some(Utc::now()),
             silence_id: Some(9),
+            kinds: vec![Kind::Anomaly, Kind::ErrorRate],
         }
     }
 
