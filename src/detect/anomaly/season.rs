@@ -111,19 +111,32 @@ impl Seasonality {
     /// The values the owner showed around this time of day on its last two days — the
     /// hour before, this hour and the hour after — as (lowest, highest) hourly means;
     /// `None` before any full hour. A pattern seen yesterday at about this time is no
-    /// news today (a ramp that starts a little earlier is still the same ramp).
+    /// news today (a ramp that starts a little earlier is still the same ramp). Today's
+    /// own hours never count: the hour before was last visited today, so its previous
+    /// visit is taken — else an outage an hour old would explain itself.
     pub fn envelope(&self, timestamp: i64) -> Option<(f64, f64)> {
         let slot = Self::slot(timestamp);
-        let near = [(slot + 23) % 24, slot, (slot + 1) % 24];
-        let shown = self
-            .days
-            .iter()
-            .flat_map(|day| near.map(|s| day[s]))
-            .filter(|v| v.is_finite());
-        shown.fold(None, |range, v| {
-            let v = f64::from(v);
-            Some(range.map_or((v, v), |(low, high): (f64, f64)| (low.min(v), high.max(v))))
-        })
+        let (before, after) = ((slot + 23) % 24, (slot + 1) % 24);
+        // The hour before is today's once it is over (it is no longer being visited).
+        let yesterday_before = if usize::from(self.hour.0) == before {
+            0
+        } else {
+            1
+        };
+        let shown = [
+            self.days[yesterday_before][before],
+            self.days[0][slot],
+            self.days[1][slot],
+            self.days[0][after],
+            self.days[1][after],
+        ];
+        shown
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .fold(None, |range, v| {
+                let v = f64::from(v);
+                Some(range.map_or((v, v), |(low, high): (f64, f64)| (low.min(v), high.max(v))))
+            })
     }
 
     /// How far the profile is trusted, from 0 (less than a day seen, or an hour never
@@ -219,12 +232,21 @@ mod tests {
             "an hour early"
         );
         assert_eq!(season.envelope(at(14, 0)), Some((10.0, 10.0)));
+        // Today's 08:00 hour, once over, does not explain 09:00 today (only yesterday's
+        // 08:00 would, and there was none).
+        for minute in 1_440..1_440 + 540 {
+            let shown = if minute >= 1_440 + 480 { 0.0 } else { 10.0 };
+            season.observe(minute * MINUTE, 10.0, shown);
+        }
+        assert_eq!(season.envelope(at(9, 0)), Some((10.0, 40.0)), "not 0");
+        season.observe(at(9, 0), 10.0, 10.0);
+        assert_eq!(season.envelope(at(9, 1)), Some((10.0, 40.0)), "still not 0");
         // Saved and loaded, the hours never seen stay unseen.
         let saved = serde_json::to_string(&Seasonality::default()).unwrap();
         let loaded: Seasonality = serde_json::from_str(&saved).unwrap();
         assert_eq!(loaded.envelope(0), None);
         let saved = serde_json::to_string(&season).unwrap();
         let loaded: Seasonality = serde_json::from_str(&saved).unwrap();
-        assert_eq!(loaded.envelope(at(8, 30)), Some((10.0, 40.0)));
+        assert_eq!(loaded.envelope(at(9, 1)), Some((10.0, 40.0)));
     }
 }

@@ -205,6 +205,11 @@ impl SeriesState {
                 let (rise, fall) = self.step_count_cusum(x, &view.up, &view.down);
                 let anchor_factor = self.anchor_factor(point, adjust, season.profile());
                 slow = self.slow_rise(x, &view, anchor_factor);
+                // A climb that has not come far enough to fire is no view at all: it
+                // must not hide a sustained rise or a spike that may.
+                if x < settings.min_count || x < settings.min_ratio * slow.1 {
+                    slow.0 = 0.0;
+                }
                 (view.up.upper(x), view.down.lower(x), rise, fall)
             }
             ValueKind::Continuous => {
@@ -249,10 +254,8 @@ impl SeriesState {
             }
             // A sustained rise: judged on the events it brought, not on one bucket.
             (ValueKind::Count, Shape::LevelShift) => self.cusum_events >= settings.min_count,
-            // A slow climb: judged on how far above the slow baseline it has come.
-            (ValueKind::Count, Shape::Ramp) => {
-                x >= settings.min_count && x >= settings.min_ratio * slow.1
-            }
+            // A slow climb: only counted once it came far enough (above).
+            (ValueKind::Count, Shape::Ramp) => true,
             // A drop or a flat line matters only on a series busy enough to notice it.
             (ValueKind::Count, _) => expected >= settings.min_count,
         };
