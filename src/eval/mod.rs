@@ -5,6 +5,8 @@
 //!  NAB corpus (data/, labels/, config/)   recorded CSV            synthetic generator
 //!    │ corpus: rows, windows, profiles      │ csv_replay: parse      │ synthetic: seeded counts
 //!    │                                      │                        │ + labelled anomalies
+//!    │                                      │                        │ (live_cases: fresh series,
+//!    │                                      │                        │ rhythm, slow ramps, ratios)
 //!    ▼                                      ▼                        ▼
 //!  replay::scores ── one anomaly score in [0, 1] per point, the code production runs
 //!    │                                      │                        │
@@ -21,6 +23,7 @@
 pub mod corpus;
 pub mod csv_replay;
 pub mod episodes;
+pub mod live_cases;
 pub mod nab;
 mod parallel;
 pub mod replay;
