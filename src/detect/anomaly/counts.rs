@@ -57,17 +57,26 @@ impl SeriesState {
             .then(|| (traffic / self.requests).clamp(TRAFFIC_RANGE.0, TRAFFIC_RANGE.1))
     }
 
-    /// The usual traffic of a count series (rate series keep theirs in `learn_rate`).
+    /// The usual traffic of a count series (rate series keep theirs in `learn_rate`). The
+    /// baseline is the count expected *at* the usual traffic, so when the usual traffic
+    /// moves, the baseline moves with it: a service whose traffic doubled for good
+    /// expects twice the errors, not a baseline that must learn it again.
     pub(super) fn learn_traffic(&mut self, point: &Point) {
         let Some(traffic) = point.traffic.filter(|t| *t > 0.0) else {
             return;
         };
-        self.requests = if self.requests > 0.0 {
-            let alpha = (1.0 / f64::from(self.seen + 1)).max(ALPHA_TRAFFIC);
-            self.requests + alpha * (traffic - self.requests)
-        } else {
-            traffic
-        };
+        if self.requests <= 0.0 {
+            self.requests = traffic;
+            return;
+        }
+        let alpha = (1.0 / f64::from(self.seen + 1)).max(ALPHA_TRAFFIC);
+        let usual = self.requests + alpha * (traffic - self.requests);
+        let scale = usual / self.requests;
+        self.requests = usual;
+        self.level *= scale;
+        self.recent *= scale;
+        self.variance *= scale * scale;
+        self.anchor = (f64::from(self.anchor) * scale) as f32;
     }
 
     /// The factor the slow baseline is judged with, once the daily rhythm is known: the

@@ -372,7 +372,10 @@ impl SeriesState {
         let settled = !self.young(kind);
         match point.requests {
             Some(requests) => self.learn_rate(point.value, requests, anomalous && settled),
-            None => self.learn_value(point, kind, season, anomalous && settled),
+            None => {
+                self.learn_value(point, kind, season, anomalous && settled);
+                self.learn_traffic(point);
+            }
         }
         self.seen = self.seen.saturating_add(1);
     }
@@ -386,7 +389,6 @@ impl SeriesState {
     ) {
         let adjust = self.adjustment(point, kind, season);
         let x = adjust.remove(point.value);
-        self.learn_traffic(point);
         self.recent = if self.seen == 0 {
             x
         } else {
