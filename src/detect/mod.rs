@@ -15,10 +15,14 @@
 //!     ├──► threshold  "≥ N in M minutes" with hysteresis, walked bucket by bucket:
 //!     │               threshold rules and ignored issues' escalation
 //!     ▼
-//!  incidents  open → recovering → resolved | escalated; the JSON the API and outbox carry
+//!  decisions  what the pass found, per series: the incident to open (or the kinds to add
+//!     │       to the series' active one), the calm streaks that resolve incidents
+//!     ▼
+//!  worker::commit  one transaction: open or worsen, end the incidents of issues a person
+//!                  resolved or ignored, resolve the calm ones, state and checkpoint
 //! ```
 //!
-//! `anomaly`, `engine`, `incidents`, `tail` and `threshold` are pure: given the same points
+//! `anomaly`, `decisions`, `engine`, `incidents`, `tail` and `threshold` are pure: given the same points
 //! they make the same decisions, so `seismo eval` (the `eval` module, which depends on this
 //! core and never the other way) runs exactly the production code over recorded series
 //! (NAB, a CSV, seeded synthetic streams).
