@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::anomaly::{Scale, Season, Seasonality, Sensitivity, SeriesState, Verdict};
+use super::anomaly::{Scale, Season, Seasonality, Sensitivity, SeriesState, Shape, Verdict};
 use super::series::{Point, ValueKind};
 use crate::model::{Scope, Tally};
 
@@ -198,7 +198,11 @@ fn step_series(
         Scale::default(),
         &settings,
     );
-    let firing = (verdict.fired && sensitivity.is_some()).then(|| Firing {
+    // An issue whose errors stop is good news, not an incident: a service gone silent
+    // pages on its own series (and the project's).
+    let good_news =
+        matches!(key.0, Scope::Issue(_)) && matches!(verdict.shape, Shape::Drop | Shape::Flatline);
+    let firing = (verdict.fired && sensitivity.is_some() && !good_news).then(|| Firing {
         scope: key.0.clone(),
         measure: key.1,
         bucket,
@@ -253,11 +257,21 @@ mod tests {
             };
             assert!(detector.step(minute * 60, &counts(&entries), ON).is_empty());
         }
-        // A minute with nothing at all: a drop to zero on a busy series.
+        // A minute with nothing at all: a drop to zero on a busy series. The issue's
+        // errors stopping is no incident; the project going silent is.
         let firings = detector.step(300 * 60, &HashMap::new(), ON);
         let scopes: Vec<&Scope> = firings.iter().map(|f| &f.scope).collect();
-        assert_eq!(scopes, [&Scope::Project, &issue]);
+        assert_eq!(scopes, [&Scope::Project]);
         assert!(!detector.is_calm(&Scope::Project));
+        // A burst fires on both.
+        for minute in 301..330 {
+            let entries = vec![(Scope::Project, 21), (issue.clone(), 21)];
+            detector.step(minute * 60, &counts(&entries), ON);
+        }
+        let burst = counts(&[(Scope::Project, 400), (issue.clone(), 400)]);
+        let firings = detector.step(330 * 60, &burst, ON);
+        let scopes: Vec<&Scope> = firings.iter().map(|f| &f.scope).collect();
+        assert_eq!(scopes, [&Scope::Project, &issue]);
     }
 
     #[test]
