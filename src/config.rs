@@ -92,6 +92,14 @@ pub struct Config {
     pub writer_batch_size: usize,
     /// Writer transactions in flight at once.
     pub writer_concurrency: usize,
+    /// A recovery action not delivered within this many minutes is dropped.
+    pub recovery_expire_minutes: u64,
+    /// Minutes a series has after a recovery action to get back to its baseline.
+    pub recovery_verify_minutes: u64,
+    /// Seconds the first mail of a group waits for related incidents (0: none).
+    pub mail_group_wait_seconds: u64,
+    /// At most one mail per email endpoint per this many minutes (0: no limit).
+    pub mail_repeat_minutes: u64,
 }
 
 /// The keys, as named in the TOML file; the environment uses `SEISMO_` + upper case.
@@ -115,6 +123,10 @@ const KEYS: &[&str] = &[
     "writer_queue_capacity",
     "writer_batch_size",
     "writer_concurrency",
+    "recovery_expire_minutes",
+    "recovery_verify_minutes",
+    "mail_group_wait_seconds",
+    "mail_repeat_minutes",
 ];
 
 /// Raw key → text, before validation.
@@ -238,6 +250,10 @@ impl Config {
             writer_queue_capacity: positive(sources, "writer_queue_capacity", 8192)?,
             writer_batch_size: positive(sources, "writer_batch_size", 1000)?,
             writer_concurrency: positive(sources, "writer_concurrency", 2)?,
+            recovery_expire_minutes: positive(sources, "recovery_expire_minutes", 10)? as u64,
+            recovery_verify_minutes: positive(sources, "recovery_verify_minutes", 10)? as u64,
+            mail_group_wait_seconds: non_negative(sources, "mail_group_wait_seconds", 30)?,
+            mail_repeat_minutes: non_negative(sources, "mail_repeat_minutes", 5)?,
         })
     }
 
@@ -375,6 +391,14 @@ fn positive(sources: &Sources, key: &'static str, default: usize) -> Result<usiz
         Ok(n) if n > 0 => Ok(n),
         _ => Err(invalid(key, format!("{text:?} must be a positive integer"))),
     }
+}
+
+fn non_negative(sources: &Sources, key: &'static str, default: u64) -> Result<u64, ConfigError> {
+    let Some(text) = sources.get(key) else {
+        return Ok(default);
+    };
+    text.parse::<u64>()
+        .map_err(|_| invalid(key, format!("{text:?} must be a whole number, 0 or more")))
 }
 
 #[cfg(test)]

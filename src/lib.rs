@@ -64,6 +64,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod detect;
 pub mod eval;
 pub mod grouping;

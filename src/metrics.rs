@@ -45,6 +45,13 @@ pub struct Metrics {
     pub detection_probability: GaugeVec,
     pub recovery_probability: GaugeVec,
     pub handling_probability: GaugeVec,
+    /// Deliveries by endpoint kind (recovery, webhook, email) and result (delivered,
+    /// failed, dead, expired, skipped).
+    pub deliveries: IntCounterVec,
+    pub delivery_duration: HistogramVec,
+    pub outbox_depth: IntGauge,
+    pub deliveries_pending: IntGauge,
+    pub endpoint_breakers: IntGaugeVec,
 }
 
 /// Sentry envelope item types we name in metrics; anything else counts as `other`.
@@ -250,6 +257,41 @@ impl Metrics {
                 &[],
             )
             .expect("static metric"),
+            deliveries: IntCounterVec::new(
+                Opts::new(
+                    "deliveries_total",
+                    "Delivery attempts and their ends, by endpoint kind and result (delivered, failed, dead, expired, skipped)",
+                ),
+                &["kind", "result"],
+            )
+            .expect("static metric"),
+            delivery_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "delivery_duration_seconds",
+                    "Duration of one delivery attempt (a webhook request or one mail), by endpoint kind",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["kind"],
+            )
+            .expect("static metric"),
+            outbox_depth: IntGauge::new(
+                "outbox_depth",
+                "Outbox rows written by incident changes and not yet fanned out to endpoints",
+            )
+            .expect("static metric"),
+            deliveries_pending: IntGauge::new(
+                "deliveries_pending",
+                "Deliveries waiting to be sent or retried",
+            )
+            .expect("static metric"),
+            endpoint_breakers: IntGaugeVec::new(
+                Opts::new(
+                    "endpoint_breakers",
+                    "Enabled endpoints by the state of their circuit breaker",
+                ),
+                &["state"],
+            )
+            .expect("static metric"),
             registry,
             process: process_registry(),
         };
@@ -288,6 +330,11 @@ impl Metrics {
             Box::new(self.detection_probability.clone()),
             Box::new(self.recovery_probability.clone()),
             Box::new(self.handling_probability.clone()),
+            Box::new(self.deliveries.clone()),
+            Box::new(self.delivery_duration.clone()),
+            Box::new(self.outbox_depth.clone()),
+            Box::new(self.deliveries_pending.clone()),
+            Box::new(self.endpoint_breakers.clone()),
         ];
         for collector in collectors {
             self.registry

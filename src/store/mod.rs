@@ -9,13 +9,17 @@
 
 pub mod batch;
 pub mod counts;
+pub mod deliveries;
 pub mod detector;
+pub mod endpoints;
 pub mod events;
 pub mod gauges;
+pub mod incident_context;
 pub mod incidents;
 pub mod issues;
 pub mod partitions;
 pub mod projects;
+pub mod recovery;
 pub mod releases;
 pub mod retention;
 pub mod rules;

@@ -177,3 +177,23 @@ pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// The silence covering an incident at `at`, if any: one made after the incident opened
+/// still quiets what is announced about it from then on.
+pub async fn covering(
+    conn: &mut sqlx::PgConnection,
+    incident_id: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT s.id FROM silences s JOIN incidents i ON i.project_id = s.project_id \
+         WHERE i.id = $1 AND s.starts_at <= $2 AND s.ends_at > $2 \
+           AND (s.kind IS NULL OR s.kind = i.kind) AND (s.service IS NULL OR s.service = i.service) \
+           AND (s.issue_id IS NULL OR s.issue_id = i.issue_id) \
+         ORDER BY s.ends_at DESC, s.id LIMIT 1",
+    )
+    .bind(incident_id)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?)
+}

@@ -21,9 +21,8 @@
 //! **Recovery.** `P_recover = 1 − P_false_recover − P_no_recover` over recovery actions whose
 //! verification window ended: succeeded (the anomaly cleared and stayed cleared), false
 //! recovery (cleared, then came back) and no recovery (never cleared), divided by those
-//! attempts. Seismo does not run recovery actions yet (a later delivery adds them), so
-//! [`recovery`] reports no attempts and the probability is undefined; it already takes the
-//! same filters, so only its query changes once the actions are stored.
+//! attempts, counted by when the verdict was reached (`recovery_actions.decided_at`).
+//! Undefined until one verification has ended.
 //!
 //! **Handling.** `P_handle = handled / events` over error events: an event is unhandled when
 //! an exception's `mechanism.handled` is false (a crash), handled otherwise. The article's
@@ -133,15 +132,13 @@ pub async fn detection(
     .await?)
 }
 
-/// Recovery actions whose verification ended at or after `since`. None are stored yet
-/// (recovery actions arrive with a later delivery), so every count is zero; the signature
-/// is the one the query will have.
+/// Recovery actions whose verification ended at or after `since` (see `store::recovery`).
 pub async fn recovery(
-    _pool: &PgPool,
-    _project: Option<ProjectId>,
-    _since: Option<DateTime<Utc>>,
+    pool: &PgPool,
+    project: Option<ProjectId>,
+    since: Option<DateTime<Utc>>,
 ) -> Result<RecoveryCounts, StoreError> {
-    Ok(RecoveryCounts::default())
+    super::recovery::counts(pool, project, since).await
 }
 
 /// Error events since `since`: from the project series' minutes starting then; over all

@@ -1,0 +1,261 @@
+//! Fan-out: outbox rows become deliveries, one per endpoint that should hear of them.
+//!
+//! Routing (pure, [`notified`] and [`next_recovery`]):
+//! - a `webhook` endpoint gets every topic in its `events` (all when empty);
+//! - an `email` endpoint gets `incident.opened|escalated|resolved` (filtered by `events`
+//!   too when set), delayed by the grouping window;
+//! - `incident.opened` goes to the first `recovery` endpoint in `order` matching the
+//!   incident's kind and service; `incident.escalated` (written by the detector when an
+//!   action failed its verification, with that action's `order`) to the next one after it.
+//!
+//! Deduplication is the table's: `UNIQUE (endpoint_id, dedup_key)` with `outbox:<row>` for
+//! notifications and `incident:<id>:recovery` for actions, so one incident never makes two
+//! deliveries of one action even if its row were fanned out twice.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::payload::recovery_request;
+use super::{delta, DeliverError, Settings};
+use crate::store::deliveries::{self, NewDelivery, OutboxRow};
+use crate::store::endpoints::{self, Endpoint};
+use crate::store::incident_context::{self, IncidentContext};
+use crate::store::silences;
+
+/// Topics that make a mail.
+pub const MAIL_TOPICS: [&str; 3] = ["incident.opened", "incident.escalated", "incident.resolved"];
+
+/// Does this notification endpoint want this topic?
+pub fn notified(endpoint: &Endpoint, topic: &str) -> bool {
+    let listed = endpoint.events.is_empty() || endpoint.events.iter().any(|e| e == topic);
+    match endpoint.kind.as_str() {
+        "webhook" => listed,
+        "email" => listed && MAIL_TOPICS.contains(&topic),
+        _ => false,
+    }
+}
+
+/// The recovery endpoint to act next for an incident of `kind` on `service`: the lowest
+/// `order` above `after` (any, for a fresh incident) whose filters match.
+pub fn next_recovery<'a>(
+    endpoints: &'a [Endpoint],
+    kind: &str,
+    service: Option<&str>,
+    after: Option<i32>,
+) -> Option<&'a Endpoint> {
+    let matches = |values: &[String], value: Option<&str>| {
+        values.is_empty() || value.is_some_and(|v| values.iter().any(|x| x == v))
+    };
+    endpoints
+        .iter()
+        .filter(|e| e.kind == "recovery" && e.enabled)
+        .filter(|e| after.is_none_or(|after| e.order > after))
+        .filter(|e| matches(&e.incident_kinds, Some(kind)) && matches(&e.services, service))
+        .min_by_key(|e| (e.order, e.id))
+}
+
+/// Which step of the recovery chain a row asks for: `Some(None)` the first,
+/// `Some(Some(order))` the one after `order`, `None` no action.
+fn chain_step(row: &OutboxRow) -> Option<Option<i32>> {
+    match row.topic.as_str() {
+        "incident.opened" => Some(None),
+        "incident.escalated" => row.payload["data"]["recovery"]["order"]
+            .as_i64()
+            .and_then(|o| i32::try_from(o).ok())
+            .map(Some),
+        _ => None,
+    }
+}
+
+/// Fans out one batch of outbox rows; the number of rows taken.
+pub async fn fan_out(
+    pool: &PgPool,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<usize, DeliverError> {
+    let mut tx = pool.begin().await?;
+    let rows = deliveries::claim_outbox(&mut tx, settings.batch).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut known: Vec<(i64, Vec<Endpoint>)> = Vec::new();
+    for row in &rows {
+        if !known.iter().any(|(p, _)| *p == row.project_id) {
+            let found = endpoints::enabled_for(&mut tx, row.project_id).await?;
+            known.push((row.project_id, found));
+        }
+        let project_endpoints = known
+            .iter()
+            .find(|(p, _)| *p == row.project_id)
+            .map_or(&[][..], |(_, e)| e.as_slice());
+        let silenced = match row.incident_id {
+            Some(id) => silences::covering(&mut tx, id, now).await?.is_some(),
+            None => false,
+        };
+        for new in notifications(row, project_endpoints, settings, now, silenced) {
+            deliveries::insert(&mut tx, &new).await?;
+        }
+        if let (Some(step), Some(incident_id), false) = (chain_step(row), row.incident_id, silenced)
+        {
+            let Some(context) = incident_context::gather(pool, incident_id, now).await? else {
+                continue;
+            };
+            if let Some(new) = recovery(
+                &mut tx,
+                row,
+                project_endpoints,
+                &context,
+                step,
+                settings,
+                now,
+            )
+            .await?
+            {
+                deliveries::insert(&mut tx, &new).await?;
+            }
+        }
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    deliveries::remove_outbox(&mut tx, &ids).await?;
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+fn notifications(
+    row: &OutboxRow,
+    endpoints: &[Endpoint],
+    settings: &Settings,
+    now: DateTime<Utc>,
+    silenced: bool,
+) -> Vec<NewDelivery> {
+    endpoints
+        .iter()
+        .filter(|e| notified(e, &row.topic))
+        .map(|endpoint| {
+            let wait = match endpoint.kind.as_str() {
+                "email" => delta(settings.mail_group_wait),
+                _ => TimeDelta::zero(),
+            };
+            NewDelivery {
+                endpoint_id: endpoint.id,
+                project_id: row.project_id,
+                incident_id: row.incident_id,
+                kind: endpoint.kind.clone(),
+                topic: row.topic.clone(),
+                action: None,
+                dedup_key: format!("outbox:{}", row.id),
+                payload: row.payload.clone(),
+                status: if silenced { "skipped" } else { "pending" },
+                note: silenced.then(|| "a silence covers the incident".to_owned()),
+                next_attempt_at: now + wait,
+                expires_at: None,
+            }
+        })
+        .collect()
+}
+
+async fn recovery(
+    tx: &mut sqlx::PgConnection,
+    row: &OutboxRow,
+    endpoints: &[Endpoint],
+    context: &IncidentContext,
+    after: Option<i32>,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Option<NewDelivery>, DeliverError> {
+    let service = context.service();
+    let kind = context.incident.kind.as_str();
+    let Some(endpoint) = next_recovery(endpoints, kind, service, after) else {
+        return Ok(None);
+    };
+    let action = endpoint.action.clone().unwrap_or_default();
+    let payload: Value = recovery_request(&action, context, &settings.links, now);
+    let cooling = endpoint.cooldown_minutes > 0
+        && deliveries::delivered_since(
+            tx,
+            endpoint.id,
+            service.unwrap_or(""),
+            now - TimeDelta::minutes(i64::from(endpoint.cooldown_minutes)),
+        )
+        .await?;
+    Ok(Some(NewDelivery {
+        endpoint_id: endpoint.id,
+        project_id: row.project_id,
+        incident_id: Some(context.incident.id),
+        kind: "recovery".to_owned(),
+        topic: "recovery.requested".to_owned(),
+        action: Some(action),
+        dedup_key: format!("incident:{}:recovery", context.incident.id),
+        payload,
+        status: if cooling { "skipped" } else { "pending" },
+        note: cooling.then(|| "the endpoint acted on this service within its cooldown".into()),
+        next_attempt_at: now,
+        expires_at: Some(now + delta(settings.recovery_expiry)),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(id: i64, kind: &str, order: i32) -> Endpoint {
+        Endpoint {
+            id,
+            project_id: 1,
+            kind: kind.into(),
+            url: Some("https://hooks.example.com/".into()),
+            secrets: vec![],
+            action: Some("restart".into()),
+            incident_kinds: vec![],
+            services: vec![],
+            order,
+            cooldown_minutes: 0,
+            events: vec![],
+            addresses: vec!["ops@example.com".into()],
+            enabled: true,
+            disabled_reason: None,
+            breaker_state: "closed".into(),
+            breaker_failures: 0,
+            breaker_until: None,
+            quiet_until: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_chain_goes_by_order_and_filters() {
+        let mut rollback = endpoint(2, "recovery", 2);
+        rollback.action = Some("rollback".into());
+        let mut other_service = endpoint(3, "recovery", 1);
+        other_service.services = vec!["billing".into()];
+        let mut only_rates = endpoint(4, "recovery", 1);
+        only_rates.incident_kinds = vec!["error_rate".into()];
+        let endpoints = vec![
+            rollback,
+            endpoint(1, "recovery", 1),
+            other_service,
+            only_rates,
+        ];
+        let first = next_recovery(&endpoints, "anomaly", Some("checkout"), None).expect("one");
+        assert_eq!(first.id, 1);
+        let next = next_recovery(&endpoints, "anomaly", Some("checkout"), Some(1)).expect("next");
+        assert_eq!(next.id, 2);
+        assert!(next_recovery(&endpoints, "anomaly", Some("checkout"), Some(2)).is_none());
+        assert_eq!(
+            next_recovery(&endpoints, "error_rate", Some("billing"), None).map(|e| e.id),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn notification_endpoints_take_their_topics() {
+        let mut hook = endpoint(1, "webhook", 1);
+        assert!(notified(&hook, "issue.new"));
+        hook.events = vec!["incident.opened".into()];
+        assert!(notified(&hook, "incident.opened") && !notified(&hook, "issue.new"));
+        let mail = endpoint(2, "email", 1);
+        assert!(notified(&mail, "incident.escalated") && !notified(&mail, "issue.new"));
+        assert!(!notified(&endpoint(3, "recovery", 1), "incident.opened"));
+    }
+}

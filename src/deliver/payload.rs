@@ -1,0 +1,188 @@
+//! The bodies deliveries carry. Notifications carry the outbox row's body as the detector
+//! wrote it (`{"type", "timestamp", "data": {"incident": …}}`); a recovery request is built
+//! here from the incident's stored context (DESIGN.md §3.6):
+//!
+//! ```json
+//! {"type": "recovery.requested", "timestamp": "…",
+//!  "data": {"action": "rollback", "project": {"id", "slug", "name"},
+//!           "service": "checkout", "environment": "production",
+//!           "incident": {"id", "kind", "state", "score", "opened_at", "bucket",
+//!                        "series": {"scope", "service", "issue_id"},
+//!                        "observed": 120, "expected": 3.5},
+//!           "top_issue": {"id", "title", "culprit", "link"} | null,
+//!           "suspect_release": "shop@1.3.0", "last_healthy_release": "shop@1.2.9",
+//!           "links": {"incident": "…", "grafana": "…" | null}}}
+//! ```
+//!
+//! `suspect_release` and `last_healthy_release` are sent with rollbacks only.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::store::incident_context::IncidentContext;
+use crate::store::incidents::Incident;
+
+/// Where links in payloads and mails point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Links {
+    pub public_url: Url,
+    pub grafana_url: Option<Url>,
+}
+
+impl Links {
+    pub fn incident(&self, id: i64) -> String {
+        self.join(&format!("api/v1/incidents/{id}"))
+    }
+
+    pub fn issue(&self, id: i64) -> String {
+        self.join(&format!("api/v1/issues/{id}"))
+    }
+
+    /// The project's dashboard around the incident's opening, when Grafana is configured.
+    pub fn grafana(&self, project_slug: &str, opened_at: DateTime<Utc>) -> Option<String> {
+        let base = self.grafana_url.as_ref()?;
+        let from = (opened_at - chrono::TimeDelta::minutes(30)).timestamp_millis();
+        let to = (opened_at + chrono::TimeDelta::minutes(60)).timestamp_millis();
+        let path = format!("d/seismo/seismo?var-project={project_slug}&from={from}&to={to}");
+        Some(format!("{}/{path}", base.as_str().trim_end_matches('/')))
+    }
+
+    fn join(&self, path: &str) -> String {
+        format!("{}/{path}", self.public_url.as_str().trim_end_matches('/'))
+    }
+}
+
+/// What the incident's detector expected of the bucket it opened in, if it says.
+pub fn expected(incident: &Incident) -> Option<f64> {
+    let details = &incident.details;
+    details["expected"]
+        .as_f64()
+        .or_else(|| details["threshold"].as_f64())
+}
+
+fn incident_json(context: &IncidentContext) -> Value {
+    let incident = &context.incident;
+    json!({
+        "id": incident.id,
+        "kind": incident.kind,
+        "state": incident.state,
+        "score": incident.score,
+        "opened_at": incident.opened_at,
+        "bucket": incident.opened_at,
+        "series": {
+            "scope": incident.scope,
+            "service": (incident.scope == "service").then_some(&incident.service),
+            "issue_id": (incident.scope == "issue").then_some(incident.issue_id),
+        },
+        "observed": context.observed,
+        "expected": expected(incident),
+    })
+}
+
+/// The body of a `recovery.requested` webhook.
+pub fn recovery_request(
+    action: &str,
+    context: &IncidentContext,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Value {
+    let incident = &context.incident;
+    let top_issue = context.top_issue.as_ref().map(|issue| {
+        json!({"id": issue.id, "title": issue.title, "culprit": issue.culprit,
+               "link": links.issue(issue.id)})
+    });
+    let mut data = json!({
+        "action": action,
+        "project": {"id": incident.project_id, "slug": context.project_slug,
+                    "name": context.project_name},
+        "service": context.service(),
+        "environment": context.latest.environment,
+        "incident": incident_json(context),
+        "top_issue": top_issue,
+        "links": {"incident": links.incident(incident.id),
+                  "grafana": links.grafana(&context.project_slug, incident.opened_at)},
+    });
+    if action == "rollback" {
+        data["suspect_release"] = json!(context.suspect_release);
+        data["last_healthy_release"] = json!(context.last_healthy_release);
+    }
+    json!({"type": "recovery.requested", "timestamp": now, "data": data})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::incident_context::{LatestEvent, TopIssue};
+
+    fn context() -> IncidentContext {
+        let at = DateTime::parse_from_rfc3339("2030-01-02T03:04:00Z")
+            .expect("a time")
+            .with_timezone(&Utc);
+        IncidentContext {
+            incident: Incident {
+                id: 7,
+                project_id: 1,
+                kind: "anomaly".into(),
+                scope: "service".into(),
+                service: "checkout".into(),
+                issue_id: 0,
+                state: "open".into(),
+                opened_at: at,
+                updated_at: at,
+                resolved_at: None,
+                score: 0.93,
+                label: None,
+                calm_buckets: 0,
+                details: json!({"expected": 3.5}),
+                acknowledged_at: None,
+                silence_id: None,
+            },
+            project_slug: "shop".into(),
+            project_name: "Shop".into(),
+            top_issue: Some(TopIssue {
+                id: 42,
+                title: "KeyError: 'sku'".into(),
+                culprit: "shop.checkout in price".into(),
+                level: "error".into(),
+            }),
+            latest: LatestEvent {
+                service: Some("checkout".into()),
+                environment: Some("production".into()),
+                release: Some("shop@1.3.0".into()),
+                top_frames: String::new(),
+            },
+            observed: 120,
+            suspect_release: Some("shop@1.3.0".into()),
+            last_healthy_release: Some("shop@1.2.9".into()),
+            series: vec![],
+            actions: vec![],
+        }
+    }
+
+    #[test]
+    fn a_rollback_names_the_suspect_and_the_last_healthy_release() {
+        let links = Links {
+            public_url: Url::parse("https://seismo.example.com/").expect("url"),
+            grafana_url: None,
+        };
+        let now = Utc::now();
+        let body = recovery_request("rollback", &context(), &links, now);
+        let data = &body["data"];
+        assert_eq!(body["type"], "recovery.requested");
+        assert_eq!(data["action"], "rollback");
+        assert_eq!(data["service"], "checkout");
+        assert_eq!(data["environment"], "production");
+        assert_eq!(data["incident"]["observed"], 120);
+        assert_eq!(data["incident"]["expected"], 3.5);
+        assert_eq!(data["incident"]["series"]["service"], "checkout");
+        assert_eq!(
+            data["top_issue"]["link"],
+            "https://seismo.example.com/api/v1/issues/42"
+        );
+        assert_eq!(data["suspect_release"], "shop@1.3.0");
+        assert_eq!(data["last_healthy_release"], "shop@1.2.9");
+        let restart = recovery_request("restart", &context(), &links, now);
+        assert!(restart["data"].get("suspect_release").is_none());
+    }
+}
