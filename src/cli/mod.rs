@@ -1,10 +1,11 @@
 //! The `seismo` command line: `serve`, `migrate`, `project create`, `token create`,
-//! `send-test`, `check`, `eval`. Each command loads the config, opens the database (the
+//! `endpoint add|list|remove`, `send-test`, `check`, `eval`. Each command loads the config, opens the database (the
 //! embedded cluster when no URL is configured) and calls the library; `send-test`, `check`
 //! and `eval` need no database and run before the config is loaded.
 
 mod check;
 mod database;
+mod endpoint;
 mod eval;
 pub(crate) mod project;
 mod send_test;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Manage where incidents are delivered: recovery hooks, webhooks, email.
+    #[command(subcommand)]
+    Endpoint(endpoint::EndpointCommand),
     /// Send a test error event to a DSN through the Sentry protocol and report the answer.
     SendTest {
         /// The DSN, e.g. http://KEY@127.0.0.1:8000/1
@@ -74,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Migrate => migrate(config).await,
                 Command::Project(command) => project::run(config, command).await,
                 Command::Token(command) => token::run(config, command).await,
+                Command::Endpoint(command) => endpoint::run(config, command).await,
                 Command::SendTest { .. } | Command::Check | Command::Eval(_) => {
                     unreachable!("handled above")
                 }

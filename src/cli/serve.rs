@@ -1,5 +1,6 @@
 //! `seismo serve`: open (or start) the database, make sure a project exists, listen — HTTP
-//! (ingestion, API, health, metrics), OTLP/HTTP and OTLP/gRPC — and serve until
+//! (ingestion, API, health, metrics), OTLP/HTTP and OTLP/gRPC — run the detection,
+//! delivery and retention loops, and serve until
 //! SIGINT/SIGTERM; then finish requests in flight, flush the writer, and stop the embedded
 //! cluster if this process started it.
 
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::detect::worker::{Settings, Worker};
 use crate::http::{self, grpc};
 use crate::store::projects::{self, Project};
+use crate::deliver;
 use crate::store::{gauges, retention};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -29,6 +31,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let detection = Worker::new(app.pool.clone(), app.metrics.clone(), Settings::default())
         .with_spool(app.spool.clone());
     let detection = tokio::spawn(detection.run(stopped.clone()));
+    let delivery =
+        deliver::worker::Worker::from_config(app.pool.clone(), app.metrics.clone(), &app.config)
+            .context("cannot start delivery")?;
+    let delivery = tokio::spawn(delivery.run(stopped.clone()));
     let retention = tokio::spawn(retention::run_periodically(
         app.pool.clone(),
         app.metrics.clone(),
@@ -45,6 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let served = wait_for(servers).await;
     for (name, task) in [
         ("detection", detection),
+        ("delivery", delivery),
         ("retention", retention),
         ("gauges", gauges),
     ] {

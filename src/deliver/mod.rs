@@ -37,6 +37,7 @@
 
 pub mod breaker;
 pub mod client;
+pub mod endpoint_spec;
 pub mod fanout;
 pub mod mail;
 pub mod payload;

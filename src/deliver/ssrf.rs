@@ -77,6 +77,21 @@ impl Guard {
         Ok(kept)
     }
 
+    /// A name that resolves only to refused addresses is refused (with the first); one that
+    /// resolves to an allowed address, or not at all yet, passes (sends check again).
+    pub async fn check_name(&self, host: &str) -> Result<(), SsrfError> {
+        let Ok(found) = tokio::net::lookup_host((host, 0)).await else {
+            return Ok(());
+        };
+        let found: Vec<IpAddr> = found.map(|a| a.ip()).collect();
+        match found.iter().find(|ip| !self.permits(**ip)) {
+            Some(refused) if !found.iter().any(|ip| self.permits(*ip)) => {
+                Err(SsrfError::Refused(*refused))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The resolver to give the HTTP client: every name it connects to goes through here.
     pub fn resolver(self: &Arc<Self>) -> Arc<GuardedResolver> {
         Arc::new(GuardedResolver(self.clone()))

@@ -22,7 +22,7 @@
 //!                  resolved or ignored, resolve the calm ones, state and checkpoint
 //! ```
 //!
-//! `anomaly`, `decisions`, `engine`, `incidents`, `tail` and `threshold` are pure: given the same points
+//! `anomaly`, `decisions`, `engine`, `incidents`, `tail`, `threshold` and `verify` are pure: given the same points
 //! they make the same decisions, so `seismo eval` (the `eval` module, which depends on this
 //! core and never the other way) runs exactly the production code over recorded series
 //! (NAB, a CSV, seeded synthetic streams).
@@ -34,4 +34,5 @@ pub mod incidents;
 pub mod series;
 pub mod tail;
 pub mod threshold;
+pub mod verify;
 pub mod worker;

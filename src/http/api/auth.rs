@@ -4,8 +4,8 @@
 //!
 //! Which scope a request needs is decided here, in one place, from its method and route
 //! ([`required_scope`]): reading needs `read`, changing needs `write`, and managing projects
-//! and their ingestion keys, API tokens, and deleting issues (with their events) needs
-//! `admin`.
+//! and their ingestion keys, API tokens, endpoints, and deleting issues (with their
+//! events) needs `admin`.
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -61,6 +61,8 @@ impl FromRequestParts<AppState> for ApiToken {
 pub fn required_scope(method: &Method, route: &str) -> Scope {
     let manages_access = route.contains("/keys")
         || route.starts_with("/api/v1/tokens")
+        // Endpoints hold signing secrets and decide where Seismo sends requests.
+        || (route.starts_with("/api/v1/endpoints") && method != Method::GET)
         // Deleting an issue deletes its events: data, not triage.
         || (route == "/api/v1/issues/{id}" && method == Method::DELETE)
         || (route == "/api/v1/projects" && method == Method::POST)
@@ -93,6 +95,13 @@ mod tests {
             (Method::DELETE, "/api/v1/tokens/{id}", Scope::Admin),
             (Method::DELETE, "/api/v1/issues/{id}", Scope::Admin),
             (Method::POST, "/api/v1/issues/{id}/merge", Scope::Write),
+            (Method::POST, "/api/v1/endpoints", Scope::Admin),
+            (Method::GET, "/api/v1/endpoints/{id}", Scope::Read),
+            (
+                Method::POST,
+                "/api/v1/deliveries/{id}/redeliver",
+                Scope::Write,
+            ),
         ];
         for (method, route, scope) in cases {
             assert_eq!(required_scope(&method, route), scope, "{method} {route}");

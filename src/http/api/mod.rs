@@ -1,8 +1,8 @@
 //! The management API (JSON, `Authorization: Bearer <api token>`): the read side of issues
 //! and events with resolving/ignoring an issue, incidents (list, history, acknowledge,
 //! resolve, label, report a missed fault), detection rules, projects with their keys, and
-//! statistics. Each resource has its own file and router; later resources (endpoints,
-//! deliveries) slot in the same way.
+//! statistics, the endpoints incidents are delivered to and the deliveries made. Each
+//! resource has its own file and router.
 //!
 //! Each resource's router is a `utoipa_axum` `OpenApiRouter`: registering a handler with
 //! `routes!` also adds its `#[utoipa::path]` annotation to the OpenAPI document, so nothing
@@ -10,6 +10,8 @@
 //! and serves the document (`openapi`).
 
 mod auth;
+mod deliveries;
+mod endpoints;
 mod events;
 mod incidents;
 mod input;
@@ -44,4 +46,6 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(stats::router())
         .merge(tokens::router())
         .merge(silences::router())
+        .merge(endpoints::router())
+        .merge(deliveries::router())
 }

@@ -48,3 +48,16 @@ pub fn page<T>(items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> P
     };
     Page { items, next_cursor }
 }
+
+/// The id a page of newest-first rows continues before, from its cursor (none or empty:
+/// the first page).
+pub fn id_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            decode(c)?
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request("cursor is not valid"))
+        })
+        .transpose()
+}
