@@ -293,6 +293,9 @@ impl Sender {
         match attempt.verdict {
             Verdict::Delivered if breaker.state != BreakerState::Closed || breaker.failures > 0 => {
                 store_breaker(&mut tx, &mut endpoint, breaker.on_success()).await?;
+                if breaker.state != BreakerState::Closed && endpoint.kind != "email" {
+                    deliveries::release(&mut tx, endpoint.id, now).await?;
+                }
             }
             Verdict::Failed => {
                 let tripped = breaker.on_failure(now, &self.settings.breaker);

@@ -297,3 +297,21 @@ pub async fn depths(pool: &PgPool) -> Result<(i64, i64), StoreError> {
     .fetch_one(pool)
     .await?)
 }
+
+/// Makes an endpoint's pending deliveries due now: its breaker just closed, so what waited
+/// for it (or for a retry after failing against it) goes at once.
+pub async fn release(
+    conn: &mut PgConnection,
+    endpoint_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE deliveries SET next_attempt_at = $2 \
+         WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at > $2",
+    )
+    .bind(endpoint_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -31,11 +31,23 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
     let app = spawn().await;
     let service = Receiver::start(vec![]).await;
     let secret = Secret::generate();
-    let made = endpoint(&app, json!({"kind": "recovery", "url": service.url("/admin/restart"),
-        "action": "restart", "secret": secret, "incident_kinds": ["anomaly"]}))
+    let made = endpoint(
+        &app,
+        json!({"kind": "recovery", "url": service.url("/admin/restart"),
+        "action": "restart", "secret": secret, "incident_kinds": ["anomaly"]}),
+    )
     .await;
-    assert_eq!(made["secret"], secret, "the secret is shown in the answer that made it");
-    let (_, shown) = call(&app, Method::GET, &format!("/api/v1/endpoints/{}", made["id"]), None).await;
+    assert_eq!(
+        made["secret"], secret,
+        "the secret is shown in the answer that made it"
+    );
+    let (_, shown) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/endpoints/{}", made["id"]),
+        None,
+    )
+    .await;
     assert_eq!(shown["secret"], json!(null), "and never again");
     let incident = open_incident(&app, "anomaly", checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
@@ -46,10 +58,23 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
     let id = request.header("webhook-id");
     assert!(id.starts_with("msg_"), "{id}");
     assert_eq!(request.header("idempotency-key"), id);
-    let timestamp: i64 = request.header("webhook-timestamp").parse().expect("a timestamp");
+    let timestamp: i64 = request
+        .header("webhook-timestamp")
+        .parse()
+        .expect("a timestamp");
     let key = Secret::parse(&secret).expect("the secret parses");
-    assert!(key.verify(id, timestamp, &request.body, request.header("webhook-signature")));
-    assert!(!key.verify(id, timestamp + 1, &request.body, request.header("webhook-signature")));
+    assert!(key.verify(
+        id,
+        timestamp,
+        &request.body,
+        request.header("webhook-signature")
+    ));
+    assert!(!key.verify(
+        id,
+        timestamp + 1,
+        &request.body,
+        request.header("webhook-signature")
+    ));
     let body = request.json();
     assert_eq!(body["type"], "recovery.requested");
     assert_eq!(body["data"]["action"], "restart");
@@ -63,13 +88,16 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
     assert_eq!(done[0]["status"], "delivered");
     assert_eq!(done[0]["message_id"], id);
     assert_eq!(done[0]["last_status"], 200);
-    let actions: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_actions WHERE incident_id = $1")
-        .bind(incident.id)
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
+    let actions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM recovery_actions WHERE incident_id = $1")
+            .bind(incident.id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
     assert_eq!(actions, 1);
-    assert!(app.metrics().contains("seismo_deliveries_total{kind=\"recovery\",result=\"delivered\"} 1"));
+    assert!(app
+        .metrics()
+        .contains("seismo_deliveries_total{kind=\"recovery\",result=\"delivered\"} 1"));
     app.stop().await;
 }
 
@@ -77,7 +105,11 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
 async fn deliver_a_500_then_a_200_is_delivered_once_with_the_same_webhook_id() {
     let app = spawn().await;
     let receiver = Receiver::start(vec![Reply::Status(500)]).await;
-    endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/hook")})).await;
+    endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/hook")}),
+    )
+    .await;
     open_incident(&app, "anomaly", checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
     rounds_until(&worker, || async {
@@ -91,7 +123,13 @@ async fn deliver_a_500_then_a_200_is_delivered_once_with_the_same_webhook_id() {
     assert_eq!(got.len(), 2, "one failure, one success, nothing after");
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
     let delivery = &deliveries(&app, "").await[0];
-    assert_eq!((delivery["attempts"].as_i64(), delivery["last_status"].as_i64()), (Some(2), Some(200)));
+    assert_eq!(
+        (
+            delivery["attempts"].as_i64(),
+            delivery["last_status"].as_i64()
+        ),
+        (Some(2), Some(200))
+    );
     assert_eq!(delivery["payload"]["type"], "incident.opened");
     app.stop().await;
 }
@@ -99,15 +137,21 @@ async fn deliver_a_500_then_a_200_is_delivered_once_with_the_same_webhook_id() {
 #[tokio::test]
 async fn deliver_retry_after_is_honoured() {
     let app = spawn().await;
-    let receiver =
-        Receiver::start(vec![Reply::WithHeader(503, "retry-after", "1".into())]).await;
-    endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/hook")})).await;
+    let receiver = Receiver::start(vec![Reply::WithHeader(503, "retry-after", "1".into())]).await;
+    endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/hook")}),
+    )
+    .await;
     open_incident(&app, "anomaly", checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
     rounds_until(&worker, || async { receiver.received().len() == 2 }).await;
     let got = receiver.received();
     let waited = got[1].at - got[0].at;
-    assert!(waited >= Duration::from_millis(900), "the second attempt came after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the second attempt came after {waited:?}"
+    );
     app.stop().await;
 }
 
@@ -115,18 +159,36 @@ async fn deliver_retry_after_is_honoured() {
 async fn deliver_a_410_disables_the_endpoint() {
     let app = spawn().await;
     let receiver = Receiver::start(vec![Reply::Status(410)]).await;
-    let made = endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/gone")})).await;
+    let made = endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/gone")}),
+    )
+    .await;
     open_incident(&app, "anomaly", checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
-    rounds_until(&worker, || async { deliveries(&app, "status=dead").await.len() == 1 }).await;
-    let shown = app.api_ok(&format!("/api/v1/endpoints/{}", made["id"])).await;
+    rounds_until(&worker, || async {
+        deliveries(&app, "status=dead").await.len() == 1
+    })
+    .await;
+    let shown = app
+        .api_ok(&format!("/api/v1/endpoints/{}", made["id"]))
+        .await;
     assert_eq!(shown["enabled"], false);
-    assert!(shown["disabled_reason"].as_str().is_some_and(|r| r.contains("410")), "{shown}");
+    assert!(
+        shown["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("410")),
+        "{shown}"
+    );
     open_incident(&app, "threshold", Scope::Service("billing".into())).await;
     for _ in 0..10 {
         worker.round().await.expect("round");
     }
-    assert_eq!(receiver.received().len(), 1, "nothing more goes to a disabled endpoint");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "nothing more goes to a disabled endpoint"
+    );
     app.stop().await;
 }
 
@@ -136,12 +198,23 @@ async fn deliver_a_redirect_is_a_failure_and_is_not_followed() {
     let elsewhere = Receiver::start(vec![]).await;
     let moved = Reply::WithHeader(302, "location", elsewhere.url("/stolen"));
     let receiver = Receiver::start(vec![moved.clone(), moved.clone(), moved.clone(), moved]).await;
-    endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/hook")})).await;
+    endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/hook")}),
+    )
+    .await;
     open_incident(&app, "anomaly", checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
-    rounds_until(&worker, || async { deliveries(&app, "status=dead").await.len() == 1 }).await;
+    rounds_until(&worker, || async {
+        deliveries(&app, "status=dead").await.len() == 1
+    })
+    .await;
     assert!(elsewhere.received().is_empty(), "the redirect was followed");
-    assert_eq!(receiver.received().len(), 4, "every attempt of the schedule was made");
+    assert_eq!(
+        receiver.received().len(),
+        4,
+        "every attempt of the schedule was made"
+    );
     let dead = &deliveries(&app, "").await[0];
     assert_eq!(dead["last_status"], 302);
     assert_eq!(dead["response_excerpt"], "see header");
@@ -152,7 +225,11 @@ async fn deliver_a_redirect_is_a_failure_and_is_not_followed() {
 async fn deliver_a_slow_receiver_times_out_and_is_retried() {
     let app = spawn().await;
     let receiver = Receiver::start(vec![Reply::Slow(Duration::from_secs(3))]).await;
-    endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/slow")})).await;
+    endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/slow")}),
+    )
+    .await;
     open_incident(&app, "anomaly", checkout()).await;
     let mut short = settings(&app);
     short.timeouts.response = Duration::from_millis(300);
@@ -171,18 +248,30 @@ async fn deliver_a_slow_receiver_times_out_and_is_retried() {
 async fn deliver_an_expired_recovery_action_is_never_sent() {
     let app = spawn().await;
     let service = Receiver::start(vec![]).await;
-    endpoint(&app, json!({"kind": "recovery", "url": service.url("/admin/restart"),
-        "action": "restart"}))
+    endpoint(
+        &app,
+        json!({"kind": "recovery", "url": service.url("/admin/restart"),
+        "action": "restart"}),
+    )
     .await;
     let incident = open_incident(&app, "anomaly", checkout()).await;
     let mut late = settings(&app);
     // The action's deadline passes before any sender gets to it (a backlog, an outage).
     late.recovery_expiry = Duration::from_millis(1);
     let worker = worker(&app, late, &[LOOPBACK], Mailer::Disabled);
-    rounds_until(&worker, || async { deliveries(&app, "status=expired").await.len() == 1 }).await;
+    rounds_until(&worker, || async {
+        deliveries(&app, "status=expired").await.len() == 1
+    })
+    .await;
     assert!(service.received().is_empty(), "an expired restart was sent");
-    let still = seismo::store::incidents::get(&app.pool, incident.id).await.expect("get").expect("exists");
-    assert_eq!(still.state, "open", "nothing was done, so nothing is being verified");
+    let still = seismo::store::incidents::get(&app.pool, incident.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        still.state, "open",
+        "nothing was done, so nothing is being verified"
+    );
     app.stop().await;
 }
 
@@ -191,7 +280,11 @@ async fn deliver_the_breaker_opens_then_lets_one_probe_through() {
     let app = spawn().await;
     // The first round sends all three at once (the breaker is closed then); all fail.
     let receiver = Receiver::start(vec![Reply::Status(500); 3]).await;
-    let made = endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/hook")})).await;
+    let made = endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/hook")}),
+    )
+    .await;
     for service in ["a", "b", "c"] {
         open_incident(&app, "anomaly", Scope::Service(service.into())).await;
     }
@@ -210,7 +303,11 @@ async fn deliver_the_breaker_opens_then_lets_one_probe_through() {
     for _ in 0..10 {
         worker.round().await.expect("round");
     }
-    assert_eq!(receiver.received().len(), 3, "nothing is sent while the breaker is open");
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "nothing is sent while the breaker is open"
+    );
     // After the cool-off one probe goes; it succeeds, the breaker closes, the rest follow.
     rounds_until(&worker, || async {
         deliveries(&app, "status=delivered").await.len() == 3
@@ -227,28 +324,43 @@ async fn deliver_the_breaker_opens_then_lets_one_probe_through() {
 async fn deliver_a_loopback_target_outside_the_allow_list_is_refused() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![]).await;
-    let body = json!({"project_id": app.project.id, "kind": "webhook", "url": receiver.url("/hook")});
+    let body =
+        json!({"project_id": app.project.id, "kind": "webhook", "url": receiver.url("/hook")});
     let (status, answer) = call(&app, Method::POST, "/api/v1/endpoints", Some(body)).await;
     assert_eq!(status, 422, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("SEISMO_WEBHOOK_ALLOW_CIDRS"), "{message}");
     // One stored while it was allowed (the allow-list changed since) is refused on sending.
-    endpoints::create(&app.pool, &NewEndpoint {
-        project_id: app.project.id,
-        kind: "webhook".into(),
-        url: Some(receiver.url("/hook")),
-        secret: Some(Secret::generate()),
-        order: 1,
-        ..NewEndpoint::default()
-    })
+    endpoints::create(
+        &app.pool,
+        &NewEndpoint {
+            project_id: app.project.id,
+            kind: "webhook".into(),
+            url: Some(receiver.url("/hook")),
+            secret: Some(Secret::generate()),
+            order: 1,
+            ..NewEndpoint::default()
+        },
+    )
     .await
     .expect("stored");
     open_incident(&app, "anomaly", checkout()).await;
     let worker = worker(&app, settings(&app), &[], Mailer::Disabled);
-    rounds_until(&worker, || async { deliveries(&app, "status=dead").await.len() == 1 }).await;
-    assert!(receiver.received().is_empty(), "a refused address was reached");
+    rounds_until(&worker, || async {
+        deliveries(&app, "status=dead").await.len() == 1
+    })
+    .await;
+    assert!(
+        receiver.received().is_empty(),
+        "a refused address was reached"
+    );
     let dead = &deliveries(&app, "").await[0];
-    assert!(dead["last_error"].as_str().is_some_and(|e| e.contains("127.0.0.1")), "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("127.0.0.1")),
+        "{dead}"
+    );
     app.stop().await;
 }
 
@@ -256,7 +368,11 @@ async fn deliver_a_loopback_target_outside_the_allow_list_is_refused() {
 async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
     let app = spawn().await;
     let port = closed_port().await;
-    endpoint(&app, json!({"kind": "webhook", "url": format!("http://127.0.0.1:{port}/hook")})).await;
+    endpoint(
+        &app,
+        json!({"kind": "webhook", "url": format!("http://127.0.0.1:{port}/hook")}),
+    )
+    .await;
     for service in ["a", "b", "c", "d"] {
         open_incident(&app, "anomaly", Scope::Service(service.into())).await;
     }
@@ -269,7 +385,10 @@ async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
     }
     let failing = deliveries(&app, "status=pending").await;
     assert_eq!(failing.len(), 4);
-    assert!(failing.iter().all(|d| d["attempts"].as_i64() >= Some(1)), "{failing:?}");
+    assert!(
+        failing.iter().all(|d| d["attempts"].as_i64() >= Some(1)),
+        "{failing:?}"
+    );
     let receiver = Receiver::start_on(port, vec![]).await;
     rounds_until(&worker, || async {
         deliveries(&app, "status=delivered").await.len() == 4
@@ -280,10 +399,14 @@ async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
     }
     let mut ids: HashMap<String, usize> = HashMap::new();
     for request in receiver.received() {
-        *ids.entry(request.header("webhook-id").to_owned()).or_default() += 1;
+        *ids.entry(request.header("webhook-id").to_owned())
+            .or_default() += 1;
     }
     assert_eq!(ids.len(), 4);
-    assert!(ids.values().all(|n| *n == 1), "a webhook-id was answered 2xx twice: {ids:?}");
+    assert!(
+        ids.values().all(|n| *n == 1),
+        "a webhook-id was answered 2xx twice: {ids:?}"
+    );
     app.stop().await;
 }
 
@@ -291,7 +414,11 @@ async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
 async fn deliver_two_workers_on_one_database_never_send_a_row_twice() {
     let app = spawn().await;
     let receiver = Receiver::start(vec![]).await;
-    endpoint(&app, json!({"kind": "webhook", "url": receiver.url("/hook")})).await;
+    endpoint(
+        &app,
+        json!({"kind": "webhook", "url": receiver.url("/hook")}),
+    )
+    .await;
     const INCIDENTS: usize = 150;
     for n in 0..INCIDENTS {
         open_incident(&app, "anomaly", Scope::Service(format!("svc-{n}"))).await;
@@ -320,7 +447,8 @@ async fn deliver_two_workers_on_one_database_never_send_a_row_twice() {
     let got = receiver.received();
     let mut ids: HashMap<String, usize> = HashMap::new();
     for request in &got {
-        *ids.entry(request.header("webhook-id").to_owned()).or_default() += 1;
+        *ids.entry(request.header("webhook-id").to_owned())
+            .or_default() += 1;
     }
     assert_eq!(ids.len(), INCIDENTS);
     assert!(ids.values().all(|n| *n == 1), "a row was sent twice");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DurationRound, TimeDelta, Utc};
 use reqwest::Method;
 use seismo::deliver::breaker::Policy;
 use seismo::deliver::client::Timeouts;
@@ -61,8 +61,14 @@ pub fn settings(app: &TestApp) -> Settings {
 pub fn worker(app: &TestApp, settings: Settings, allow: &[&str], mailer: Mailer) -> Worker {
     let cidrs: Vec<String> = allow.iter().map(|c| c.to_string()).collect();
     let guard = Guard::new(&cidrs).expect("valid CIDRs");
-    Worker::new(app.pool.clone(), app.app.metrics.clone(), settings, guard, mailer)
-        .expect("a delivery worker")
+    Worker::new(
+        app.pool.clone(),
+        app.app.metrics.clone(),
+        settings,
+        guard,
+        mailer,
+    )
+    .expect("a delivery worker")
 }
 
 /// A mailer for an SMTP URL, sending as Seismo.
@@ -74,8 +80,12 @@ pub fn mailer(url: &str) -> Mailer {
     })
     .expect("valid SMTP URL")
     .smtp_url;
-    Mailer::from_config(url.as_ref(), Some("Seismo <seismo@example.com>"), Duration::from_secs(5))
-        .expect("a mailer")
+    Mailer::from_config(
+        url.as_ref(),
+        Some("Seismo <seismo@example.com>"),
+        Duration::from_secs(5),
+    )
+    .expect("a mailer")
 }
 
 /// Creates an endpoint through the API; the answer (with its secret).
@@ -96,7 +106,9 @@ pub async fn open_incident(app: &TestApp, kind: &'static str, scope: Scope) -> I
             project_id: app.project.id,
             kind,
             scope,
-            opened_at: Utc::now(),
+            opened_at: Utc::now()
+                .duration_trunc(TimeDelta::minutes(1))
+                .expect("a minute"),
             score: 0.9,
             details: json!({"expected": 3.0}),
             reason: "anomaly detected".into(),
@@ -106,16 +118,24 @@ pub async fn open_incident(app: &TestApp, kind: &'static str, scope: Scope) -> I
     .expect("open")
     .expect("no active incident on the series");
     let body = message("incident.opened", incident.updated_at, &incident);
-    incidents::enqueue(&mut tx, app.project.id, Some(incident.id), "incident.opened", &body)
-        .await
-        .expect("enqueue");
+    incidents::enqueue(
+        &mut tx,
+        app.project.id,
+        Some(incident.id),
+        "incident.opened",
+        &body,
+    )
+    .await
+    .expect("enqueue");
     tx.commit().await.expect("commit");
     incident
 }
 
 /// Deliveries through the API for a query string (`status=dead&kind=webhook`).
 pub async fn deliveries(app: &TestApp, query: &str) -> Vec<Value> {
-    let body = app.api_ok(&format!("/api/v1/deliveries?limit=100&{query}")).await;
+    let body = app
+        .api_ok(&format!("/api/v1/deliveries?limit=100&{query}"))
+        .await;
     body["items"].as_array().cloned().unwrap_or_default()
 }
 
@@ -131,7 +151,10 @@ where
         if done().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "delivery did not finish in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivery did not finish in time"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -147,7 +170,10 @@ pub fn run_in_background(worker: Worker) -> tokio::sync::watch::Sender<bool> {
 pub async fn wait_for_state(app: &TestApp, id: i64, state: &str) -> Incident {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let incident = incidents::get(&app.pool, id).await.expect("get").expect("exists");
+        let incident = incidents::get(&app.pool, id)
+            .await
+            .expect("get")
+            .expect("exists");
         if incident.state == state {
             return incident;
         }

@@ -73,10 +73,12 @@ impl Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let address = listener.local_addr().expect("address");
         let state = script.clone();
-        let app = Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move { answer(state, uri.path().to_owned(), headers, body).await }
-        });
+        let app = Router::new().fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move { answer(state, uri.path().to_owned(), headers, body).await }
+            },
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -175,11 +177,39 @@ impl Mail {
         if headers.contains("Content-Transfer-Encoding: base64") {
             use base64::Engine;
             let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-            base64::engine::general_purpose::STANDARD.decode(compact).ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .ok()
+        } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+            Some(quoted_printable(body))
         } else {
             Some(body.as_bytes().to_vec())
         }
     }
+}
+
+/// Decodes quoted-printable (RFC 2045 §6.7): soft line breaks and `=XX` escapes.
+fn quoted_printable(text: &str) -> Vec<u8> {
+    let bytes = text.replace("=\r\n", "").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A minimal SMTP server (RFC 5321's commands a client needs: EHLO/HELO, MAIL, RCPT,
@@ -197,7 +227,9 @@ impl SmtpServer {
 
     /// On a given port (0: any), e.g. to come back where a stopped one was.
     pub async fn start_on(port: u16) -> SmtpServer {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind SMTP");
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind SMTP");
         let port = listener.local_addr().expect("address").port();
         let mails = Arc::new(Mutex::new(Vec::new()));
         let store = mails.clone();
@@ -236,7 +268,10 @@ pub async fn closed_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-async fn session(stream: tokio::net::TcpStream, store: Arc<Mutex<Vec<Mail>>>) -> std::io::Result<()> {
+async fn session(
+    stream: tokio::net::TcpStream,
+    store: Arc<Mutex<Vec<Mail>>>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 localhost ESMTP test\r\n").await?;
