@@ -251,7 +251,7 @@ impl Config {
             writer_batch_size: positive(sources, "writer_batch_size", 1000)?,
             writer_concurrency: positive(sources, "writer_concurrency", 2)?,
             recovery_expire_minutes: positive(sources, "recovery_expire_minutes", 10)? as u64,
-            recovery_verify_minutes: positive(sources, "recovery_verify_minutes", 10)? as u64,
+            recovery_verify_minutes: positive(sources, "recovery_verify_minutes", 15)? as u64,
             mail_group_wait_seconds: non_negative(sources, "mail_group_wait_seconds", 30)?,
             mail_repeat_minutes: non_negative(sources, "mail_repeat_minutes", 5)?,
         })

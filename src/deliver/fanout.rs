@@ -172,7 +172,7 @@ async fn recovery(
     let action = endpoint.action.clone().unwrap_or_default();
     let payload: Value = recovery_request(&action, context, &settings.links, now);
     let cooling = endpoint.cooldown_minutes > 0
-        && deliveries::delivered_since(
+        && deliveries::acted_since(
             tx,
             endpoint.id,
             service.unwrap_or(""),

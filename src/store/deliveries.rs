@@ -270,16 +270,18 @@ pub async fn redeliver(
         .await?)
 }
 
-/// A recovery endpoint's last delivered action for a service within `since` (its cooldown).
-pub async fn delivered_since(
+/// Whether a recovery endpoint acted on a service since `since` (its cooldown): an action
+/// delivered then, or one requested then and still on its way.
+pub async fn acted_since(
     conn: &mut PgConnection,
     endpoint_id: i64,
     service: &str,
     since: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND status = 'delivered' \
-           AND delivered_at >= $3 AND coalesce(payload #>> '{data,service}', '') = $2)",
+        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 \
+           AND status IN ('pending', 'delivered') AND coalesce(delivered_at, created_at) >= $3 \
+           AND coalesce(payload #>> '{data,service}', '') = $2)",
     )
     .bind(endpoint_id)
     .bind(service)

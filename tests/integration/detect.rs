@@ -17,7 +17,7 @@ use seismo::store::{detector, issues, rules};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::harness::{call, python_exception, TestApp};
+use crate::harness::{call, python_exception, set_minute_counts, TestApp};
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 
@@ -80,24 +80,7 @@ async fn set_counts(
     last: i64,
     events: i64,
 ) {
-    let (kind, service, issue_id) = scope.columns();
-    sqlx::query(
-        "INSERT INTO minute_counts (project_id, scope, service, issue_id, minute, events) \
-         SELECT $1, $2, $3, $4, m, $7 \
-         FROM generate_series($5::timestamptz, $6::timestamptz, interval '1 minute') AS m \
-         ON CONFLICT (project_id, scope, service, issue_id, minute) \
-         DO UPDATE SET events = EXCLUDED.events",
-    )
-    .bind(project_id)
-    .bind(kind)
-    .bind(service)
-    .bind(issue_id)
-    .bind(minute(first))
-    .bind(minute(last))
-    .bind(events)
-    .execute(pool)
-    .await
-    .expect("write minute counts");
+    set_minute_counts(pool, project_id, scope, minute(first), minute(last), events).await;
 }
 
 /// An issue as the writer would have created it, first seen at `first_seen`.

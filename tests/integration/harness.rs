@@ -397,3 +397,33 @@ pub fn any_json() -> BoxedStrategy<Value> {
     })
     .boxed()
 }
+
+/// Sets the events of one series for every minute in `[first, last]` (a test's own
+/// timeline of counts, as the writer would have left them).
+pub async fn set_minute_counts(
+    pool: &PgPool,
+    project_id: i64,
+    scope: &seismo::store::counts::Scope,
+    first: chrono::DateTime<chrono::Utc>,
+    last: chrono::DateTime<chrono::Utc>,
+    events: i64,
+) {
+    let (kind, service, issue_id) = scope.columns();
+    sqlx::query(
+        "INSERT INTO minute_counts (project_id, scope, service, issue_id, minute, events) \
+         SELECT $1, $2, $3, $4, m, $7 \
+         FROM generate_series($5::timestamptz, $6::timestamptz, interval '1 minute') AS m \
+         ON CONFLICT (project_id, scope, service, issue_id, minute) \
+         DO UPDATE SET events = EXCLUDED.events",
+    )
+    .bind(project_id)
+    .bind(kind)
+    .bind(service)
+    .bind(issue_id)
+    .bind(first)
+    .bind(last)
+    .bind(events)
+    .execute(pool)
+    .await
+    .expect("write minute counts");
+}

@@ -13,6 +13,7 @@ mod api_stats;
 mod api_tokens;
 mod cli;
 mod dashboards;
+mod deliver_e2e;
 mod deliver_mail;
 mod deliver_webhooks;
 mod delivery;
