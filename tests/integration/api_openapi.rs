@@ -288,6 +288,88 @@ async fn api_openapi_every_operation_answers_as_documented() {
     api.expect(Method::GET, "/api/v1/silences/999999", None, 404)
         .await;
 
+    // Endpoints and deliveries.
+    let endpoints = "/api/v1/endpoints";
+    api.expect(
+        Method::GET,
+        &format!("{endpoints}?project={}&kind=webhook", fixture.project_id),
+        None,
+        200,
+    )
+    .await;
+    api.expect(Method::GET, &format!("{endpoints}?kind=pager"), None, 400)
+        .await;
+    let recovery = json!({"project_id": fixture.project_id, "kind": "recovery",
+        "url": "https://8.8.8.8/restart", "action": "restart", "incident_kinds": ["anomaly"]});
+    let made = api
+        .expect(Method::POST, endpoints, Some(recovery), 201)
+        .await;
+    assert!(
+        made["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{made}"
+    );
+    let loopback = json!({"project_id": fixture.project_id, "kind": "webhook",
+        "url": "http://127.0.0.1:9/hook"});
+    api.expect(Method::POST, endpoints, Some(loopback), 422)
+        .await;
+    let bad_action = json!({"project_id": fixture.project_id, "kind": "recovery",
+        "url": "https://8.8.8.8/", "action": "reboot"});
+    api.expect(Method::POST, endpoints, Some(bad_action), 422)
+        .await;
+    let bad_mail =
+        json!({"project_id": fixture.project_id, "kind": "email", "addresses": ["nobody"]});
+    api.expect(Method::POST, endpoints, Some(bad_mail), 422)
+        .await;
+    let endpoint = format!("{endpoints}/{}", made["id"]);
+    api.expect(Method::GET, &endpoint, None, 200).await;
+    let rotated = api
+        .expect(
+            Method::PATCH,
+            &endpoint,
+            Some(json!({"rotate_secret": true, "order": 2})),
+            200,
+        )
+        .await;
+    assert!(
+        rotated["secret"]
+            .as_str()
+            .is_some_and(|s| s != made["secret"]),
+        "{rotated}"
+    );
+    api.expect(
+        Method::PATCH,
+        &endpoint,
+        Some(json!({"addresses": ["a@example.com"]})),
+        422,
+    )
+    .await;
+    api.expect(Method::DELETE, &endpoint, None, 204).await;
+    api.expect(Method::GET, &endpoint, None, 404).await;
+    let delivery = format!("/api/v1/deliveries/{}", fixture.delivery_id);
+    api.expect(
+        Method::GET,
+        "/api/v1/deliveries?status=dead&kind=webhook",
+        None,
+        200,
+    )
+    .await;
+    api.expect(Method::GET, "/api/v1/deliveries?status=lost", None, 400)
+        .await;
+    api.expect(Method::GET, &delivery, None, 200).await;
+    let again = api
+        .expect(Method::POST, &format!("{delivery}/redeliver"), None, 200)
+        .await;
+    assert_eq!(again["status"], "pending");
+    api.expect(
+        Method::POST,
+        "/api/v1/deliveries/999999/redeliver",
+        None,
+        404,
+    )
+    .await;
+
     // Merging and deleting issues (the fixture's issue goes last).
     let other = crate::harness::python_exception("ValueError", "other", &["checkout"], 3);
     assert_eq!(app.send_event(&other).await.status(), 200);

@@ -302,3 +302,82 @@ fn a_bad_setting_is_refused_in_one_line_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_commands_add_list_and_remove() {
+    let app = TestApp::spawn().await;
+    let db = app.database_url.clone();
+    let added = run(seismo()
+        .env("SEISMO_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8")
+        .args([
+            "--database-url",
+            &db,
+            "endpoint",
+            "add",
+            "recovery",
+            "--url",
+            "http://127.0.0.1:9/admin/restart",
+            "--action",
+            "restart",
+            "--service",
+            "checkout",
+            "--json",
+        ]));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let endpoint: Value = serde_json::from_slice(&added.stdout).expect("endpoint json");
+    assert_eq!(endpoint["kind"], "recovery");
+    assert_eq!(endpoint["services"], serde_json::json!(["checkout"]));
+    assert!(
+        endpoint["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{endpoint}"
+    );
+
+    let refused = run(seismo().args([
+        "--database-url",
+        &db,
+        "endpoint",
+        "add",
+        "webhook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+    ]));
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("SEISMO_WEBHOOK_ALLOW_CIDRS"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let bad_mail = run(seismo().args([
+        "--database-url",
+        &db,
+        "endpoint",
+        "add",
+        "email",
+        "--address",
+        "nobody",
+    ]));
+    assert!(
+        text(&bad_mail.stderr).contains("is not an email address"),
+        "{}",
+        text(&bad_mail.stderr)
+    );
+
+    let listed = run(seismo().args(["--database-url", &db, "endpoint", "list"]));
+    let listing = text(&listed.stdout);
+    assert!(
+        listing.contains("http://127.0.0.1:9/admin/restart") && listing.contains("restart"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("whsec_"),
+        "secrets are never listed: {listing}"
+    );
+    let id = endpoint["id"].to_string();
+    let removed = run(seismo().args(["--database-url", &db, "endpoint", "remove", &id]));
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let again = run(seismo().args(["--database-url", &db, "endpoint", "remove", &id]));
+    assert!(!again.status.success());
+    app.stop().await;
+}

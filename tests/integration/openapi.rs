@@ -243,12 +243,14 @@ pub struct Fixture {
     /// A read token of its own (revoking it leaves the harness's admin token alone).
     pub token_id: i64,
     pub silence_id: i64,
+    pub endpoint_id: i64,
+    pub delivery_id: i64,
 }
 
 impl Fixture {
     /// Two events (one issue), an anomaly incident opened as the detector opens them, a
-    /// threshold rule, a second ingestion key and a silence, all in the harness's project;
-    /// and a read token.
+    /// threshold rule, a second ingestion key, a silence, a webhook endpoint and a dead
+    /// delivery to it, all in the harness's project; and a read token.
     pub async fn build(app: &TestApp) -> Fixture {
         let event = python_exception("KeyError", "missing 'sku'", &["checkout", "price"], 10);
         for _ in 0..2 {
@@ -292,6 +294,33 @@ impl Fixture {
         let silence = json!({"project_id": app.project.id, "duration_minutes": 60});
         let (status, silence) = call(app, Method::POST, "/api/v1/silences", Some(silence)).await;
         assert_eq!(status, 201, "{silence}");
+        let hook = json!({"project_id": app.project.id, "kind": "webhook",
+            "url": "https://8.8.8.8/hook", "events": ["incident.opened"]});
+        let (status, hook) = call(app, Method::POST, "/api/v1/endpoints", Some(hook)).await;
+        assert_eq!(status, 201, "{hook}");
+        let endpoint_id = hook["id"].as_i64().expect("endpoint id");
+        let mut conn = app.pool.acquire().await.expect("connection");
+        let delivery_id = seismo::store::deliveries::insert(
+            &mut conn,
+            &seismo::store::deliveries::NewDelivery {
+                endpoint_id,
+                project_id: app.project.id,
+                incident_id: Some(incident.id),
+                kind: "webhook".into(),
+                topic: "incident.opened".into(),
+                action: None,
+                dedup_key: "fixture".into(),
+                payload: json!({"type": "incident.opened"}),
+                status: "dead",
+                note: Some("the receiver answered 500".into()),
+                next_attempt_at: Utc::now(),
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("insert a delivery")
+        .expect("a new delivery");
+        drop(conn);
         Fixture {
             project_id: app.project.id.get(),
             issue_id,
@@ -301,6 +330,8 @@ impl Fixture {
             key_id: key["id"].as_i64().expect("key id"),
             token_id: token["id"].as_i64().expect("token id"),
             silence_id: silence["id"].as_i64().expect("silence id"),
+            endpoint_id,
+            delivery_id,
         }
     }
 
@@ -316,6 +347,8 @@ impl Fixture {
             "keys" => self.key_id.to_string(),
             "tokens" => self.token_id.to_string(),
             "silences" => self.silence_id.to_string(),
+            "endpoints" => self.endpoint_id.to_string(),
+            "deliveries" => self.delivery_id.to_string(),
             _ => "1".to_owned(),
         }
     }
