@@ -101,7 +101,7 @@ impl Settings {
             interval: Duration::from_millis(250),
             batch: 200,
             lease: Duration::from_secs(60),
-            concurrency: 32,
+            concurrency: 16,
             notifications: retry::Schedule::notifications(),
             recovery: retry::Schedule::recovery(),
             recovery_expiry: minutes(config.recovery_expire_minutes),

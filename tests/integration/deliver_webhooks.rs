@@ -425,8 +425,25 @@ async fn deliver_two_workers_on_one_database_never_send_a_row_twice() {
     }
     let mut small = settings(&app);
     small.batch = 10;
-    let a = worker(&app, small.clone(), &[LOOPBACK], Mailer::Disabled);
-    let b = worker(&app, small, &[LOOPBACK], Mailer::Disabled);
+    small.concurrency = 4;
+    // Two processes: each with a pool of its own, as two `seismo serve` would have.
+    let mut process = Vec::new();
+    for _ in 0..2 {
+        let pool = seismo::store::connect(&app.database_url, 4)
+            .await
+            .expect("a pool");
+        let guard = seismo::deliver::ssrf::Guard::new(&[LOOPBACK.to_owned()]).expect("valid");
+        let metrics = app.app.metrics.clone();
+        let worker = seismo::deliver::worker::Worker::new(
+            pool,
+            metrics,
+            small.clone(),
+            guard,
+            Mailer::Disabled,
+        );
+        process.push(worker.expect("a worker"));
+    }
+    let (b, a) = (process.pop().expect("two"), process.pop().expect("two"));
     let pool = app.pool.clone();
     let all_done = || async {
         let pending: i64 = sqlx::query_scalar(
@@ -438,8 +455,13 @@ async fn deliver_two_workers_on_one_database_never_send_a_row_twice() {
         pending == 0
     };
     let drive = |w: seismo::deliver::worker::Worker| async move {
+        let mut idle = 0;
         for _ in 0..500 {
-            w.round().await.expect("round");
+            let work = w.round().await.expect("round");
+            idle = if work == 0 { idle + 1 } else { 0 };
+            if idle == 5 {
+                break;
+            }
         }
     };
     tokio::join!(drive(a), drive(b));
