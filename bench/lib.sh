@@ -120,7 +120,9 @@ start_seismo() {
     export SEISMO_DATA_DIR="$WORK/data"
     # Off unless the benchmark measures them, so it never collides with another Seismo's ports.
     export SEISMO_OTLP_HTTP_LISTEN="$OTLP_HTTP_LISTEN" SEISMO_OTLP_GRPC_LISTEN="$OTLP_GRPC_LISTEN"
-    export SEISMO_LOG=warn
+    export SEISMO_LOG=${SEISMO_LOG:-warn}
+    # A benchmark that must prepare the database before the server starts defines this.
+    if declare -F before_serve >/dev/null; then before_serve; fi
     "$SEISMO_BIN" serve >"$WORK/seismo.log" 2>&1 &
     SEISMO_PID=$!
     for _ in $(seq 1 120); do
