@@ -145,3 +145,26 @@ pub async fn counts(
         not_recovered,
     })
 }
+
+/// A recovery action asked for an incident, with where its delivery and verification stand.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ActionSummary {
+    pub endpoint_id: i64,
+    pub action: Option<String>,
+    /// `pending`, `delivered`, `dead`, `expired` or `skipped`.
+    pub delivery_status: String,
+    /// `succeeded`, `false_recovery`, `not_recovered`; `None` until verified (or never sent).
+    pub outcome: Option<String>,
+}
+
+/// The recovery actions asked for an incident, oldest first.
+pub async fn summary(pool: &PgPool, incident_id: i64) -> Result<Vec<ActionSummary>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT d.endpoint_id, d.action, d.status AS delivery_status, r.outcome \
+         FROM deliveries d LEFT JOIN recovery_actions r ON r.delivery_id = d.id \
+         WHERE d.incident_id = $1 AND d.kind = 'recovery' ORDER BY d.id",
+    )
+    .bind(incident_id)
+    .fetch_all(pool)
+    .await?)
+}

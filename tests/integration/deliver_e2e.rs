@@ -271,6 +271,26 @@ async fn deliver_a_restart_that_works_resolves_the_incident_as_recovered() {
         history[2].reason.starts_with("restart verified"),
         "{history:?}"
     );
+    let shown = app.api_ok(&format!("/api/v1/incidents/{id}")).await;
+    let actions: Vec<(Value, Value, Value)> = shown["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            (
+                a["action"].clone(),
+                a["delivery_status"].clone(),
+                a["verified"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (json!("restart"), json!("delivered"), json!(false)),
+            (json!("rollback"), json!("delivered"), json!(true))
+        ]
+    );
     let stats = recovery_stats(&app).await;
     assert_eq!(
         (stats["succeeded"].as_i64(), stats["attempts"].as_i64()),

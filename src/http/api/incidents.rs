@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::model::incident::message;
 use crate::model::{Incident, IncidentId, Kind, ProjectId, State as Lifecycle};
 use crate::store::incidents::{self, IncidentFilter, MissedFault, Transition};
-use crate::store::{projects, StoreError};
+use crate::store::{projects, recovery, StoreError};
 
 const SCOPES: [&str; 3] = ["project", "service", "issue"];
 const LABELS: [&str; 3] = ["true_positive", "false_positive", "missed"];
@@ -66,7 +66,10 @@ struct IncidentView {
     /// What the detector saw; a missed fault's `note`.
     #[schema(value_type = Object)]
     details: Value,
-    /// Recovery actions taken (none yet: they come with recovery webhooks).
+    /// Recovery actions asked for it (in the answer for one incident; lists leave it
+    /// empty): `{"endpoint_id", "action", "delivery_status", "verified", "outcome"}`, where
+    /// `verified` is true when the series got back to its baseline, false when it did not,
+    /// `null` while it is being watched.
     #[schema(value_type = Vec<Object>)]
     actions: Vec<Value>,
     /// When a person first acknowledged it.
@@ -295,8 +298,18 @@ async fn show(
         .await?
         .ok_or_else(|| not_found(id))?;
     let history = incidents::history(&state.pool, id).await?;
+    let mut view = IncidentView::from(&incident);
+    view.actions = recovery::summary(&state.pool, id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            serde_json::json!({"endpoint_id": a.endpoint_id, "action": a.action,
+                "delivery_status": a.delivery_status,
+                "verified": a.outcome.as_deref().map(|o| o == "succeeded"), "outcome": a.outcome})
+        })
+        .collect();
     Ok(Json(IncidentDetail {
-        incident: IncidentView::from(&incident),
+        incident: view,
         history: history.into_iter().map(TransitionView::from).collect(),
     }))
 }
