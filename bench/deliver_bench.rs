@@ -26,9 +26,9 @@ use seismo::deliver::mail::transport::Mailer;
 use seismo::deliver::ssrf::Guard;
 use seismo::deliver::worker::Worker;
 use seismo::deliver::Settings;
-use seismo::detect::incidents::message;
 use seismo::metrics::Metrics;
-use seismo::store::counts::Scope;
+use seismo::model::incident::message;
+use seismo::model::{Kind, ProjectId, Scope};
 use seismo::store::endpoints::{self, NewEndpoint};
 use seismo::store::incidents::{self, NewIncident};
 use seismo::store::{self, projects};
@@ -98,32 +98,34 @@ async fn run(url: &str, latency: usize, burst: usize, mails: usize) -> anyhow::R
     Ok(())
 }
 
-async fn project(pool: &PgPool, slug: &str) -> anyhow::Result<i64> {
+async fn project(pool: &PgPool, slug: &str) -> anyhow::Result<ProjectId> {
     let mut conn = pool.acquire().await?;
     Ok(projects::create(&mut conn, slug, slug, None).await?.id)
 }
 
-fn hook(project_id: i64, kind: &str, url: String) -> NewEndpoint {
+fn hook(project_id: ProjectId, kind: &str, url: String) -> NewEndpoint {
     NewEndpoint {
-        project_id,
-        kind: kind.into(),
         url: Some(url),
         secret: Some(seismo::deliver::signing::Secret::generate()),
         action: (kind == "recovery").then(|| "restart".to_owned()),
-        order: 1,
-        ..NewEndpoint::default()
+        ..NewEndpoint::new(project_id, kind)
     }
 }
 
 /// Opens incidents on services `first..first+n` and writes their outbox rows, in one
 /// transaction (the detector's commit); the commit's time.
-async fn open(pool: &PgPool, project_id: i64, first: usize, n: usize) -> anyhow::Result<Instant> {
+async fn open(
+    pool: &PgPool,
+    project_id: ProjectId,
+    first: usize,
+    n: usize,
+) -> anyhow::Result<Instant> {
     let at = Utc::now().duration_trunc(TimeDelta::minutes(1))?;
     let mut tx = pool.begin().await?;
     for i in first..first + n {
         let new = NewIncident {
             project_id,
-            kind: "anomaly",
+            kind: Kind::Anomaly,
             scope: Scope::Service(format!("svc-{i}")),
             opened_at: at,
             score: 0.99,
@@ -213,14 +215,10 @@ async fn measure_burst(pool: &PgPool, n: usize) -> anyhow::Result<()> {
 async fn measure_mail(pool: &PgPool, smtp: &SmtpServer, n: usize) -> anyhow::Result<()> {
     let project_id = project(pool, "mail").await?;
     for i in 0..n {
-        let mut endpoint = NewEndpoint {
-            project_id,
-            kind: "email".into(),
+        let endpoint = NewEndpoint {
             addresses: vec![format!("oncall-{i}@example.com")],
-            order: 1,
-            ..NewEndpoint::default()
+            ..NewEndpoint::new(project_id, "email")
         };
-        endpoint.url = None;
         endpoints::create(pool, &endpoint).await?;
     }
     let started = Instant::now();

@@ -8,7 +8,7 @@ use super::database;
 use crate::config::Config;
 use crate::deliver::endpoint_spec::{self, Spec};
 use crate::deliver::ssrf::Guard;
-use crate::detect::incidents::Kind;
+use crate::model::{Kind, ProjectId};
 use crate::store::endpoints::{self, Endpoint, EndpointFilter};
 use crate::store::projects;
 
@@ -16,41 +16,7 @@ use crate::store::projects;
 pub enum EndpointCommand {
     /// Add an endpoint: `recovery` (with --url and --action), `webhook` (with --url) or
     /// `email` (with --address).
-    Add {
-        #[arg(value_parser = ["recovery", "webhook", "email"])]
-        kind: String,
-        /// The project (default: the first one).
-        #[arg(long)]
-        project: Option<i64>,
-        #[arg(long)]
-        url: Option<String>,
-        /// restart, rollback, scale or custom:<name>.
-        #[arg(long)]
-        action: Option<String>,
-        /// A `whsec_…` secret; one is generated when absent.
-        #[arg(long)]
-        secret: Option<String>,
-        /// Recovery: only incidents of this kind (repeatable).
-        #[arg(long = "incident-kind")]
-        incident_kinds: Vec<String>,
-        /// Recovery: only this service (repeatable).
-        #[arg(long = "service")]
-        services: Vec<String>,
-        /// Recovery: the place in the chain, lowest first.
-        #[arg(long)]
-        order: Option<i32>,
-        #[arg(long)]
-        cooldown_minutes: Option<i32>,
-        /// Webhook: only this topic (repeatable).
-        #[arg(long = "event")]
-        events: Vec<String>,
-        /// Email: a recipient (repeatable).
-        #[arg(long = "address")]
-        addresses: Vec<String>,
-        /// Print the endpoint (with its secret) as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Add(Box<AddArgs>),
     /// List the endpoints (never their secrets).
     List {
         #[arg(long)]
@@ -62,23 +28,56 @@ pub enum EndpointCommand {
     Remove { id: i64 },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    #[arg(value_parser = ["recovery", "webhook", "email"])]
+    kind: String,
+    /// The project (default: the first one).
+    #[arg(long)]
+    project: Option<i64>,
+    #[arg(long)]
+    url: Option<String>,
+    /// restart, rollback, scale or custom:<name>.
+    #[arg(long)]
+    action: Option<String>,
+    /// A `whsec_…` secret; one is generated when absent.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Recovery: only incidents of this kind (repeatable).
+    #[arg(long = "incident-kind")]
+    incident_kinds: Vec<String>,
+    /// Recovery: only this service (repeatable).
+    #[arg(long = "service")]
+    services: Vec<String>,
+    /// Recovery: the place in the chain, lowest first.
+    #[arg(long)]
+    order: Option<i32>,
+    #[arg(long)]
+    cooldown_minutes: Option<i32>,
+    /// Webhook: only this topic (repeatable).
+    #[arg(long = "event")]
+    events: Vec<String>,
+    /// Email: a recipient (repeatable).
+    #[arg(long = "address")]
+    addresses: Vec<String>,
+    /// Print the endpoint (with its secret) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 pub async fn run(config: Config, command: EndpointCommand) -> anyhow::Result<()> {
     let database = database::open(&config).await?;
     let outcome = match command {
         EndpointCommand::List { project, json } => list(&database.pool, project, json).await,
         EndpointCommand::Remove { id } => remove(&database.pool, id).await,
-        add => add_endpoint(&database.pool, &config, add).await,
+        EndpointCommand::Add(add) => add_endpoint(&database.pool, &config, *add).await,
     };
     database.close().await;
     outcome
 }
 
-async fn add_endpoint(
-    pool: &sqlx::PgPool,
-    config: &Config,
-    command: EndpointCommand,
-) -> anyhow::Result<()> {
-    let EndpointCommand::Add {
+async fn add_endpoint(pool: &sqlx::PgPool, config: &Config, add: AddArgs) -> anyhow::Result<()> {
+    let AddArgs {
         kind,
         project,
         url,
@@ -91,11 +90,8 @@ async fn add_endpoint(
         events,
         addresses,
         json,
-    } = command
-    else {
-        anyhow::bail!("not an add command");
-    };
-    let project_id = match project {
+    } = add;
+    let project_id = match project.map(ProjectId) {
         Some(id) => id,
         None => projects::list(pool)
             .await?
@@ -140,7 +136,7 @@ async fn add_endpoint(
 
 async fn list(pool: &sqlx::PgPool, project: Option<i64>, json: bool) -> anyhow::Result<()> {
     let filter = EndpointFilter {
-        project_id: project,
+        project_id: project.map(ProjectId),
         limit: i64::MAX,
         ..EndpointFilter::default()
     };

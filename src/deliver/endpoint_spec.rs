@@ -6,6 +6,7 @@
 use super::mail::transport::parse_address;
 use super::signing::Secret;
 use super::ssrf::{Guard, SsrfError};
+use crate::model::ProjectId;
 use crate::store::endpoints::{Endpoint, EndpointChange, NewEndpoint};
 
 pub const KINDS: [&str; 3] = ["recovery", "webhook", "email"];
@@ -32,9 +33,9 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, SpecError> {
 }
 
 /// An endpoint as asked for, before it is checked.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub kind: String,
     pub url: Option<String>,
     pub secret: Option<String>,
@@ -45,6 +46,25 @@ pub struct Spec {
     pub cooldown_minutes: Option<i32>,
     pub events: Vec<String>,
     pub addresses: Vec<String>,
+}
+
+impl Spec {
+    /// A spec of `kind` for `project_id` with nothing else set.
+    pub fn new(project_id: ProjectId, kind: &str) -> Spec {
+        Spec {
+            project_id,
+            kind: kind.to_owned(),
+            url: None,
+            secret: None,
+            action: None,
+            incident_kinds: Vec::new(),
+            services: Vec::new(),
+            order: None,
+            cooldown_minutes: None,
+            events: Vec::new(),
+            addresses: Vec::new(),
+        }
+    }
 }
 
 /// The checked endpoint, with its secret (generated or given) to show once.
@@ -259,11 +279,9 @@ mod tests {
 
     fn recovery(url: &str) -> Spec {
         Spec {
-            project_id: 1,
-            kind: "recovery".into(),
             url: Some(url.into()),
             action: Some("restart".into()),
-            ..Spec::default()
+            ..Spec::new(ProjectId(1), "recovery")
         }
     }
 
@@ -312,18 +330,10 @@ mod tests {
         let mut bad_kind = recovery("https://8.8.8.8/");
         bad_kind.incident_kinds = vec!["earthquake".into()];
         check(bad_kind, "unknown incident kind").await;
-        check(
-            Spec {
-                kind: "pager".into(),
-                ..Spec::default()
-            },
-            "unknown kind",
-        )
-        .await;
+        check(Spec::new(ProjectId(1), "pager"), "unknown kind").await;
         let email = Spec {
-            kind: "email".into(),
             addresses: vec!["not an address".into()],
-            ..Spec::default()
+            ..Spec::new(ProjectId(1), "email")
         };
         check(email, "is not an email address").await;
         let mut bad_secret = recovery("https://8.8.8.8/");

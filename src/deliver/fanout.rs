@@ -18,6 +18,7 @@ use sqlx::PgPool;
 
 use super::payload::recovery_request;
 use super::{delta, DeliverError, Settings};
+use crate::model::ProjectId;
 use crate::store::deliveries::{self, NewDelivery, OutboxRow};
 use crate::store::endpoints::{self, Endpoint};
 use crate::store::incident_context::{self, IncidentContext};
@@ -79,7 +80,7 @@ pub async fn fan_out(
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut known: Vec<(i64, Vec<Endpoint>)> = Vec::new();
+    let mut known: Vec<(ProjectId, Vec<Endpoint>)> = Vec::new();
     for row in &rows {
         if !known.iter().any(|(p, _)| *p == row.project_id) {
             let found = endpoints::enabled_for(&mut tx, row.project_id).await?;
@@ -202,7 +203,7 @@ mod tests {
     fn endpoint(id: i64, kind: &str, order: i32) -> Endpoint {
         Endpoint {
             id,
-            project_id: 1,
+            project_id: ProjectId(1),
             kind: kind.into(),
             url: Some("https://hooks.example.com/".into()),
             secrets: vec![],

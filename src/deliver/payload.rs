@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::model::{Incident, IncidentId};
 use crate::store::incident_context::IncidentContext;
-use crate::store::incidents::Incident;
 
 /// Where links in payloads and mails point.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,7 @@ pub struct Links {
 }
 
 impl Links {
-    pub fn incident(&self, id: i64) -> String {
+    pub fn incident(&self, id: IncidentId) -> String {
         self.join(&format!("api/v1/incidents/{id}"))
     }
 
@@ -65,15 +65,15 @@ fn incident_json(context: &IncidentContext) -> Value {
     let incident = &context.incident;
     json!({
         "id": incident.id,
-        "kind": incident.kind,
-        "state": incident.state,
+        "kind": incident.kind.as_str(),
+        "state": incident.state.as_str(),
         "score": incident.score,
         "opened_at": incident.opened_at,
         "bucket": incident.opened_at,
         "series": {
-            "scope": incident.scope,
-            "service": (incident.scope == "service").then_some(&incident.service),
-            "issue_id": (incident.scope == "issue").then_some(incident.issue_id),
+            "scope": incident.series.kind(),
+            "service": incident.series.service(),
+            "issue_id": incident.series.issue_id(),
         },
         "observed": context.observed,
         "expected": expected(incident),
@@ -113,6 +113,7 @@ pub fn recovery_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Kind, ProjectId, Scope, State};
     use crate::store::incident_context::{LatestEvent, TopIssue};
 
     fn context() -> IncidentContext {
@@ -121,13 +122,11 @@ mod tests {
             .with_timezone(&Utc);
         IncidentContext {
             incident: Incident {
-                id: 7,
-                project_id: 1,
-                kind: "anomaly".into(),
-                scope: "service".into(),
-                service: "checkout".into(),
-                issue_id: 0,
-                state: "open".into(),
+                id: IncidentId(7),
+                project_id: ProjectId(1),
+                kind: Kind::Anomaly,
+                series: Scope::Service("checkout".into()),
+                state: State::Open,
                 opened_at: at,
                 updated_at: at,
                 resolved_at: None,

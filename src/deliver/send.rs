@@ -23,6 +23,7 @@ use super::mail::transport::Mailer;
 use super::signing::Secret;
 use super::{delta, DeliverError, Settings};
 use crate::metrics::Metrics;
+use crate::model::State;
 use crate::store::deliveries::{self, Delivery, Outcome};
 use crate::store::endpoints::{self, Endpoint};
 use crate::store::incident_context::{self, IncidentContext};
@@ -394,9 +395,9 @@ impl Sender {
         };
         recovery::record(tx, &new).await?;
         let incident = incidents::lock(tx, incident_id).await?;
-        if incident.is_some_and(|i| i.state == "open") {
+        if incident.is_some_and(|i| i.state == State::Open) {
             let reason = format!("{action} delivered to endpoint {}", endpoint.id);
-            incidents::transition(tx, incident_id, "recovering", &reason, now).await?;
+            incidents::transition(tx, incident_id, State::Recovering, &reason, now).await?;
         }
         Ok(())
     }

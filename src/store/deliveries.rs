@@ -14,13 +14,14 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::model::{IncidentId, ProjectId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Delivery {
     pub id: i64,
     pub endpoint_id: i64,
-    pub project_id: i64,
-    pub incident_id: Option<i64>,
+    pub project_id: ProjectId,
+    pub incident_id: Option<IncidentId>,
     pub kind: String,
     pub topic: String,
     pub action: Option<String>,
@@ -46,8 +47,8 @@ const DELIVERY_COLUMNS: &str = "id, endpoint_id, project_id, incident_id, kind, 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: i64,
-    pub project_id: i64,
-    pub incident_id: Option<i64>,
+    pub project_id: ProjectId,
+    pub incident_id: Option<IncidentId>,
     pub topic: String,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
@@ -80,8 +81,8 @@ pub async fn remove_outbox(conn: &mut PgConnection, ids: &[i64]) -> Result<(), S
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {
     pub endpoint_id: i64,
-    pub project_id: i64,
-    pub incident_id: Option<i64>,
+    pub project_id: ProjectId,
+    pub incident_id: Option<IncidentId>,
     pub kind: String,
     pub topic: String,
     pub action: Option<String>,
@@ -220,9 +221,9 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Delivery>, StoreError>
 
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     pub endpoint_id: Option<i64>,
-    pub incident_id: Option<i64>,
+    pub incident_id: Option<IncidentId>,
     pub status: Option<String>,
     pub kind: Option<String>,
     /// Page after this id (newest first).

@@ -7,11 +7,12 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreError;
+use crate::model::ProjectId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Endpoint {
     pub id: i64,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub kind: String,
     pub url: Option<String>,
     /// `whsec_…` secrets in force, newest first. Never shown after creation.
@@ -39,9 +40,9 @@ const ENDPOINT_COLUMNS: &str =
      breaker_failures, breaker_until, quiet_until, created_at";
 
 /// An endpoint to create, already validated.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEndpoint {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub kind: String,
     pub url: Option<String>,
     pub secret: Option<String>,
@@ -52,6 +53,25 @@ pub struct NewEndpoint {
     pub cooldown_minutes: i32,
     pub events: Vec<String>,
     pub addresses: Vec<String>,
+}
+
+impl NewEndpoint {
+    /// An endpoint of `kind` for `project_id`, first in its chain, with nothing else set.
+    pub fn new(project_id: ProjectId, kind: &str) -> NewEndpoint {
+        NewEndpoint {
+            project_id,
+            kind: kind.to_owned(),
+            url: None,
+            secret: None,
+            action: None,
+            incident_kinds: Vec::new(),
+            services: Vec::new(),
+            order: 1,
+            cooldown_minutes: 0,
+            events: Vec::new(),
+            addresses: Vec::new(),
+        }
+    }
 }
 
 pub async fn create(pool: &PgPool, new: &NewEndpoint) -> Result<Endpoint, StoreError> {
@@ -84,7 +104,7 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Endpoint>, StoreError>
 
 #[derive(Debug, Clone, Default)]
 pub struct EndpointFilter {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     pub kind: Option<String>,
     /// Page after this id (newest first).
     pub before_id: Option<i64>,
@@ -167,7 +187,7 @@ pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
 /// A project's enabled endpoints, recovery ones in chain order.
 pub async fn enabled_for(
     conn: &mut PgConnection,
-    project_id: i64,
+    project_id: ProjectId,
 ) -> Result<Vec<Endpoint>, StoreError> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE project_id = $1 AND enabled \

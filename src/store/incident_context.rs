@@ -7,9 +7,10 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 
-use super::incidents::{self, Incident};
+use super::incidents;
 use super::recovery::{self, RecoveryAction};
 use super::StoreError;
+use crate::model::{Incident, IncidentId, Scope};
 
 /// Minutes of the series shown before the opening, and at most after it.
 const BEFORE: TimeDelta = TimeDelta::minutes(30);
@@ -53,8 +54,8 @@ pub struct IncidentContext {
 impl IncidentContext {
     /// The service the incident is about: its series', else its top event's.
     pub fn service(&self) -> Option<&str> {
-        match self.incident.scope.as_str() {
-            "service" => Some(self.incident.service.as_str()),
+        match &self.incident.series {
+            Scope::Service(name) => Some(name.as_str()),
             _ => self.latest.service.as_deref(),
         }
     }
@@ -62,7 +63,7 @@ impl IncidentContext {
 
 pub async fn gather(
     pool: &PgPool,
-    incident_id: i64,
+    incident_id: IncidentId,
     now: DateTime<Utc>,
 ) -> Result<Option<IncidentContext>, StoreError> {
     let Some(incident) = incidents::get(pool, incident_id).await? else {
@@ -78,8 +79,8 @@ pub async fn gather(
         Some(issue) => latest_event(pool, &incident, issue.id).await?,
         None => LatestEvent::default(),
     };
-    let service = match incident.scope.as_str() {
-        "service" => Some(incident.service.clone()),
+    let service = match &incident.series {
+        Scope::Service(name) => Some(name.clone()),
         _ => latest.service.clone(),
     };
     let suspect_release = spike_release(pool, &incident, service.as_deref()).await?;
@@ -118,11 +119,12 @@ async fn top_issue(pool: &PgPool, incident: &Incident) -> Result<Option<TopIssue
            (SELECT issue_id FROM events WHERE project_id = $1 AND received_at >= $5 \
               AND received_day >= $5::date AND ($2 <> 'service' OR service = $4) \
             GROUP BY issue_id ORDER BY count(*) DESC, issue_id LIMIT 1))";
+    let (scope, service, issue_id) = incident.series.columns();
     Ok(sqlx::query_as(sql)
         .bind(incident.project_id)
-        .bind(&incident.scope)
-        .bind(incident.issue_id)
-        .bind(&incident.service)
+        .bind(scope)
+        .bind(issue_id)
+        .bind(service)
         .bind(incident.opened_at - TimeDelta::minutes(1))
         .fetch_optional(pool)
         .await?)
@@ -194,14 +196,15 @@ async fn series(
     now: DateTime<Utc>,
 ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
     let until = now.min(incident.opened_at + AFTER);
+    let (scope, service, issue_id) = incident.series.columns();
     Ok(sqlx::query_as(
         "SELECT minute, events FROM minute_counts WHERE project_id = $1 AND scope = $2 \
            AND service = $3 AND issue_id = $4 AND minute BETWEEN $5 AND $6 ORDER BY minute",
     )
     .bind(incident.project_id)
-    .bind(&incident.scope)
-    .bind(&incident.service)
-    .bind(incident.issue_id)
+    .bind(scope)
+    .bind(service)
+    .bind(issue_id)
     .bind(incident.opened_at - BEFORE)
     .bind(until)
     .fetch_all(pool)

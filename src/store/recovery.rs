@@ -9,12 +9,13 @@ use sqlx::{PgConnection, PgPool};
 
 use super::stats::RecoveryCounts;
 use super::StoreError;
+use crate::model::{IncidentId, ProjectId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RecoveryAction {
     pub id: i64,
-    pub incident_id: i64,
-    pub project_id: i64,
+    pub incident_id: IncidentId,
+    pub project_id: ProjectId,
     pub endpoint_id: Option<i64>,
     pub delivery_id: Option<i64>,
     pub action: String,
@@ -32,8 +33,8 @@ const ACTION_COLUMNS: &str = "id, incident_id, project_id, endpoint_id, delivery
 /// An action delivered to its service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAction {
-    pub incident_id: i64,
-    pub project_id: i64,
+    pub incident_id: IncidentId,
+    pub project_id: ProjectId,
     pub endpoint_id: i64,
     pub delivery_id: i64,
     pub action: String,
@@ -66,7 +67,10 @@ pub async fn record(
 }
 
 /// A project's actions whose verification has not ended.
-pub async fn undecided(pool: &PgPool, project_id: i64) -> Result<Vec<RecoveryAction>, StoreError> {
+pub async fn undecided(
+    pool: &PgPool,
+    project_id: ProjectId,
+) -> Result<Vec<RecoveryAction>, StoreError> {
     let sql = format!(
         "SELECT {ACTION_COLUMNS} FROM recovery_actions WHERE project_id = $1 AND outcome IS NULL \
          ORDER BY id"
@@ -79,7 +83,7 @@ pub async fn undecided(pool: &PgPool, project_id: i64) -> Result<Vec<RecoveryAct
 
 pub async fn for_incident(
     pool: &PgPool,
-    incident_id: i64,
+    incident_id: IncidentId,
 ) -> Result<Vec<RecoveryAction>, StoreError> {
     let sql =
         format!("SELECT {ACTION_COLUMNS} FROM recovery_actions WHERE incident_id = $1 ORDER BY id");
@@ -124,7 +128,7 @@ pub async fn decide(
 /// Decided actions of `project` (or all) whose verification ended at or after `since`.
 pub async fn counts(
     pool: &PgPool,
-    project: Option<i64>,
+    project: Option<ProjectId>,
     since: Option<DateTime<Utc>>,
 ) -> Result<RecoveryCounts, StoreError> {
     let (succeeded, false_recoveries, not_recovered): (i64, i64, i64) = sqlx::query_as(
@@ -158,7 +162,10 @@ pub struct ActionSummary {
 }
 
 /// The recovery actions asked for an incident, oldest first.
-pub async fn summary(pool: &PgPool, incident_id: i64) -> Result<Vec<ActionSummary>, StoreError> {
+pub async fn summary(
+    pool: &PgPool,
+    incident_id: IncidentId,
+) -> Result<Vec<ActionSummary>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT d.endpoint_id, d.action, d.status AS delivery_status, r.outcome \
          FROM deliveries d LEFT JOIN recovery_actions r ON r.delivery_id = d.id \

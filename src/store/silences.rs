@@ -182,7 +182,7 @@ pub async fn delete(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
 /// still quiets what is announced about it from then on.
 pub async fn covering(
     conn: &mut sqlx::PgConnection,
-    incident_id: i64,
+    incident_id: crate::model::IncidentId,
     at: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(

@@ -15,7 +15,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
 use seismo::deliver::mail::transport::Mailer;
 use seismo::deliver::signing::Secret;
 use seismo::detect::worker::{Settings as DetectSettings, Worker as Detector};
-use seismo::store::counts::Scope;
+use seismo::model::{IncidentId, Scope, State};
 use seismo::store::incidents;
 use sentry::protocol::{Event, Exception, Frame, Level, Stacktrace};
 use serde_json::{json, Value};
@@ -161,7 +161,7 @@ async fn burst_detected(
 }
 
 /// The incident the restart was sent for, once the service has it (and its request).
-async fn restarted(app: &TestApp, service: &FakeService, secret: &str) -> (i64, Value) {
+async fn restarted(app: &TestApp, service: &FakeService, secret: &str) -> (IncidentId, Value) {
     let request = service.admin.wait_for(1).await.remove(0);
     assert_eq!(request.path, "/admin/restart");
     let key = Secret::parse(secret).expect("secret");
@@ -176,10 +176,12 @@ async fn restarted(app: &TestApp, service: &FakeService, secret: &str) -> (i64, 
         request.header("webhook-signature")
     ));
     let body = request.json();
-    let id = body["data"]["incident"]["id"]
-        .as_i64()
-        .expect("an incident id");
-    wait_for_state(app, id, "recovering").await;
+    let id = IncidentId(
+        body["data"]["incident"]["id"]
+            .as_i64()
+            .expect("an incident id"),
+    );
+    wait_for_state(app, id, State::Recovering).await;
     (id, body)
 }
 
@@ -263,7 +265,7 @@ async fn deliver_a_restart_that_works_resolves_the_incident_as_recovered() {
         .await
         .expect("get")
         .expect("exists");
-    assert_eq!(incident.state, "resolved");
+    assert_eq!(incident.state, State::Resolved);
     let history = incidents::history(&app.pool, id).await.expect("history");
     let states: Vec<&str> = history.iter().map(|t| t.to_state.as_str()).collect();
     assert_eq!(states, ["open", "recovering", "resolved"]);
@@ -338,7 +340,7 @@ async fn deliver_a_restart_that_does_not_help_escalates_to_rollback_and_mail() {
             .await
             .expect("pass");
     }
-    wait_for_state(&app, id, "escalated").await;
+    wait_for_state(&app, id, State::Escalated).await;
     let rollback = service.admin.wait_for(2).await.remove(1);
     assert_eq!(rollback.path, "/admin/rollback");
     let key = Secret::parse(&secret).expect("secret");
@@ -425,7 +427,7 @@ async fn deliver_a_restart_that_does_not_help_escalates_to_rollback_and_mail() {
         .await
         .expect("get")
         .expect("exists");
-    assert_eq!(incident.state, "resolved");
+    assert_eq!(incident.state, State::Resolved);
     let stats = recovery_stats(&app).await;
     assert_eq!(
         (

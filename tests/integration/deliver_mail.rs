@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::Method;
-use seismo::store::counts::Scope;
+use seismo::model::{Kind, Scope};
 use serde_json::{json, Value};
 
 use crate::delivery::{
@@ -41,7 +41,7 @@ async fn deliver_mail_says_what_happened_with_text_html_and_an_inline_chart() {
     }
     mail_endpoint(&app).await;
     let smtp = SmtpServer::start().await;
-    let incident = open_incident(&app, "anomaly", Scope::Service("checkout".into())).await;
+    let incident = open_incident(&app, Kind::Anomaly, Scope::Service("checkout".into())).await;
     let worker = worker(&app, settings(&app), &[], mailer(&smtp.url()));
     rounds_until(&worker, || async { smtp.mails().len() == 1 }).await;
 
@@ -105,7 +105,7 @@ async fn deliver_incidents_firing_together_arrive_as_one_digest() {
     mail_endpoint(&app).await;
     let smtp = SmtpServer::start().await;
     for service in ["a", "b", "c"] {
-        open_incident(&app, "anomaly", Scope::Service(service.into())).await;
+        open_incident(&app, Kind::Anomaly, Scope::Service(service.into())).await;
     }
     let mut grouped = settings(&app);
     grouped.mail_group_wait = Duration::from_millis(300);
@@ -115,7 +115,7 @@ async fn deliver_incidents_firing_together_arrive_as_one_digest() {
     let subject = smtp.mails()[0].header("Subject").map(str::to_owned);
     assert_eq!(subject.as_deref(), Some("[Seismo] Test: 3 incidents"));
     // Within the repeat interval, a new incident waits for the next digest.
-    open_incident(&app, "anomaly", Scope::Service("d".into())).await;
+    open_incident(&app, Kind::Anomaly, Scope::Service("d".into())).await;
     for _ in 0..20 {
         worker.round().await.expect("round");
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -132,7 +132,7 @@ async fn deliver_mail_waits_out_an_smtp_outage_and_is_sent_once() {
     let app = TestApp::spawn().await;
     mail_endpoint(&app).await;
     let port = closed_port().await;
-    open_incident(&app, "anomaly", Scope::Service("checkout".into())).await;
+    open_incident(&app, Kind::Anomaly, Scope::Service("checkout".into())).await;
     let mut patient = settings(&app);
     patient.notifications.delays = vec![Duration::from_millis(200); 30];
     let worker = worker(
@@ -166,7 +166,7 @@ async fn deliver_a_silence_made_after_an_incident_opened_quiets_it() {
     let app = TestApp::spawn().await;
     mail_endpoint(&app).await;
     let smtp = SmtpServer::start().await;
-    open_incident(&app, "anomaly", Scope::Service("checkout".into())).await;
+    open_incident(&app, Kind::Anomaly, Scope::Service("checkout".into())).await;
     let silence = json!({"project_id": app.project.id, "service": "checkout",
         "starts_at": Utc::now() - chrono::TimeDelta::minutes(5), "duration_minutes": 60});
     let (status, made) = call(&app, Method::POST, "/api/v1/silences", Some(silence)).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use seismo::deliver::mail::transport::Mailer;
 use seismo::deliver::signing::Secret;
-use seismo::store::counts::Scope;
+use seismo::model::{Kind, Scope, State};
 use seismo::store::endpoints::{self, NewEndpoint};
 use serde_json::json;
 
@@ -49,7 +49,7 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
     )
     .await;
     assert_eq!(shown["secret"], json!(null), "and never again");
-    let incident = open_incident(&app, "anomaly", checkout()).await;
+    let incident = open_incident(&app, Kind::Anomaly, checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
 
     rounds_until(&worker, || async { service.received().len() == 1 }).await;
@@ -79,10 +79,10 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
     assert_eq!(body["type"], "recovery.requested");
     assert_eq!(body["data"]["action"], "restart");
     assert_eq!(body["data"]["service"], "checkout");
-    assert_eq!(body["data"]["incident"]["id"], incident.id);
+    assert_eq!(body["data"]["incident"]["id"], incident.id.get());
     assert_eq!(body["data"]["incident"]["expected"], 3.0);
 
-    wait_for_state(&app, incident.id, "recovering").await;
+    wait_for_state(&app, incident.id, State::Recovering).await;
     let done = deliveries(&app, "kind=recovery").await;
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0]["status"], "delivered");
@@ -110,7 +110,7 @@ async fn deliver_a_500_then_a_200_is_delivered_once_with_the_same_webhook_id() {
         json!({"kind": "webhook", "url": receiver.url("/hook")}),
     )
     .await;
-    open_incident(&app, "anomaly", checkout()).await;
+    open_incident(&app, Kind::Anomaly, checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
     rounds_until(&worker, || async {
         deliveries(&app, "status=delivered").await.len() == 1
@@ -143,7 +143,7 @@ async fn deliver_retry_after_is_honoured() {
         json!({"kind": "webhook", "url": receiver.url("/hook")}),
     )
     .await;
-    open_incident(&app, "anomaly", checkout()).await;
+    open_incident(&app, Kind::Anomaly, checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
     rounds_until(&worker, || async { receiver.received().len() == 2 }).await;
     let got = receiver.received();
@@ -164,7 +164,7 @@ async fn deliver_a_410_disables_the_endpoint() {
         json!({"kind": "webhook", "url": receiver.url("/gone")}),
     )
     .await;
-    open_incident(&app, "anomaly", checkout()).await;
+    open_incident(&app, Kind::Anomaly, checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
     rounds_until(&worker, || async {
         deliveries(&app, "status=dead").await.len() == 1
@@ -180,7 +180,7 @@ async fn deliver_a_410_disables_the_endpoint() {
             .is_some_and(|r| r.contains("410")),
         "{shown}"
     );
-    open_incident(&app, "threshold", Scope::Service("billing".into())).await;
+    open_incident(&app, Kind::Threshold, Scope::Service("billing".into())).await;
     for _ in 0..10 {
         worker.round().await.expect("round");
     }
@@ -203,7 +203,7 @@ async fn deliver_a_redirect_is_a_failure_and_is_not_followed() {
         json!({"kind": "webhook", "url": receiver.url("/hook")}),
     )
     .await;
-    open_incident(&app, "anomaly", checkout()).await;
+    open_incident(&app, Kind::Anomaly, checkout()).await;
     let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
     rounds_until(&worker, || async {
         deliveries(&app, "status=dead").await.len() == 1
@@ -230,7 +230,7 @@ async fn deliver_a_slow_receiver_times_out_and_is_retried() {
         json!({"kind": "webhook", "url": receiver.url("/slow")}),
     )
     .await;
-    open_incident(&app, "anomaly", checkout()).await;
+    open_incident(&app, Kind::Anomaly, checkout()).await;
     let mut short = settings(&app);
     short.timeouts.response = Duration::from_millis(300);
     let worker = worker(&app, short, &[LOOPBACK], Mailer::Disabled);
@@ -254,7 +254,7 @@ async fn deliver_an_expired_recovery_action_is_never_sent() {
         "action": "restart"}),
     )
     .await;
-    let incident = open_incident(&app, "anomaly", checkout()).await;
+    let incident = open_incident(&app, Kind::Anomaly, checkout()).await;
     let mut late = settings(&app);
     // The action's deadline passes before any sender gets to it (a backlog, an outage).
     late.recovery_expiry = Duration::from_millis(1);
@@ -269,7 +269,8 @@ async fn deliver_an_expired_recovery_action_is_never_sent() {
         .expect("get")
         .expect("exists");
     assert_eq!(
-        still.state, "open",
+        still.state,
+        State::Open,
         "nothing was done, so nothing is being verified"
     );
     app.stop().await;
@@ -286,7 +287,7 @@ async fn deliver_the_breaker_opens_then_lets_one_probe_through() {
     )
     .await;
     for service in ["a", "b", "c"] {
-        open_incident(&app, "anomaly", Scope::Service(service.into())).await;
+        open_incident(&app, Kind::Anomaly, Scope::Service(service.into())).await;
     }
     let mut tripping = settings(&app);
     tripping.breaker.threshold = 2;
@@ -334,17 +335,14 @@ async fn deliver_a_loopback_target_outside_the_allow_list_is_refused() {
     endpoints::create(
         &app.pool,
         &NewEndpoint {
-            project_id: app.project.id,
-            kind: "webhook".into(),
             url: Some(receiver.url("/hook")),
             secret: Some(Secret::generate()),
-            order: 1,
-            ..NewEndpoint::default()
+            ..NewEndpoint::new(app.project.id, "webhook")
         },
     )
     .await
     .expect("stored");
-    open_incident(&app, "anomaly", checkout()).await;
+    open_incident(&app, Kind::Anomaly, checkout()).await;
     let worker = worker(&app, settings(&app), &[], Mailer::Disabled);
     rounds_until(&worker, || async {
         deliveries(&app, "status=dead").await.len() == 1
@@ -374,7 +372,7 @@ async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
     )
     .await;
     for service in ["a", "b", "c", "d"] {
-        open_incident(&app, "anomaly", Scope::Service(service.into())).await;
+        open_incident(&app, Kind::Anomaly, Scope::Service(service.into())).await;
     }
     let mut patient = settings(&app);
     patient.notifications.delays = vec![Duration::from_millis(200); 30];
@@ -421,7 +419,7 @@ async fn deliver_two_workers_on_one_database_never_send_a_row_twice() {
     .await;
     const INCIDENTS: usize = 150;
     for n in 0..INCIDENTS {
-        open_incident(&app, "anomaly", Scope::Service(format!("svc-{n}"))).await;
+        open_incident(&app, Kind::Anomaly, Scope::Service(format!("svc-{n}"))).await;
     }
     let mut small = settings(&app);
     small.batch = 10;

@@ -14,9 +14,10 @@ use seismo::deliver::retry::Schedule;
 use seismo::deliver::ssrf::Guard;
 use seismo::deliver::worker::Worker;
 use seismo::deliver::Settings;
-use seismo::detect::incidents::message;
-use seismo::store::counts::Scope;
-use seismo::store::incidents::{self, Incident, NewIncident};
+use seismo::model::incident::message;
+use seismo::model::Scope;
+use seismo::model::{Incident, IncidentId, Kind, State};
+use seismo::store::incidents::{self, NewIncident};
 use serde_json::{json, Value};
 
 use crate::harness::{call, TestApp};
@@ -98,7 +99,7 @@ pub async fn endpoint(app: &TestApp, body: Value) -> Value {
 }
 
 /// Opens an incident on `scope` and writes its `incident.opened` row, as the detector does.
-pub async fn open_incident(app: &TestApp, kind: &'static str, scope: Scope) -> Incident {
+pub async fn open_incident(app: &TestApp, kind: Kind, scope: Scope) -> Incident {
     let mut tx = app.pool.begin().await.expect("transaction");
     let incident = incidents::open(
         &mut tx,
@@ -167,7 +168,7 @@ pub fn run_in_background(worker: Worker) -> tokio::sync::watch::Sender<bool> {
 }
 
 /// Waits until the incident is in `state` (up to 20 s).
-pub async fn wait_for_state(app: &TestApp, id: i64, state: &str) -> Incident {
+pub async fn wait_for_state(app: &TestApp, id: IncidentId, state: State) -> Incident {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let incident = incidents::get(&app.pool, id)
@@ -179,7 +180,7 @@ pub async fn wait_for_state(app: &TestApp, id: i64, state: &str) -> Incident {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "incident {id} is {} after 20 s, not {state}",
+            "incident {id} is {:?} after 20 s, not {state:?}",
             incident.state
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -402,8 +402,8 @@ pub fn any_json() -> BoxedStrategy<Value> {
 /// timeline of counts, as the writer would have left them).
 pub async fn set_minute_counts(
     pool: &PgPool,
-    project_id: i64,
-    scope: &seismo::store::counts::Scope,
+    project_id: seismo::model::ProjectId,
+    scope: &seismo::model::Scope,
     first: chrono::DateTime<chrono::Utc>,
     last: chrono::DateTime<chrono::Utc>,
     events: i64,

@@ -7,6 +7,7 @@ use askama::Template;
 
 use super::chart;
 use crate::deliver::payload::{expected, Links};
+use crate::model::Scope;
 use crate::store::incident_context::IncidentContext;
 
 #[derive(Debug, thiserror::Error)]
@@ -123,20 +124,21 @@ fn item(subject: &Subject<'_>, links: &Links) -> Item {
         "incident.resolved" => "resolved",
         _ => "opened",
     };
-    let about = match incident.scope.as_str() {
-        "service" => format!("service {}", incident.service),
-        "issue" => context.top_issue.as_ref().map_or_else(
-            || format!("issue {}", incident.issue_id),
-            |i| i.title.clone(),
-        ),
-        _ => "the project".to_owned(),
+    let about = match &incident.series {
+        Scope::Service(name) => format!("service {name}"),
+        Scope::Issue(id) => context
+            .top_issue
+            .as_ref()
+            .map_or_else(|| format!("issue {id}"), |i| i.title.clone()),
+        Scope::Project => "the project".to_owned(),
     };
     let unknown = || "unknown".to_owned();
     let rollback = context.actions.iter().any(|a| a.action == "rollback");
     Item {
         headline: format!(
             "incident {} {what}: {} on {about}",
-            incident.id, incident.kind
+            incident.id,
+            incident.kind.as_str()
         ),
         opened_at: incident.opened_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         observed: context.observed,

@@ -17,6 +17,7 @@ use super::input::path_of;
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::model::{IncidentId, ProjectId};
 use crate::store::deliveries::{self, Delivery, DeliveryFilter};
 use crate::store::projects;
 
@@ -66,8 +67,8 @@ fn view(d: Delivery) -> DeliveryView {
         next_attempt_at: (d.status == "pending").then_some(d.next_attempt_at),
         id: d.id,
         endpoint_id: d.endpoint_id,
-        project_id: d.project_id,
-        incident_id: d.incident_id,
+        project_id: d.project_id.get(),
+        incident_id: d.incident_id.map(IncidentId::get),
         kind: d.kind,
         topic: d.topic,
         action: d.action,
@@ -92,9 +93,11 @@ fn not_found(id: i64) -> ApiError {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    project: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    project: Option<ProjectId>,
     endpoint: Option<i64>,
-    incident: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    incident: Option<IncidentId>,
     /// `pending`, `delivered`, `dead`, `expired` or `skipped`.
     status: Option<String>,
     /// `recovery`, `webhook` or `email`.

@@ -19,9 +19,9 @@ use super::pagination::{self, Page};
 use crate::deliver::breaker::BreakerState;
 use crate::deliver::endpoint_spec::{self, Spec};
 use crate::deliver::ssrf::Guard;
-use crate::detect::incidents::Kind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::model::{Kind, ProjectId};
 use crate::store::endpoints::{self, Endpoint, EndpointChange, EndpointFilter};
 use crate::store::projects;
 
@@ -77,7 +77,7 @@ fn view(endpoint: Endpoint, secret: Option<String>) -> EndpointView {
             until: endpoint.breaker_until,
         },
         id: endpoint.id,
-        project_id: endpoint.project_id,
+        project_id: endpoint.project_id.get(),
         kind: endpoint.kind,
         url: endpoint.url,
         action: endpoint.action,
@@ -115,7 +115,8 @@ fn guard(state: &AppState) -> Result<Guard, ApiError> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this project's endpoints.
-    project: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    project: Option<ProjectId>,
     /// Only endpoints of this kind (`recovery`, `webhook`, `email`).
     kind: Option<String>,
     /// The `next_cursor` of the previous page.
@@ -172,7 +173,8 @@ async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEndpointBody {
-    project_id: i64,
+    #[schema(value_type = i64)]
+    project_id: ProjectId,
     /// `recovery`, `webhook` or `email`.
     kind: String,
     /// recovery and webhook: where to POST (http or https).
