@@ -288,10 +288,7 @@ async fn deliver_a_restart_that_works_resolves_the_incident_as_recovered() {
         .collect();
     assert_eq!(
         actions,
-        [
-            (json!("restart"), json!("delivered"), json!(false)),
-            (json!("rollback"), json!("delivered"), json!(true))
-        ]
+        [(json!("restart"), json!("delivered"), json!(true))]
     );
     let stats = recovery_stats(&app).await;
     assert_eq!(
@@ -428,6 +425,26 @@ async fn deliver_a_restart_that_does_not_help_escalates_to_rollback_and_mail() {
         .expect("get")
         .expect("exists");
     assert_eq!(incident.state, State::Resolved);
+    let shown = app.api_ok(&format!("/api/v1/incidents/{id}")).await;
+    let actions: Vec<(Value, Value, Value)> = shown["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            (
+                a["action"].clone(),
+                a["delivery_status"].clone(),
+                a["verified"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (json!("restart"), json!("delivered"), json!(false)),
+            (json!("rollback"), json!("delivered"), json!(true))
+        ]
+    );
     let stats = recovery_stats(&app).await;
     assert_eq!(
         (

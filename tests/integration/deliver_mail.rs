@@ -9,7 +9,7 @@ use seismo::model::{Kind, Scope};
 use serde_json::{json, Value};
 
 use crate::delivery::{
-    deliveries, endpoint, mailer, open_incident, rounds_until, settings, worker,
+    deliveries, endpoint, mailer, more_rounds, open_incident, rounds_until, settings, worker,
 };
 use crate::harness::{call, python_exception, TestApp};
 use crate::receivers::{closed_port, SmtpServer};
@@ -116,10 +116,7 @@ async fn deliver_incidents_firing_together_arrive_as_one_digest() {
     assert_eq!(subject.as_deref(), Some("[Seismo] Test: 3 incidents"));
     // Within the repeat interval, a new incident waits for the next digest.
     open_incident(&app, Kind::Anomaly, Scope::Service("d".into())).await;
-    for _ in 0..20 {
-        worker.round().await.expect("round");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    more_rounds(&worker, 20).await;
     assert_eq!(smtp.mails().len(), 1);
     let waiting = deliveries(&app, "kind=email&status=pending").await;
     assert_eq!(waiting.len(), 1, "{waiting:?}");
@@ -149,10 +146,7 @@ async fn deliver_mail_waits_out_an_smtp_outage_and_is_sent_once() {
     assert_eq!(failing["status"], "pending", "{failing}");
     let smtp = SmtpServer::start_on(port).await;
     rounds_until(&worker, || async { smtp.mails().len() == 1 }).await;
-    for _ in 0..10 {
-        worker.round().await.expect("round");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    more_rounds(&worker, 10).await;
     assert_eq!(smtp.mails().len(), 1, "the mail was sent twice");
     assert_eq!(
         deliveries(&app, "kind=email").await[0]["status"],
@@ -176,9 +170,7 @@ async fn deliver_a_silence_made_after_an_incident_opened_quiets_it() {
         deliveries(&app, "status=skipped").await.len() == 1
     })
     .await;
-    for _ in 0..5 {
-        worker.round().await.expect("round");
-    }
+    more_rounds(&worker, 5).await;
     assert!(smtp.mails().is_empty(), "a silenced incident was mailed");
     app.stop().await;
 }

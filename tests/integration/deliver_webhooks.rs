@@ -13,7 +13,8 @@ use seismo::store::endpoints::{self, NewEndpoint};
 use serde_json::json;
 
 use crate::delivery::{
-    deliveries, endpoint, open_incident, rounds_until, settings, wait_for_state, worker, LOOPBACK,
+    deliveries, endpoint, more_rounds, open_incident, rounds_until, settings, wait_for_state,
+    worker, LOOPBACK,
 };
 use crate::harness::{call, TestApp};
 use crate::receivers::{closed_port, Receiver, Reply};
@@ -116,9 +117,7 @@ async fn deliver_a_500_then_a_200_is_delivered_once_with_the_same_webhook_id() {
         deliveries(&app, "status=delivered").await.len() == 1
     })
     .await;
-    for _ in 0..10 {
-        worker.round().await.expect("round");
-    }
+    more_rounds(&worker, 10).await;
     let got = receiver.received();
     assert_eq!(got.len(), 2, "one failure, one success, nothing after");
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
@@ -181,9 +180,7 @@ async fn deliver_a_410_disables_the_endpoint() {
         "{shown}"
     );
     open_incident(&app, Kind::Threshold, Scope::Service("billing".into())).await;
-    for _ in 0..10 {
-        worker.round().await.expect("round");
-    }
+    more_rounds(&worker, 10).await;
     assert_eq!(
         receiver.received().len(),
         1,
@@ -301,9 +298,7 @@ async fn deliver_the_breaker_opens_then_lets_one_probe_through() {
     .await;
     let while_open = receiver.received().len();
     assert_eq!(while_open, 3, "the breaker opened after the failures");
-    for _ in 0..10 {
-        worker.round().await.expect("round");
-    }
+    more_rounds(&worker, 10).await;
     assert_eq!(
         receiver.received().len(),
         3,
@@ -377,10 +372,7 @@ async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
     let mut patient = settings(&app);
     patient.notifications.delays = vec![Duration::from_millis(200); 30];
     let worker = worker(&app, patient, &[LOOPBACK], Mailer::Disabled);
-    for _ in 0..5 {
-        worker.round().await.expect("round");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    more_rounds(&worker, 5).await;
     let failing = deliveries(&app, "status=pending").await;
     assert_eq!(failing.len(), 4);
     assert!(
@@ -392,9 +384,7 @@ async fn deliver_a_receiver_down_gets_every_notification_once_it_is_back() {
         deliveries(&app, "status=delivered").await.len() == 4
     })
     .await;
-    for _ in 0..10 {
-        worker.round().await.expect("round");
-    }
+    more_rounds(&worker, 10).await;
     let mut ids: HashMap<String, usize> = HashMap::new();
     for request in receiver.received() {
         *ids.entry(request.header("webhook-id").to_owned())

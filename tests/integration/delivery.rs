@@ -160,6 +160,14 @@ where
     }
 }
 
+/// Runs `n` more delivery rounds, a little apart: what would happen next, if anything.
+pub async fn more_rounds(worker: &Worker, n: usize) {
+    for _ in 0..n {
+        worker.round().await.expect("a delivery round");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs the worker in the background until the returned sender is dropped or set.
 pub fn run_in_background(worker: Worker) -> tokio::sync::watch::Sender<bool> {
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -14,12 +14,12 @@ use utoipa_axum::routes;
 
 use super::auth::ApiToken;
 use super::input::path_of;
+use super::input::project_filter;
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::model::{IncidentId, ProjectId};
 use crate::store::deliveries::{self, Delivery, DeliveryFilter};
-use crate::store::projects;
 
 const STATUSES: [&str; 5] = ["pending", "delivered", "dead", "expired", "skipped"];
 const KINDS: [&str; 3] = ["recovery", "webhook", "email"];
@@ -139,11 +139,7 @@ async fn list(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     one_of("status", query.status.as_deref(), &STATUSES)?;
     one_of("kind", query.kind.as_deref(), &KINDS)?;
-    if let Some(project_id) = query.project {
-        if !projects::exists(&state.pool, project_id).await? {
-            return Err(ApiError::not_found(format!("project {project_id}")));
-        }
-    }
+    project_filter(&state.pool, query.project).await?;
     let filter = DeliveryFilter {
         project_id: query.project,
         endpoint_id: query.endpoint,

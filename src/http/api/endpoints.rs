@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, path_of, removed};
+use super::input::{body_of, path_of, project_filter, removed};
 use super::pagination::{self, Page};
 use crate::deliver::breaker::BreakerState;
 use crate::deliver::endpoint_spec::{self, Spec};
@@ -144,11 +144,7 @@ async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<EndpointView>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if let Some(project_id) = query.project {
-        if !projects::exists(&state.pool, project_id).await? {
-            return Err(ApiError::not_found(format!("project {project_id}")));
-        }
-    }
+    project_filter(&state.pool, query.project).await?;
     if let Some(kind) = query.kind.as_deref() {
         if !endpoint_spec::KINDS.contains(&kind) {
             return Err(ApiError::bad_request(format!(

@@ -1,6 +1,7 @@
 //! What every handler does with its raw input: a path or body the extractor could not read
 //! becomes a 400 naming the problem (axum's own rejection text), in Seismo's error shape.
-//! And the one answer every DELETE gives: 204, or 404 when there was nothing to remove.
+//! The one answer every DELETE gives: 204, or 404 when there was nothing to remove; and
+//! the check of a list's `project` filter.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::Path;
@@ -8,6 +9,8 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use crate::http::error::ApiError;
+use crate::model::ProjectId;
+use crate::store::projects;
 
 pub fn path_of<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(p)| p)
@@ -38,5 +41,18 @@ pub fn removed(found: bool, missing: impl FnOnce() -> ApiError) -> Result<Status
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(missing())
+    }
+}
+
+/// A list's `project` filter: nothing, or a project that exists (else a 404 naming it).
+pub async fn project_filter(
+    pool: &sqlx::PgPool,
+    project: Option<ProjectId>,
+) -> Result<(), ApiError> {
+    match project {
+        Some(id) if !projects::exists(pool, id).await? => {
+            Err(ApiError::not_found(format!("project {id}")))
+        }
+        _ => Ok(()),
     }
 }

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
-use super::input::{body_of, check_text, path_of, removed};
+use super::input::{body_of, check_text, path_of, project_filter, removed};
 use super::openapi::{described, one_of};
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
@@ -120,11 +120,7 @@ async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<SilenceView>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if let Some(project_id) = query.project {
-        if !projects::exists(&state.pool, project_id).await? {
-            return Err(ApiError::not_found(format!("project {project_id}")));
-        }
-    }
+    project_filter(&state.pool, query.project).await?;
     let before_id = query
         .cursor
         .filter(|c| !c.is_empty())

@@ -16,10 +16,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::ApiToken;
+use super::input::project_filter;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::model::ProjectId;
-use crate::store::{projects, stats};
+use crate::store::stats;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show))
@@ -118,11 +119,7 @@ async fn show(
         .filter(|s| !s.is_empty())
         .map(parse_since)
         .transpose()?;
-    if let Some(project_id) = query.project {
-        if !projects::exists(&state.pool, project_id).await? {
-            return Err(ApiError::not_found(format!("project {project_id}")));
-        }
-    }
+    project_filter(&state.pool, query.project).await?;
     let counts = stats::stats(&state.pool, query.project, since).await?;
     // The gauges are a by-product: failing to refresh them must not fail the answer.
     if let Err(error) = stats::refresh_gauges(&state.pool, &state.metrics).await {
