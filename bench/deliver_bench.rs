@@ -221,13 +221,25 @@ async fn measure_mail(pool: &PgPool, smtp: &SmtpServer, n: usize) -> anyhow::Res
         };
         endpoints::create(pool, &endpoint).await?;
     }
+    // The series around the incident, so every mail carries its chart.
+    sqlx::query(
+        "INSERT INTO minute_counts (project_id, scope, service, issue_id, minute, events) \
+         SELECT $1, 'service', 'svc-0', 0, m, CASE WHEN m >= date_trunc('minute', now()) THEN 90 ELSE 3 END \
+         FROM generate_series(date_trunc('minute', now()) - interval '30 minutes', \
+                              date_trunc('minute', now()), interval '1 minute') AS m",
+    )
+    .bind(project_id)
+    .execute(pool)
+    .await?;
     let started = Instant::now();
     open(pool, project_id, 0, 1).await?;
     smtp.wait_for(n).await;
     let took = started.elapsed().as_secs_f64();
-    let bytes: usize = smtp.mails().iter().map(|m| m.data.len()).sum();
+    let got = smtp.mails();
+    let bytes: usize = got.iter().map(|m| m.data.len()).sum();
+    let charted = got.iter().filter(|m| m.data.contains("image/png")).count();
     println!(
-        "mail mails {n} seconds {took:.2} mails_per_s {:.0} avg_bytes {}",
+        "mail mails {n} with_chart {charted} seconds {took:.2} mails_per_s {:.0} avg_bytes {}",
         n as f64 / took,
         bytes / n.max(1)
     );
