@@ -122,13 +122,6 @@ impl Service {
             _ => (3.0, if bursting { "shop@1.3.0" } else { "shop@1.2.9" }),
         }
     }
-
-    fn send(&self, n: usize, release: &'static str) {
-        for i in 0..n {
-            self.hub.capture_event(error(self.name, release, i));
-        }
-        self.client.flush(Some(Duration::from_secs(5)));
-    }
 }
 
 fn error(service: &str, release: &'static str, n: usize) -> Event<'static> {
@@ -213,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
                     json!({"project_id": args.project, "kind": "recovery",
                     "url": service.hooks.url(&format!("/admin/{action}")), "action": action,
                     "order": order, "services": [name], "incident_kinds": ["anomaly"],
+                    "cooldown_minutes": if order == 1 { 10 } else { 0 },
                     "secret": (order == 2).then(|| service.secret.clone())}),
                 )
                 .await?;
@@ -238,7 +232,6 @@ async fn main() -> anyhow::Result<()> {
     let mut seen_calls = vec![0usize; services.len()];
     let mut seen_mails = 0;
     let mut states: HashMap<i64, String> = HashMap::new();
-    let mut changed_at: HashMap<i64, chrono::DateTime<Utc>> = HashMap::new();
     let mut last_poll = Instant::now() - Duration::from_secs(10);
     let mut burst_said = false;
     loop {
@@ -265,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
             }
             for call in service.hooks.received().iter().skip(seen_calls[i]) {
                 seen_calls[i] += 1;
-                report_call(service, call, &changed_at);
+                report_call(service, call);
             }
         }
         for mail in smtp.mails().iter().skip(seen_mails) {
@@ -278,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
         }
         if last_poll.elapsed() >= Duration::from_secs(5) {
             last_poll = Instant::now();
-            if poll(&api, args.project, &mut states, &mut changed_at).await? {
+            if poll(&api, args.project, &mut states).await? {
                 break;
             }
         }
@@ -292,15 +285,10 @@ async fn main() -> anyhow::Result<()> {
         .get(&format!("/api/v1/stats?project={}", args.project))
         .await?;
     say(format!("recovery stats: {}", stats["recovery"]));
-    let _ = services.iter().map(|s| s.send(0, "shop@1.3.0"));
     Ok(())
 }
 
-fn report_call(
-    service: &Service,
-    call: &receivers::Received,
-    changed_at: &HashMap<i64, chrono::DateTime<Utc>>,
-) {
+fn report_call(service: &Service, call: &receivers::Received) {
     let body = call.json();
     let data = &body["data"];
     let key = Secret::parse(&service.secret).ok();
@@ -314,17 +302,8 @@ fn report_call(
         )
     });
     let incident = data["incident"]["id"].as_i64().unwrap_or(0);
-    let after = changed_at
-        .get(&incident)
-        .map(|at| {
-            format!(
-                " ({} ms after the incident's last change was seen)",
-                (Utc::now() - *at).num_milliseconds()
-            )
-        })
-        .unwrap_or_default();
     say(format!(
-        "{} got {} for incident {incident}: signature {}, suspect {}, last healthy {}{after}",
+        "{} got {} for incident {incident}: signature {}, suspect {}, last healthy {}",
         service.name,
         call.path,
         if verified { "verified" } else { "BAD" },
@@ -334,12 +313,7 @@ fn report_call(
 }
 
 /// Prints incident changes; true when every incident that got a recovery action is resolved.
-async fn poll(
-    api: &Api,
-    project: i64,
-    states: &mut HashMap<i64, String>,
-    changed_at: &mut HashMap<i64, chrono::DateTime<Utc>>,
-) -> anyhow::Result<bool> {
+async fn poll(api: &Api, project: i64, states: &mut HashMap<i64, String>) -> anyhow::Result<bool> {
     let incidents = api
         .get(&format!("/api/v1/incidents?project={project}&limit=100"))
         .await?;
@@ -352,7 +326,6 @@ async fn poll(
                 incident["kind"], incident["series"]["scope"], incident["series"]["service"]
             ));
             states.insert(id, state);
-            changed_at.insert(id, Utc::now());
         }
     }
     let acted = api

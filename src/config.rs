@@ -251,7 +251,7 @@ impl Config {
             writer_batch_size: positive(sources, "writer_batch_size", 1000)?,
             writer_concurrency: positive(sources, "writer_concurrency", 2)?,
             recovery_expire_minutes: positive(sources, "recovery_expire_minutes", 10)? as u64,
-            recovery_verify_minutes: positive(sources, "recovery_verify_minutes", 15)? as u64,
+            recovery_verify_minutes: verify_minutes(sources)?,
             mail_group_wait_seconds: non_negative(sources, "mail_group_wait_seconds", 30)?,
             mail_repeat_minutes: non_negative(sources, "mail_repeat_minutes", 5)?,
         })
@@ -393,6 +393,24 @@ fn positive(sources: &Sources, key: &'static str, default: usize) -> Result<usiz
     }
 }
 
+/// The shortest verification window: a recovery is verified by five calm minutes after
+/// the action (`detect::incidents::RESOLVE_AFTER_CALM_BUCKETS`), plus the minute in which
+/// the action landed.
+pub const MIN_RECOVERY_VERIFY_MINUTES: u64 = 6;
+
+fn verify_minutes(sources: &Sources) -> Result<u64, ConfigError> {
+    let minutes = positive(sources, "recovery_verify_minutes", 15)? as u64;
+    if minutes < MIN_RECOVERY_VERIFY_MINUTES {
+        return Err(invalid(
+            "recovery_verify_minutes",
+            format!(
+                "{minutes} is too short: a recovery is verified by five calm minutes after the action, so at least {MIN_RECOVERY_VERIFY_MINUTES}"
+            ),
+        ));
+    }
+    Ok(minutes)
+}
+
 fn non_negative(sources: &Sources, key: &'static str, default: u64) -> Result<u64, ConfigError> {
     let Some(text) = sources.get(key) else {
         return Ok(default);
@@ -461,6 +479,8 @@ mod tests {
             ("log_format", "xml"),
             ("writer_batch_size", "0"),
             ("mail_from", "nobody"),
+            ("recovery_verify_minutes", "3"),
+            ("mail_repeat_minutes", "-1"),
         ];
         for (key, value) in cases {
             let error = config(&[(key, value)]).expect_err(key).to_string();

@@ -15,10 +15,10 @@ use tokio::task::JoinSet;
 use super::{database, project};
 use crate::app::App;
 use crate::config::Config;
+use crate::deliver;
 use crate::detect::worker::{Settings, Worker};
 use crate::http::{self, grpc};
 use crate::store::projects::{self, Project};
-use crate::deliver;
 use crate::store::{gauges, retention};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {

@@ -117,6 +117,12 @@ mod tests {
     }
 
     #[test]
+    fn the_shortest_window_configurable_leaves_room_for_a_success() {
+        let shortest = i32::try_from(crate::config::MIN_RECOVERY_VERIFY_MINUTES).expect("small");
+        assert!(shortest > RESOLVE_AFTER_CALM_BUCKETS);
+    }
+
+    #[test]
     fn never_clearing_within_the_window_is_no_recovery() {
         let until = at(10);
         assert_eq!(
