@@ -1285,3 +1285,36 @@ async fn detect_a_pass_catching_up_sees_crossings_inside_the_gap() {
     assert_eq!(issue(pool, muted).await.status, "unresolved", "escalated");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn detect_an_escalated_incident_with_nothing_left_to_verify_resolves_once_calm() {
+    let app = TestApp::spawn().await;
+    let (pool, project) = (&app.pool, app.project.id);
+    let mut worker = worker(&app);
+    warmed_up_on_steady_project(&app, &mut worker).await;
+    set_counts(pool, project, &Scope::Project, 0, 0, 200).await;
+    set_counts(pool, project, &Scope::Project, 1, 10, 20).await;
+    let burst = pass_through(&mut worker, minute(0)).await;
+    let id = burst.opened[0];
+    // Escalated (a recovery action failed its verification, people were told).
+    let mut conn = pool.acquire().await.expect("connection");
+    incidents::transition(
+        &mut conn,
+        id,
+        State::Escalated,
+        "restart did not help",
+        minute(0),
+    )
+    .await
+    .expect("escalate")
+    .expect("active");
+    drop(conn);
+    let (_, resolved) = passes(&mut worker, 1, 5).await;
+    assert_eq!(resolved, vec![id], "five calm buckets resolve it");
+    assert_eq!(incident(pool, id).await.state, State::Resolved);
+    assert_eq!(
+        topics_of(pool, id).await,
+        ["incident.opened", "incident.resolved"]
+    );
+    app.stop().await;
+}
