@@ -5,7 +5,8 @@
 //! - an `email` endpoint gets `incident.opened|escalated|resolved` (filtered by `events`
 //!   too when set), delayed by the grouping window;
 //! - `incident.opened` goes to the first `recovery` endpoint in `order` matching the
-//!   incident's kind and service; `incident.escalated` (written by the detector when an
+//!   incident's kind and service (an endpoint limited to services never acts on a
+//!   project-wide incident: no one service owns it); `incident.escalated` (written by the detector when an
 //!   action failed its verification, with that action's `order`) to the next one after it.
 //!
 //! Deduplication is the table's: `UNIQUE (endpoint_id, dedup_key)` with `outbox:<row>` for
@@ -165,7 +166,7 @@ async fn recovery(
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<Option<NewDelivery>, DeliverError> {
-    let service = context.service();
+    let service = context.owning_service();
     let kind = context.incident.kind.as_str();
     let Some(endpoint) = next_recovery(endpoints, kind, service, after) else {
         return Ok(None);

@@ -59,6 +59,16 @@ impl IncidentContext {
             _ => self.latest.service.as_deref(),
         }
     }
+
+    /// The service the incident belongs to, for routing it to a service's recovery hooks:
+    /// a service's series, or an issue's (by its latest event). A project-wide series
+    /// belongs to no one service: its top event's service is only the loudest of several.
+    pub fn owning_service(&self) -> Option<&str> {
+        match &self.incident.series {
+            Scope::Project => None,
+            _ => self.service(),
+        }
+    }
 }
 
 pub async fn gather(

@@ -464,3 +464,46 @@ async fn deliver_two_workers_on_one_database_never_send_a_row_twice() {
     assert!(ids.values().all(|n| *n == 1), "a row was sent twice");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deliver_a_recovery_endpoint_acts_on_a_service_once_per_cooldown() {
+    let app = spawn().await;
+    let service = Receiver::start(vec![]).await;
+    endpoint(
+        &app,
+        json!({"kind": "recovery", "url": service.url("/admin/restart"),
+        "action": "restart", "services": ["checkout"], "cooldown_minutes": 10}),
+    )
+    .await;
+    let worker = worker(&app, settings(&app), &[LOOPBACK], Mailer::Disabled);
+    let first = open_incident(&app, Kind::Anomaly, checkout()).await;
+    rounds_until(&worker, || async { service.received().len() == 1 }).await;
+    // The first incident is over; the service misbehaves again within the cooldown.
+    let mut conn = app.pool.acquire().await.expect("connection");
+    seismo::store::incidents::transition(
+        &mut conn,
+        first.id,
+        State::Resolved,
+        "calm",
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("resolve")
+    .expect("active");
+    drop(conn);
+    open_incident(&app, Kind::Anomaly, checkout()).await;
+    // A project-wide incident is no one service's: the checkout endpoint leaves it alone.
+    open_incident(&app, Kind::Anomaly, Scope::Project).await;
+    rounds_until(&worker, || async {
+        deliveries(&app, "kind=recovery&status=skipped").await.len() == 1
+    })
+    .await;
+    more_rounds(&worker, 5).await;
+    assert_eq!(
+        service.received().len(),
+        1,
+        "a second restart within the cooldown"
+    );
+    assert_eq!(deliveries(&app, "kind=recovery").await.len(), 2);
+    app.stop().await;
+}
