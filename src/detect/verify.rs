@@ -2,14 +2,16 @@
 //! the detector sees it after each pass (pure: the worker feeds it and records the result).
 //!
 //! ```text
-//!  action delivered ──► calm streak ≥ RESOLVE_AFTER_CALM_BUCKETS ─────────► succeeded
-//!        │                 (back at baseline and staying there)
-//!        ├──► calm streak ≥ CLEARED_AFTER_CALM_BUCKETS, then not calm ───► false recovery
-//!        └──► verification window over, never cleared ──────────────────► not recovered
+//!  action delivered ──► back at baseline (calm streak ≥ CLEARED_AFTER_CALM_BUCKETS) and
+//!        │              still there when the window ends, or calm for
+//!        │              RESOLVE_AFTER_CALM_BUCKETS ───────────────────────► succeeded
+//!        ├──► cleared, then misbehaving again within the window ──────────► false recovery
+//!        └──► the window ends and it never cleared ───────────────────────► not recovered
 //! ```
 //!
-//! A window that ends after the series had cleared but before it had stayed clear long
-//! enough is a false recovery too: it came back (or wobbled) within the window. Both
+//! The window is the time the series has to *get back* to its baseline (DESIGN.md §5), not
+//! to stay there five minutes: the detector needs a few buckets after a burst to call the
+//! series calm, and a restart that worked must not be judged a failure for that. Both
 //! failures escalate the incident; success resolves it. The counts make P_recover
 //! (`store::stats`).
 
@@ -62,8 +64,9 @@ pub fn verify(
     }
     let cleared = cleared_before || calm >= CLEARED_AFTER_CALM_BUCKETS;
     if through >= verify_until {
-        let outcome = match cleared {
-            true => Outcome::FalseRecovery,
+        // Cleared and not come back (a calm streak is running): it worked.
+        let outcome = match cleared && calm > 0 {
+            true => Outcome::Succeeded,
             false => Outcome::NotRecovered,
         };
         return Verification::Decided(outcome);
@@ -110,9 +113,23 @@ mod tests {
             verify(true, 0, at(5), until),
             Verification::Decided(Outcome::FalseRecovery)
         );
+    }
+
+    #[test]
+    fn cleared_and_still_calm_when_the_window_ends_is_a_success() {
+        let until = at(10);
+        assert_eq!(
+            verify(false, CLEARED_AFTER_CALM_BUCKETS, at(10), until),
+            Verification::Decided(Outcome::Succeeded)
+        );
         assert_eq!(
             verify(true, 1, at(10), until),
-            Verification::Decided(Outcome::FalseRecovery)
+            Verification::Decided(Outcome::Succeeded)
+        );
+        assert_eq!(
+            verify(false, 1, at(10), until),
+            Verification::Decided(Outcome::NotRecovered),
+            "one calm bucket is not back at baseline"
         );
     }
 
