@@ -131,6 +131,7 @@ async fn open(
             score: 0.99,
             details: serde_json::json!({"expected": 3.0}),
             reason: "anomaly detected".into(),
+            kinds: vec![Kind::Anomaly],
         };
         let incident = incidents::open(&mut tx, &new)
             .await?

@@ -136,6 +136,7 @@ mod tests {
                 details: json!({"expected": 3.5}),
                 acknowledged_at: None,
                 silence_id: None,
+                kinds: vec![Kind::Anomaly],
             },
             project_slug: "shop".into(),
             project_name: "Shop".into(),

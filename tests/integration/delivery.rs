@@ -113,6 +113,7 @@ pub async fn open_incident(app: &TestApp, kind: Kind, scope: Scope) -> Incident 
             score: 0.9,
             details: json!({"expected": 3.0}),
             reason: "anomaly detected".into(),
+            kinds: vec![kind],
         },
     )
     .await

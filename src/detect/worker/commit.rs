@@ -13,11 +13,13 @@ use crate::detect::anomaly::{Seasonality, SeriesState};
 use crate::detect::decisions::{Decisions, Findings, Opening, BUCKET};
 use crate::detect::engine::ProjectDetector;
 use crate::detect::incidents::RESOLVE_AFTER_CALM_BUCKETS;
+use crate::detect::verify::{self, Outcome, Verification};
 use crate::model::incident::{message, UPDATED};
 use crate::model::{Incident, IncidentId, Kind, ProjectId, State};
 use crate::store::detector::{self as stored, StoredSeries};
 use crate::store::incidents::{self as incident_store, NewIncident};
 use crate::store::issues;
+use crate::store::recovery::{self, RecoveryAction};
 use crate::store::rules as rule_store;
 use crate::store::StoreError;
 
@@ -32,6 +34,13 @@ impl Worker {
         decisions: &Decisions,
         active: Vec<Incident>,
     ) -> Result<Option<Committed>, DetectError> {
+        // Recovery actions being verified, by incident (the latest, if several).
+        let actions: HashMap<IncidentId, RecoveryAction> =
+            recovery::undecided(&self.pool, project_id)
+                .await?
+                .into_iter()
+                .map(|action| (action.incident_id, action))
+                .collect();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         if !stored::advance_checkpoint(&mut tx, project_id, run.checkpoint, through).await? {
             return Ok(None);
@@ -66,7 +75,20 @@ impl Worker {
                     decisions.calm_after(&scope, incident.calm_buckets, fresh)
                 }
             };
-            if calm >= RESOLVE_AFTER_CALM_BUCKETS && incident.state == State::Open {
+            if let Some(action) = actions.get(&incident.id) {
+                if settle_action(&mut tx, incident, action, calm, through).await? {
+                    resolved.push(incident.id);
+                    continue;
+                }
+            }
+            // An escalated incident with no action left to verify resolves like an open
+            // one: else it would hold its series' one active slot until a person came.
+            let settles = match incident.state {
+                State::Open => true,
+                State::Escalated => !actions.contains_key(&incident.id),
+                _ => false,
+            };
+            if calm >= RESOLVE_AFTER_CALM_BUCKETS && settles {
                 let reason = format!("series back at its baseline for {calm} buckets");
                 if let Some(done) = incident_store::transition(
                     &mut tx,
@@ -195,6 +217,62 @@ async fn end_for_handled_issues(
         changed.tracked.retain(|i| i.id != id);
     }
     Ok(())
+}
+
+/// Judges the recovery action under way on an incident ([`verify::verify`]) and applies
+/// the verdict: success resolves the incident; a false recovery or no recovery escalates it
+/// (again, if it already was), announcing `incident.escalated` with the failed action's
+/// `order` so delivery mails people and sends the next action of the chain. True when the
+/// incident was resolved.
+async fn settle_action(
+    tx: &mut sqlx::PgConnection,
+    incident: &Incident,
+    action: &RecoveryAction,
+    calm: i32,
+    through: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let verdict = verify::verify(
+        action.cleared_at.is_some(),
+        calm,
+        through,
+        action.verify_until,
+    );
+    let outcome = match verdict {
+        Verification::Waiting { cleared_now: true } => {
+            recovery::mark_cleared(tx, action.id, through).await?;
+            return Ok(false);
+        }
+        Verification::Waiting { .. } => return Ok(false),
+        Verification::Decided(outcome) => outcome,
+    };
+    if !recovery::decide(tx, action.id, outcome.as_str(), through).await? {
+        return Ok(false);
+    }
+    if outcome == Outcome::Succeeded {
+        let reason = format!("{} verified: series back at its baseline", action.action);
+        let Some(done) =
+            incident_store::transition(tx, incident.id, State::Resolved, &reason, through).await?
+        else {
+            return Ok(false);
+        };
+        announce(tx, &done, State::Resolved.topic(), &[]).await?;
+        return Ok(true);
+    }
+    let reason = format!(
+        "{} did not help: {}",
+        action.action,
+        outcome.as_str().replace('_', " ")
+    );
+    let escalated =
+        incident_store::transition(tx, incident.id, State::Escalated, &reason, through).await?;
+    if let Some(escalated) = escalated.filter(|i| i.silence_id.is_none()) {
+        let topic = State::Escalated.topic();
+        let mut body = message(topic, escalated.updated_at, &escalated);
+        body["data"]["recovery"] = json!({"action": action.action, "order": action.order,
+            "endpoint_id": action.endpoint_id, "outcome": outcome.as_str()});
+        incident_store::enqueue(tx, escalated.project_id, Some(escalated.id), topic, &body).await?;
+    }
+    Ok(false)
 }
 
 /// Writes the outbox rows announcing an incident's change (`topic`), and for each new
