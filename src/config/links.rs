@@ -26,28 +26,74 @@ const INCIDENTS: Dashboard = Dashboard {
     variable: "incident",
 };
 
+/// Where links in mails, webhooks and the API point; built once from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Links {
+    public_url: Url,
+    grafana_url: Option<Url>,
+}
+
+impl Links {
+    pub fn new(public_url: Url, grafana_url: Option<Url>) -> Links {
+        Links {
+            public_url,
+            grafana_url,
+        }
+    }
+
+    /// Where a person looks at an issue: its dashboard, else the API.
+    pub fn issue(&self, project_id: ProjectId, issue_id: IssueId) -> Url {
+        self.dashboard(&ISSUES, project_id, issue_id.get())
+            .unwrap_or_else(|| self.issue_api(issue_id))
+    }
+
+    /// Where a person looks at an incident: its dashboard, else the API.
+    pub fn incident(&self, project_id: ProjectId, incident_id: IncidentId) -> Url {
+        self.incident_dashboard(project_id, incident_id)
+            .unwrap_or_else(|| self.incident_api(incident_id))
+    }
+
+    /// The incident's dashboard, when Grafana is configured.
+    pub fn incident_dashboard(
+        &self,
+        project_id: ProjectId,
+        incident_id: IncidentId,
+    ) -> Option<Url> {
+        self.dashboard(&INCIDENTS, project_id, incident_id.get())
+    }
+
+    /// The incident in Seismo's API (what a script follows).
+    pub fn incident_api(&self, incident_id: IncidentId) -> Url {
+        under(&self.public_url, &format!("api/v1/incidents/{incident_id}"))
+    }
+
+    pub fn issue_api(&self, issue_id: IssueId) -> Url {
+        under(&self.public_url, &format!("api/v1/issues/{issue_id}"))
+    }
+
+    fn dashboard(&self, dashboard: &Dashboard, project_id: ProjectId, id: i64) -> Option<Url> {
+        let grafana = self.grafana_url.as_ref()?;
+        let mut url = under(grafana, &format!("d/{0}/{0}", dashboard.uid));
+        url.query_pairs_mut()
+            .append_pair("var-project", &project_id.to_string())
+            .append_pair(&format!("var-{}", dashboard.variable), &id.to_string());
+        Some(url)
+    }
+}
+
 impl Config {
+    pub fn links(&self) -> Links {
+        Links::new(self.public_url.clone(), self.grafana_url.clone())
+    }
+
     /// Where a person looks at an issue.
     pub fn issue_link(&self, project_id: ProjectId, issue_id: IssueId) -> Url {
-        self.link(&ISSUES, "issues", project_id, issue_id.get())
+        self.links().issue(project_id, issue_id)
     }
 
     /// Where a person looks at an incident.
     pub fn incident_link(&self, project_id: ProjectId, incident_id: IncidentId) -> Url {
-        self.link(&INCIDENTS, "incidents", project_id, incident_id.get())
-    }
-
-    fn link(&self, dashboard: &Dashboard, collection: &str, project_id: ProjectId, id: i64) -> Url {
-        match &self.grafana_url {
-            Some(grafana) => {
-                let mut url = under(grafana, &format!("d/{0}/{0}", dashboard.uid));
-                url.query_pairs_mut()
-                    .append_pair("var-project", &project_id.to_string())
-                    .append_pair(&format!("var-{}", dashboard.variable), &id.to_string());
-                url
-            }
-            None => under(&self.public_url, &format!("api/v1/{collection}/{id}")),
-        }
+        self.links().incident(project_id, incident_id)
     }
 }
 

@@ -110,10 +110,7 @@ impl Settings {
             mail_repeat: minutes(config.mail_repeat_minutes),
             breaker: breaker::Policy::default(),
             timeouts: client::Timeouts::default(),
-            links: payload::Links {
-                public_url: config.public_url.clone(),
-                grafana_url: config.grafana_url.clone(),
-            },
+            links: config.links(),
         }
     }
 }

@@ -18,40 +18,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use url::Url;
 
-use crate::model::{Incident, IncidentId};
+pub use crate::config::links::Links;
+use crate::model::Incident;
 use crate::store::incident_context::IncidentContext;
-
-/// Where links in payloads and mails point.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Links {
-    pub public_url: Url,
-    pub grafana_url: Option<Url>,
-}
-
-impl Links {
-    pub fn incident(&self, id: IncidentId) -> String {
-        self.join(&format!("api/v1/incidents/{id}"))
-    }
-
-    pub fn issue(&self, id: i64) -> String {
-        self.join(&format!("api/v1/issues/{id}"))
-    }
-
-    /// The project's dashboard around the incident's opening, when Grafana is configured.
-    pub fn grafana(&self, project_slug: &str, opened_at: DateTime<Utc>) -> Option<String> {
-        let base = self.grafana_url.as_ref()?;
-        let from = (opened_at - chrono::TimeDelta::minutes(30)).timestamp_millis();
-        let to = (opened_at + chrono::TimeDelta::minutes(60)).timestamp_millis();
-        let path = format!("d/seismo/seismo?var-project={project_slug}&from={from}&to={to}");
-        Some(format!("{}/{path}", base.as_str().trim_end_matches('/')))
-    }
-
-    fn join(&self, path: &str) -> String {
-        format!("{}/{path}", self.public_url.as_str().trim_end_matches('/'))
-    }
-}
 
 /// What the incident's detector expected of the bucket it opened in, if it says.
 pub fn expected(incident: &Incident) -> Option<f64> {
@@ -90,7 +60,7 @@ pub fn recovery_request(
     let incident = &context.incident;
     let top_issue = context.top_issue.as_ref().map(|issue| {
         json!({"id": issue.id, "title": issue.title, "culprit": issue.culprit,
-               "link": links.issue(issue.id)})
+               "link": links.issue(incident.project_id, issue.id)})
     });
     let mut data = json!({
         "action": action,
@@ -100,8 +70,8 @@ pub fn recovery_request(
         "environment": context.latest.environment,
         "incident": incident_json(context),
         "top_issue": top_issue,
-        "links": {"incident": links.incident(incident.id),
-                  "grafana": links.grafana(&context.project_slug, incident.opened_at)},
+        "links": {"incident": links.incident_api(incident.id),
+                  "grafana": links.incident_dashboard(incident.project_id, incident.id)},
     });
     if action == "rollback" {
         data["suspect_release"] = json!(context.suspect_release);
@@ -113,7 +83,7 @@ pub fn recovery_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Kind, ProjectId, Scope, State};
+    use crate::model::{IncidentId, IssueId, Kind, ProjectId, Scope, State};
     use crate::store::incident_context::{LatestEvent, TopIssue};
 
     fn context() -> IncidentContext {
@@ -141,7 +111,7 @@ mod tests {
             project_slug: "shop".into(),
             project_name: "Shop".into(),
             top_issue: Some(TopIssue {
-                id: 42,
+                id: IssueId(42),
                 title: "KeyError: 'sku'".into(),
                 culprit: "shop.checkout in price".into(),
                 level: "error".into(),
@@ -162,10 +132,10 @@ mod tests {
 
     #[test]
     fn a_rollback_names_the_suspect_and_the_last_healthy_release() {
-        let links = Links {
-            public_url: Url::parse("https://seismo.example.com/").expect("url"),
-            grafana_url: None,
-        };
+        let links = Links::new(
+            url::Url::parse("https://seismo.example.com/").expect("url"),
+            None,
+        );
         let now = Utc::now();
         let body = recovery_request("rollback", &context(), &links, now);
         let data = &body["data"];
@@ -184,5 +154,28 @@ mod tests {
         assert_eq!(data["last_healthy_release"], "shop@1.2.9");
         let restart = recovery_request("restart", &context(), &links, now);
         assert!(restart["data"].get("suspect_release").is_none());
+        assert_eq!(data["links"]["grafana"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn with_grafana_the_links_open_the_provisioned_dashboards() {
+        let links = Links::new(
+            url::Url::parse("https://seismo.example.com/").expect("url"),
+            Some(url::Url::parse("https://grafana.example.com/").expect("url")),
+        );
+        let body = recovery_request("restart", &context(), &links, Utc::now());
+        let data = &body["data"];
+        assert_eq!(
+            data["links"]["grafana"],
+            "https://grafana.example.com/d/seismo-incidents/seismo-incidents?var-project=1&var-incident=7"
+        );
+        assert_eq!(
+            data["links"]["incident"],
+            "https://seismo.example.com/api/v1/incidents/7"
+        );
+        assert_eq!(
+            data["top_issue"]["link"],
+            "https://grafana.example.com/d/seismo-issues/seismo-issues?var-project=1&var-issue=42"
+        );
     }
 }

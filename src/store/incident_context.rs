@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use super::incidents;
 use super::recovery::{self, RecoveryAction};
 use super::StoreError;
-use crate::model::{Incident, IncidentId, Scope};
+use crate::model::{Incident, IncidentId, IssueId, Scope};
 
 /// Minutes of the series shown before the opening, and at most after it.
 const BEFORE: TimeDelta = TimeDelta::minutes(30);
@@ -20,7 +20,7 @@ const SPIKE: TimeDelta = TimeDelta::minutes(10);
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TopIssue {
-    pub id: i64,
+    pub id: IssueId,
     pub title: String,
     pub culprit: String,
     pub level: String,
@@ -143,7 +143,7 @@ async fn top_issue(pool: &PgPool, incident: &Incident) -> Result<Option<TopIssue
 async fn latest_event(
     pool: &PgPool,
     incident: &Incident,
-    issue_id: i64,
+    issue_id: IssueId,
 ) -> Result<LatestEvent, StoreError> {
     let found: Option<LatestEvent> = sqlx::query_as(
         "SELECT service, environment, release, top_frames FROM events \

@@ -52,10 +52,7 @@ pub fn settings(app: &TestApp) -> Settings {
             connect: Duration::from_secs(2),
             response: Duration::from_secs(2),
         },
-        links: Links {
-            public_url: app.url("/").parse().expect("a URL"),
-            grafana_url: None,
-        },
+        links: Links::new(app.url("/").parse().expect("a URL"), None),
     }
 }
 

@@ -168,7 +168,9 @@ fn item(subject: &Subject<'_>, links: &Links) -> Item {
                     .replace('_', " "),
             })
             .collect(),
-        incident_link: links.incident(incident.id),
-        grafana_link: links.grafana(&context.project_slug, incident.opened_at),
+        incident_link: links.incident_api(incident.id).to_string(),
+        grafana_link: links
+            .incident_dashboard(incident.project_id, incident.id)
+            .map(String::from),
     }
 }
