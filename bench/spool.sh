@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The spool's cost and speed, on a throwaway PostgreSQL of its own (it is stopped on
-# purpose): ingest throughput with the database up (direct writes) against the database
-# stopped (every batch appended to the spool and fsync'd), then the time the spool takes to
-# drain once the database is back, and a check that the stored rows equal the acknowledged
-# events. Everything it creates is removed on exit.
+# purpose):
+#   1. what having a spool costs while the database is healthy: ingest throughput with the
+#      spool on against off (SEISMO_SPOOL_DIR=off), alternating ROUNDS times in one run;
+#   2. ingest throughput with the database stopped (every batch appended to the spool and
+#      fsync'd) against direct writes;
+#   3. the time the spool takes to drain once the database is back, and a check that the
+#      stored rows equal the acknowledged events.
+# Everything it creates is removed on exit.
 #
-# Environment (all optional): DURATION=15 (seconds per run), CONCURRENCY=16, PORT=18392,
-# SKIP_BUILD=0, SEISMO_BIN, LOADGEN_BIN (see bench/lib.sh).
+# Environment (all optional): DURATION=15 (seconds per run), CONCURRENCY=16, ROUNDS=2,
+# PORT=18392, SKIP_BUILD=0, SEISMO_BIN, LOADGEN_BIN (see bench/lib.sh).
 set -euo pipefail
 
 DURATION=${DURATION:-15}
 CONCURRENCY=${CONCURRENCY:-16}
+ROUNDS=${ROUNDS:-2}
 PORT=${PORT:-18392}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
@@ -48,11 +53,29 @@ non_2xx $(($(field "$out" status_429) + $(field "$out" status_503) + $(field "$o
     RATE[$name]=$(field "$out" accepted_per_s)
 }
 
+# Stops the running Seismo and starts it again with the spool directory given ("off", or
+# empty for the default under the data directory).
+restart_with_spool() {
+    kill -TERM "$SEISMO_PID"
+    wait "$SEISMO_PID" 2>/dev/null || true
+    if [[ -n "$1" ]]; then export SEISMO_SPOOL_DIR=$1; else unset SEISMO_SPOOL_DIR; fi
+    start_seismo
+}
+
 declare -A RATE
+declare -a ON OFF
 ACCEPTED=0
 build
 start_seismo
 create_project
+for round in $(seq 1 "$ROUNDS"); do
+    run "spool_on_$round"
+    ON+=("${RATE[spool_on_$round]}")
+    restart_with_spool off
+    run "spool_off_$round"
+    OFF+=("${RATE[spool_off_$round]}")
+    restart_with_spool ""
+done
 run direct
 log "stopping PostgreSQL: the next run is spooled"
 pg stop -m fast
@@ -69,6 +92,11 @@ done
 drained=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 rows=$(sql 'select count(*) from events')
 echo "-- result"
+mean() { printf '%s\n' "$@" | awk '{ t += $1 } END { printf "%.0f", t / NR }'; }
+echo "spool_on_accepted_per_s $(mean "${ON[@]}") (rounds: ${ON[*]})"
+echo "spool_off_accepted_per_s $(mean "${OFF[@]}") (rounds: ${OFF[*]})"
+awk -v on="$(mean "${ON[@]}")" -v off="$(mean "${OFF[@]}")" \
+    'BEGIN { printf "spool_on_over_off %.2f (database up)\n", on / off }'
 echo "direct_accepted_per_s ${RATE[direct]}"
 echo "spooled_accepted_per_s ${RATE[spooled]}"
 awk -v d="${RATE[direct]}" -v s="${RATE[spooled]}" 'BEGIN { printf "spooled_over_direct %.2f\n", s / d }'

@@ -12,8 +12,11 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use seismo::store::endpoints::{self, NewEndpoint};
+
 use crate::harness::{envelope, fresh_database_on, python_exception, server_url};
 use crate::process::{free_port, Served};
+use crate::receivers::Receiver;
 
 /// What a load run saw: the ids Seismo acknowledged, and every other answer.
 #[derive(Default)]
@@ -241,12 +244,27 @@ async fn fault_three_replicas_on_one_database_open_one_incident_per_series() {
     .execute(&pool)
     .await
     .expect("history");
+    // Every incident announced to a webhook, and a restart asked of a recovery endpoint.
+    let receiver = Receiver::start(vec![]).await;
+    let mut webhook = NewEndpoint::new(project.id, "webhook");
+    webhook.url = Some(receiver.url("/hooks"));
+    webhook.events = vec!["incident.opened".into()];
+    let mut restart = NewEndpoint::new(project.id, "recovery");
+    restart.url = Some(receiver.url("/admin/restart"));
+    restart.action = Some("restart".into());
+    restart.incident_kinds = vec!["anomaly".into()];
+    for endpoint in [webhook, restart] {
+        endpoints::create(&pool, &endpoint)
+            .await
+            .expect("an endpoint");
+    }
     let spools: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir().expect("spool"))
         .collect();
+    let allow = [("SEISMO_WEBHOOK_ALLOW_CIDRS", "127.0.0.1/32")];
     let replicas: Vec<Served> = spools
         .iter()
-        .map(|spool| Served::start(&database_url, spool.path(), free_port(), &[]))
+        .map(|spool| Served::start(&database_url, spool.path(), free_port(), &allow))
         .collect();
     let dsns: Vec<String> = replicas.iter().map(|r| r.dsn.clone()).collect();
     assert_eq!(burst(&dsns, 300).await, 300);
@@ -283,6 +301,48 @@ async fn fault_three_replicas_on_one_database_open_one_incident_per_series() {
     assert!(
         per_series.iter().all(|(.., count)| *count == 1),
         "one incident per series, whichever replica decided it: {per_series:?}"
+    );
+
+    // One delivery per incident and endpoint, each webhook-id received once.
+    let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
+        .fetch_one(&pool)
+        .await
+        .expect("incidents");
+    let anomalies: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM incidents WHERE kind = 'anomaly'")
+            .fetch_one(&pool)
+            .await
+            .expect("anomalies");
+    assert!(
+        anomalies > 0,
+        "the burst opened an anomaly incident to restart for"
+    );
+    let expected = usize::try_from(incidents + anomalies).expect("a count");
+    receiver.wait_for(expected).await;
+    // A duplicate would arrive after the expected ones: give it time to.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ids: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    let received = ids.len();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (received, unique.len()),
+        (expected, expected),
+        "{incidents} incidents announced once each, {anomalies} restarts asked once each"
+    );
+    let per_action: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT endpoint_id, incident_id, count(*) FROM deliveries \
+         GROUP BY endpoint_id, incident_id HAVING count(*) > 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("deliveries");
+    assert!(
+        per_action.is_empty(),
+        "duplicate deliveries: {per_action:?}"
     );
     drop(replicas);
 }
