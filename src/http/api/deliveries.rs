@@ -108,16 +108,6 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-fn one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
-    match value {
-        Some(v) if !allowed.contains(&v) => Err(ApiError::bad_request(format!(
-            "{field} {v:?} must be one of {}",
-            allowed.join(", ")
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Deliveries, newest first.
 #[utoipa::path(
     get,
@@ -137,8 +127,8 @@ async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    one_of("status", query.status.as_deref(), &STATUSES)?;
-    one_of("kind", query.kind.as_deref(), &KINDS)?;
+    pagination::one_of("status", query.status.as_deref(), &STATUSES)?;
+    pagination::one_of("kind", query.kind.as_deref(), &KINDS)?;
     project_filter(&state.pool, query.project).await?;
     let filter = DeliveryFilter {
         project_id: query.project,

@@ -145,13 +145,7 @@ async fn list(
 ) -> Result<Json<Page<EndpointView>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     project_filter(&state.pool, query.project).await?;
-    if let Some(kind) = query.kind.as_deref() {
-        if !endpoint_spec::KINDS.contains(&kind) {
-            return Err(ApiError::bad_request(format!(
-                "kind {kind:?} must be recovery, webhook or email"
-            )));
-        }
-    }
+    pagination::one_of("kind", query.kind.as_deref(), &endpoint_spec::KINDS)?;
     let filter = EndpointFilter {
         project_id: query.project,
         kind: query.kind,

@@ -61,3 +61,14 @@ pub fn id_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
         })
         .transpose()
 }
+
+/// A list filter that takes one of a few words: a clear 400 for any other.
+pub fn one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::bad_request(format!(
+            "{field} {v:?} must be one of {}",
+            allowed.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
