@@ -162,10 +162,12 @@ proc_ticks() {
 }
 
 # PostgreSQL processes serving this benchmark: backends of $DB and the shared background
-# processes (WAL writer, checkpointer, ...), which have no database.
+# processes (WAL writer, checkpointer, ...), which have no database. None while the
+# database is down (bench/spool.sh stops it on purpose).
 postgres_pids() {
     psql -d postgres -tAc "select pid from pg_stat_activity
-                           where (datname = '$DB' or datname is null) and pid <> pg_backend_pid()"
+                           where (datname = '$DB' or datname is null) and pid <> pg_backend_pid()" \
+        2>/dev/null || true
 }
 
 # "pid ticks" for seismo and the postgres processes, taken before and after a run.
@@ -211,7 +213,8 @@ wait_sampler() {
         echo sample
         psql -d postgres -tAc "select replace(state, ' ', '_') || '/'
                                       || coalesce(wait_event_type || ':' || wait_event, 'CPU')
-                               from pg_stat_activity where datname = '$DB' and state <> 'idle'" || true
+                               from pg_stat_activity where datname = '$DB' and state <> 'idle'" \
+            2>/dev/null || true
         sleep 0.5
     done
 }
@@ -223,10 +226,11 @@ wait_report() {
     echo
 }
 
-# Sequential scans of the events partitions so far, and the rows they read: "scans rows".
+# Sequential scans of the events partitions so far, and the rows they read: "scans rows"
+# ("0 0" while the database is down).
 events_seq_scans() {
     sql "select coalesce(sum(seq_scan), 0) || ' ' || coalesce(sum(seq_tup_read), 0)
-         from pg_stat_user_tables where relname like 'events_p%'"
+         from pg_stat_user_tables where relname like 'events_p%'" 2>/dev/null || echo "0 0"
 }
 
 # Runs loadgen with arguments $2... and its output in file $1, sampling CPU and the
