@@ -69,6 +69,9 @@ report_run() {
     PREV_BATCH_COUNT=$batch_count
     PREV_COMMIT_SUM=$commit_sum
     echo "seismo_peak_rss $hwm (VmHWM, since start)"
+    # Seismo's CPU (utime+stime from /proc/<pid>/stat over the run) per 1,000 stored events.
+    awk -v s="$(cpu_of seismo_s)" -v p="$(cpu_of postgres_s)" -v n="$accepted" 'BEGIN {
+        if (n > 0) printf "cpu_s_per_1k_events seismo=%.3f postgres=%.3f\n", s * 1000 / n, p * 1000 / n }'
     cat "$WORK/cpu.txt"
     echo "pg_backend_samples $(wait_report "$WORK/waits.txt")"
     seismo_warnings

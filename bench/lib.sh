@@ -198,6 +198,7 @@ cpu_report() {
             busy = (a[1] - b[1]) / hz / t; iowait = (a[2] - b[2]) / hz / t
             printf "cpu_cores seismo=%.2f postgres=%.2f loadgen=%.2f machine_busy=%.2f other=%.2f iowait=%.2f\n",
                 s / t, p / t, lg / t, busy, busy - (s + p + lg) / t, iowait
+            printf "cpu_seconds seismo_s=%.2f postgres_s=%.2f loadgen_s=%.2f\n", s, p, lg
         }' "$before" "$after"
 }
 
