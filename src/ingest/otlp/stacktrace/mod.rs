@@ -26,14 +26,22 @@
 //!
 //! # Which format
 //!
-//! Chosen in this file (`choose`), after every format's parser has read the text. The
-//! `telemetry.sdk.language` hint is taken when it names a format and that format explains
-//! at least as many lines as any other; otherwise (no hint, unknown language, or a hint
-//! contradicted by the text, e.g. a service forwarding another service's trace) the format
-//! that explains the most lines wins, ties going to Python, Java, .NET, Node, Go, Rust in
-//! that order. Counting lines rather than trusting the first match matters because the
-//! patterns overlap: a Rust `at ./src/x.rs:1:2` line is also a valid Node location-only
-//! line, but a Rust trace has more symbol-plus-location lines than Node lines.
+//! Chosen in this file (`choose`) from the first line that any format counts as a frame
+//! line (its *shape*), so that one parser reads the whole text, not all six:
+//! 1. The formats whose parser counts that line are the candidates. A Python `File "…"`
+//!    line fits only Python; a JVM `at a.B.c(B.java:1)` line also fits the .NET pattern, and
+//!    a Node location-only line `at ./src/x.rs:1:2` follows a Rust symbol line too.
+//! 2. The `telemetry.sdk.language` hint is taken when it is one of the candidates; so is
+//!    the only candidate. Either way one parser reads the text.
+//! 3. Otherwise (several candidates and no hint among them) each candidate parses the text
+//!    and the one that explains the most lines wins, ties going to Python, Java, .NET, Node,
+//!    Go, Rust in that order. Counting lines rather than trusting the first match matters
+//!    there because the patterns overlap: a Rust trace has more symbol-plus-location lines
+//!    than Node lines.
+//! 4. When no line fits any format, the text has no frames: nothing is parsed in full.
+//!
+//! A hint contradicted by the text (e.g. a service forwarding another service's trace)
+//! is not a candidate, so the shape decides.
 //!
 //! # Chained exceptions
 //!
@@ -111,10 +119,11 @@ const MAX_FRAMES: usize = 250;
 pub fn parse(stacktrace: &str, language: Option<&str>) -> Vec<Frame> {
     let lines: Vec<&str> = stacktrace.lines().collect();
     let hint = language.and_then(Format::from_language);
-    let Some((format, mut frames)) = choose(&lines, hint) else {
+    let Some(chosen) = choose(&lines, hint) else {
         return Vec::new();
     };
-    if format.crash_first() {
+    let mut frames = chosen.frames;
+    if chosen.format.crash_first() {
         frames.reverse();
     }
     if frames.len() > MAX_FRAMES {
@@ -178,33 +187,88 @@ impl Format {
         }
     }
 
+    /// Whether this format's parser counts line `i` as a frame line when it reads from
+    /// there: the first line a parser counts is always one it would count alone (a Go
+    /// frame is a function line and its location line, hence two lines).
+    fn fits(self, lines: &[&str], i: usize) -> bool {
+        let width = if self == Format::Go { 2 } else { 1 };
+        let end = (i + width).min(lines.len());
+        self.parse(&lines[i..end]).matched > 0
+    }
+
     /// Whether the language prints the crashing frame first (everything but Python).
     fn crash_first(self) -> bool {
         self != Format::Python
     }
 }
 
-/// Runs every parser and keeps the one that explains the most lines; the hinted format
-/// wins ties, then [`Format::DETECTION_ORDER`]. `None` when no format matches a line.
-fn choose(lines: &[&str], hint: Option<Format>) -> Option<(Format, Vec<Frame>)> {
-    let mut best: Option<(Format, Parsed)> = None;
-    for format in Format::DETECTION_ORDER {
+/// The format chosen for a text and its frames.
+struct Chosen {
+    format: Format,
+    /// The outermost exception's frames, in printed order.
+    frames: Vec<Frame>,
+    /// How many parsers read the whole text (1 unless the shape was ambiguous).
+    full_parses: usize,
+}
+
+/// Picks the format from the shape of the first frame line and the hint (see the module
+/// docs), reading the whole text with as few parsers as it can. `None` when no line fits
+/// any format.
+fn choose(lines: &[&str], hint: Option<Format>) -> Option<Chosen> {
+    choose_among(lines, &shape(lines), hint)
+}
+
+/// [`choose`] once the shape's candidates are known.
+fn choose_among(lines: &[&str], candidates: &[Format], hint: Option<Format>) -> Option<Chosen> {
+    let single = match candidates {
+        [] => return None,
+        [only] => Some(*only),
+        _ => hint.filter(|format| candidates.contains(format)),
+    };
+    if let Some(format) = single {
         let parsed = format.parse(lines);
-        if parsed.matched == 0 {
-            continue;
+        return Some(Chosen {
+            format,
+            frames: parsed.frames,
+            full_parses: 1,
+        });
+    }
+    most_lines(lines, candidates)
+}
+
+/// The formats that count the first line any format counts, in detection order; empty
+/// when no line fits any format.
+fn shape(lines: &[&str]) -> Vec<Format> {
+    for i in 0..lines.len() {
+        let fitting: Vec<Format> = Format::DETECTION_ORDER
+            .into_iter()
+            .filter(|format| format.fits(lines, i))
+            .collect();
+        if !fitting.is_empty() {
+            return fitting;
         }
-        let better = match &best {
-            None => true,
-            Some((_, current)) => {
-                parsed.matched > current.matched
-                    || (parsed.matched == current.matched && hint == Some(format))
-            }
-        };
-        if better {
+    }
+    Vec::new()
+}
+
+/// Runs each candidate's parser and keeps the one that explains the most lines, ties going
+/// to the earlier candidate ([`Format::DETECTION_ORDER`]).
+fn most_lines(lines: &[&str], candidates: &[Format]) -> Option<Chosen> {
+    let mut best: Option<(Format, Parsed)> = None;
+    for &format in candidates {
+        let parsed = format.parse(lines);
+        if best
+            .as_ref()
+            .is_none_or(|(_, current)| parsed.matched > current.matched)
+        {
             best = Some((format, parsed));
         }
     }
-    best.map(|(format, parsed)| (format, parsed.frames))
+    best.map(|(format, parsed)| Chosen {
+        format,
+        frames: parsed.frames,
+        full_parses: candidates.len(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -286,7 +350,7 @@ mod tests {
     #[test]
     fn detection_without_hint_picks_every_fixture_format() {
         for (name, text, format, _) in FIXTURES {
-            let chosen = choose(&text.lines().collect::<Vec<_>>(), None).map(|(f, _)| f);
+            let chosen = choose(&text.lines().collect::<Vec<_>>(), None).map(|c| c.format);
             assert_eq!(chosen, Some(format), "fixture {name}");
             assert_eq!(
                 parse(text, None),
@@ -343,19 +407,116 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hint_breaks_ties() {
-        // One V8 location-only line and one Rust symbol line: one line each.
-        let text = "    at /app/x.js:1:2\n   0: shop::main\n";
+    /// The format chosen for `text` with `language`, and how many parsers read all of it.
+    fn chosen(text: &str, language: Option<&str>) -> Option<(Format, usize)> {
         let lines: Vec<&str> = text.lines().collect();
-        let chosen = |hint| choose(&lines, hint).map(|(format, _)| format);
-        assert_eq!(chosen(None), Some(Format::Node), "detection order");
-        assert_eq!(chosen(Some(Format::Rust)), Some(Format::Rust));
+        choose(&lines, language.and_then(Format::from_language)).map(|c| (c.format, c.full_parses))
+    }
+
+    /// Every fixture of `format`, with its SDK's language: that parser alone reads it.
+    fn assert_language_picks_one_parser(format: Format) {
+        let mut seen = 0;
+        for (name, text, expected, language) in FIXTURES {
+            if expected != format {
+                continue;
+            }
+            seen += 1;
+            assert_eq!(
+                chosen(text, Some(language)),
+                Some((format, 1)),
+                "fixture {name}"
+            );
+            assert!(!parse(text, Some(language)).is_empty(), "fixture {name}");
+        }
+        assert!(seen > 0, "no fixture of {format:?}");
+    }
+
+    #[test]
+    fn python_language_picks_the_python_parser() {
+        assert_language_picks_one_parser(Format::Python);
+    }
+
+    #[test]
+    fn java_language_picks_the_jvm_parser() {
+        assert_language_picks_one_parser(Format::Java);
+    }
+
+    #[test]
+    fn dotnet_language_picks_the_dotnet_parser() {
+        assert_language_picks_one_parser(Format::DotNet);
+    }
+
+    #[test]
+    fn nodejs_language_picks_the_javascript_parser() {
+        assert_language_picks_one_parser(Format::Node);
+    }
+
+    #[test]
+    fn go_language_picks_the_go_parser() {
+        assert_language_picks_one_parser(Format::Go);
+    }
+
+    #[test]
+    fn rust_language_picks_the_rust_parser() {
+        assert_language_picks_one_parser(Format::Rust);
+    }
+
+    #[test]
+    fn unknown_or_missing_language_still_parses_by_shape() {
+        for (name, text, format, language) in FIXTURES {
+            let hinted = parse(text, Some(language));
+            for other in [None, Some("ruby"), Some(""), Some("erlang")] {
+                assert_eq!(
+                    chosen(text, other).map(|(f, _)| f),
+                    Some(format),
+                    "{name} with {other:?}"
+                );
+                assert_eq!(parse(text, other), hinted, "{name} with {other:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unambiguous_shape_needs_one_parser_without_a_hint() {
         assert_eq!(
-            chosen(Some(Format::Go)),
-            Some(Format::Node),
-            "Go matches nothing"
+            chosen(super::fixtures::PYTHON, None),
+            Some((Format::Python, 1))
         );
+        assert_eq!(chosen(super::fixtures::GO, None), Some((Format::Go, 1)));
+    }
+
+    #[test]
+    fn hint_decides_among_formats_of_the_same_shape() {
+        // No frame line of the fixtures fits two formats; the rule is checked on a made-up
+        // pair of candidates.
+        let lines = ["\tat com.shop.Cart.total(Cart.java:42)"];
+        let among = |hint| {
+            choose_among(&lines, &[Format::Python, Format::Java], hint)
+                .map(|c| (c.format, c.full_parses))
+        };
+        assert_eq!(among(None), Some((Format::Java, 2)), "the most lines");
+        assert_eq!(
+            among(Some(Format::Python)),
+            Some((Format::Python, 1)),
+            "the hint, read alone"
+        );
+        assert_eq!(
+            among(Some(Format::Go)),
+            Some((Format::Java, 2)),
+            "a hint outside the shape is ignored"
+        );
+    }
+
+    #[test]
+    fn the_first_frame_line_decides_the_shape() {
+        assert_eq!(
+            shape(&["java.lang.Error: x", "\tat a.B.c(B.java:1)"]),
+            [Format::Java]
+        );
+        assert!(shape(&["no frames", "here"]).is_empty());
+        // A V8 location-only line first: the shape is Node's, whatever the hint says.
+        let text = "    at /app/x.js:1:2\n   0: shop::main\n";
+        assert_eq!(chosen(text, Some("rust")), Some((Format::Node, 1)));
     }
 
     #[test]
