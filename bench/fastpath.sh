@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A/B(/C…) of Seismo builds on the ingest benchmark: ROUNDS rounds, each running
+# bench/ingest.sh once with every build in BUILDS, in turn (alternating, so drift of the
+# shared machine hits them all), with the same loadgen. Prints one line per run and
+# concurrency, then the median of each build: stored events/s, ack p99, Seismo CPU seconds
+# per 1,000 stored events (utime+stime from /proc/<pid>/stat over the run), peak RSS, and
+# the events partitions' bytes on disk per event (heap+TOAST+indexes, after the run's
+# concurrencies). `load` is the 1-minute load average before each run: how busy the
+# machine was.
+#
+#   BUILDS="before=/path/seismo-a after=/path/seismo-b" LOADGEN_BIN=… bench/fastpath.sh
+#   ROUNDS=3 CONCURRENCIES="64 16" DURATION=15   (the defaults)
+set -euo pipefail
+
+BUILDS=${BUILDS:?name=binary pairs, e.g. "before=/tmp/seismo-a after=/tmp/seismo-b"}
+LOADGEN_BIN=${LOADGEN_BIN:-./target/release/examples/loadgen}
+ROUNDS=${ROUNDS:-3}
+CONCURRENCIES=${CONCURRENCIES:-"64 16"}
+DURATION=${DURATION:-15}
+cd "$(dirname "$0")/.."
+RESULTS=$(mktemp -t seismo-fastpath.XXXXXX)
+trap 'rm -f "$RESULTS"' EXIT
+
+# The ingest.sh output in file $1 as one line per concurrency, labelled with build $2,
+# round $3 and load $4.
+summarize() {
+    awk -v build="$2" -v round="$3" -v loadavg="$4" '
+        /^-- result at concurrency/ { c = $5; order[++n] = c }
+        /^accepted_per_s / { rate[c] = $2 }
+        /^ack_ms / { split($4, p, "="); p99[c] = p[2] }
+        /^cpu_s_per_1k_events / { split($2, s, "="); cpu[c] = s[2] }
+        /^seismo_peak_rss / { rss[c] = $2 }
+        /^events_partitions / { bytes = $4 }
+        END {
+            for (i = 1; i <= n; i++) {
+                c = order[i]
+                printf "%s round=%s c=%s events_s=%s p99_ms=%s seismo_cpu_s_per_1k=%s rss_kb=%s bytes_per_event=%s load=%s\n",
+                    build, round, c, rate[c], p99[c], cpu[c], rss[c], bytes, loadavg
+            }
+        }' "$1"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    for pair in $BUILDS; do
+        build=${pair%%=*}
+        bin=${pair#*=}
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        out=$(mktemp -t seismo-fastpath-run.XXXXXX)
+        if ! SKIP_BUILD=1 SEISMO_BIN="$bin" LOADGEN_BIN="$LOADGEN_BIN" CONCURRENCIES="$CONCURRENCIES" \
+            DURATION="$DURATION" bench/ingest.sh >"$out" 2>&1; then
+            cat "$out" >&2
+            rm -f "$out"
+            exit 1
+        fi
+        summarize "$out" "$build" "$round" "$load" | tee -a "$RESULTS"
+        rm -f "$out"
+    done
+done
+
+echo "-- median per build and concurrency"
+for c in $CONCURRENCIES; do
+    for pair in $BUILDS; do
+        build=${pair%%=*}
+        awk -v b="$build" -v c="c=$c" '$1 == b && $3 == c' "$RESULTS" | awk -v b="$build" -v c="$c" '
+            function median(k,    i, j, t, m, v) {
+                m = 0
+                for (i = 1; i <= NR; i++) v[++m] = col[k, i]
+                for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+                return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+            }
+            { for (f = 4; f <= 8; f++) { split($f, kv, "="); name[f] = kv[1]; col[f, NR] = kv[2] + 0 } }
+            END {
+                printf "%s c=%s", b, c
+                for (f = 4; f <= 8; f++) printf " %s=%s", name[f], median(f)
+                printf "\n"
+            }'
+    done
+done
