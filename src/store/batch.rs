@@ -7,7 +7,9 @@
 //!    releases first seen — one round trip;
 //! 2. `events::insert`: the event rows; the unique key decides which are new;
 //! 3. [`close`]: add the new events to their issues (reopening regressed ones), then the
-//!    per-minute counts — the only statements that lock rows every batch shares.
+//!    per-minute counts — the only statements that lock rows every batch shares — in one
+//!    round trip (a PL/pgSQL function runs them in order);
+//! 4. COMMIT.
 //!
 //! Why this shape: under load each round trip costs far more than the SQL in it, so `open`
 //! writes two tables at once (a data-modifying CTE runs even when unreferenced); and the rows
@@ -177,116 +179,91 @@ pub struct IssueDelta {
 }
 
 /// Adds the deltas to their issues, then the tallies to the per-minute counts, then stamps
-/// the issues that regressed; returns their ids. Deltas come sorted by issue id and tallies
-/// by key, and the two tables are always updated in this order, so concurrent writers lock
-/// rows in one order. (One statement with a data-modifying CTE would save a round trip, but
-/// PostgreSQL does not fix the order in which a CTE and its main statement run: measured,
-/// writers then deadlocked now and then, and waited out the 1 s deadlock timeout.)
+/// the issues that regressed; returns their ids. One round trip: the function
+/// `seismo_close_batch` (migration 0030) runs the three statements in this order. Deltas
+/// come sorted by issue id and tallies by key, and the two tables are always updated in
+/// this order, so concurrent writers lock rows in one order. (One statement with a
+/// data-modifying CTE would not do: PostgreSQL does not fix the order in which a CTE and its
+/// main statement run; measured, writers then deadlocked now and then, and waited out the
+/// 1 s deadlock timeout.)
 pub async fn close(
     conn: &mut PgConnection,
     deltas: &[IssueDelta],
     tallies: &[(SeriesMinute, Tally)],
 ) -> Result<Vec<IssueId>, StoreError> {
-    let regressed = add_to_issues(conn, deltas).await?;
-    add_counts(conn, tallies).await?;
-    mark_regressions(conn, &regressed).await?;
-    Ok(regressed)
-}
-
-async fn add_to_issues(
-    conn: &mut PgConnection,
-    deltas: &[IssueDelta],
-) -> Result<Vec<IssueId>, StoreError> {
-    if deltas.is_empty() {
+    if deltas.is_empty() && tallies.is_empty() {
         return Ok(Vec::new());
     }
     let orders: Vec<Option<(String, Vec<u8>)>> = deltas
         .iter()
         .map(|d| d.last_release.as_deref().and_then(releases::order_key))
         .collect();
-    // `locked` takes the row locks in id order first: left to itself, the UPDATE locks rows
-    // in whatever order its join plan visits them, and two writers deadlocked (measured: a
-    // 1 s stall a few times per benchmark). The latest event names the issue, as in Sentry
-    // (by time seen: a batch replayed from the spool after newer ones does not rename it).
-    // A release at or after the release the issue was resolved in is not older, so its
-    // events reopen the issue: by semantic version within one package, else by first seen
-    // (`store::releases`).
-    Ok(sqlx::query_scalar::<_, Option<IssueId>>(
-        "WITH locked AS (SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
-         UPDATE issues AS i SET \
-           title = CASE WHEN b.last_seen >= i.last_seen THEN b.title ELSE i.title END, \
-           culprit = CASE WHEN b.last_seen >= i.last_seen THEN b.culprit ELSE i.culprit END, \
-           level = CASE WHEN b.last_seen >= i.last_seen THEN b.level ELSE i.level END, \
-           times_seen = i.times_seen + b.times_seen, \
-           times_unhandled = i.times_unhandled + b.times_unhandled, \
-           first_seen = LEAST(i.first_seen, b.first_seen), \
-           last_seen = GREATEST(i.last_seen, b.last_seen), \
-           first_release = COALESCE(i.first_release, b.first_release), \
-           last_release = COALESCE(b.last_release, i.last_release), \
-           status = CASE WHEN i.status = 'resolved' AND ( \
-               i.resolved_in_release IS NULL OR b.last_release IS NULL OR \
-               CASE WHEN b.package = i.resolved_in_package THEN b.release_key >= i.resolved_in_key \
-               ELSE COALESCE( \
-                 (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = b.last_release) \
-                 >= (SELECT first_seen FROM releases WHERE project_id = i.project_id AND version = i.resolved_in_release), \
-                 false) END) \
-             THEN 'unresolved' ELSE i.status END \
-         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-           $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bytea[]) \
-           AS b(id, title, culprit, level, times_seen, times_unhandled, first_seen, last_seen, \
-                first_release, last_release, package, release_key) \
-           JOIN locked ON locked.id = b.id \
-         WHERE i.id = b.id \
-         RETURNING CASE WHEN i.status = 'unresolved' AND i.resolved_at IS NOT NULL THEN i.id END",
+    let columns: Vec<_> = tallies.iter().map(|(key, _)| key.scope.columns()).collect();
+    let regressed: Vec<i64> = sqlx::query_scalar(
+        "SELECT seismo_close_batch($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+           $6::int8[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], \
+           $12::bytea[], $13::int8[], $14::text[], $15::text[], $16::int8[], $17::timestamptz[], \
+           $18::int8[], $19::int8[], $20::int8[], $21::int8[])",
     )
     .bind(deltas.iter().map(|d| d.issue_id).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.title.as_str()).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.culprit.as_str()).collect::<Vec<_>>())
+    .bind(
+        deltas
+            .iter()
+            .map(|d| d.culprit.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(deltas.iter().map(|d| d.level).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.times_seen).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.times_unhandled).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.first_seen).collect::<Vec<_>>())
     .bind(deltas.iter().map(|d| d.last_seen).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.first_release.as_deref()).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.last_release.as_deref()).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.as_ref().map(|o| o.0.as_str())).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.as_ref().map(|o| o.1.as_slice())).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .flatten()
-    .collect())
-}
-
-async fn add_counts(
-    conn: &mut PgConnection,
-    tallies: &[(SeriesMinute, Tally)],
-) -> Result<(), StoreError> {
-    if tallies.is_empty() {
-        return Ok(());
-    }
-    let columns: Vec<_> = tallies.iter().map(|(key, _)| key.scope.columns()).collect();
-    sqlx::query(
-        "INSERT INTO minute_counts AS c (project_id, scope, service, issue_id, minute, events, unhandled, \
-           requests, failed) \
-         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], \
-           $6::int8[], $7::int8[], $8::int8[], $9::int8[]) \
-         ON CONFLICT (project_id, scope, service, issue_id, minute) DO UPDATE SET \
-           events = c.events + EXCLUDED.events, unhandled = c.unhandled + EXCLUDED.unhandled, \
-           requests = c.requests + EXCLUDED.requests, failed = c.failed + EXCLUDED.failed",
+    .bind(
+        deltas
+            .iter()
+            .map(|d| d.first_release.as_deref())
+            .collect::<Vec<_>>(),
     )
-    .bind(tallies.iter().map(|(key, _)| key.project_id).collect::<Vec<_>>())
+    .bind(
+        deltas
+            .iter()
+            .map(|d| d.last_release.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        orders
+            .iter()
+            .map(|o| o.as_ref().map(|o| o.0.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        orders
+            .iter()
+            .map(|o| o.as_ref().map(|o| o.1.as_slice()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        tallies
+            .iter()
+            .map(|(key, _)| key.project_id)
+            .collect::<Vec<_>>(),
+    )
     .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(tallies.iter().map(|(key, _)| key.minute).collect::<Vec<_>>())
+    .bind(
+        tallies
+            .iter()
+            .map(|(key, _)| key.minute)
+            .collect::<Vec<_>>(),
+    )
     .bind(tallies.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
     .bind(tallies.iter().map(|(_, t)| t.unhandled).collect::<Vec<_>>())
     .bind(tallies.iter().map(|(_, t)| t.requests).collect::<Vec<_>>())
     .bind(tallies.iter().map(|(_, t)| t.failed).collect::<Vec<_>>())
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(regressed.into_iter().map(IssueId).collect())
 }
 
 /// Records batch ids as applied; returns those that were not yet (see `store::spool`).
@@ -302,22 +279,6 @@ pub async fn record_applied(
     .fetch_all(conn)
     .await?;
     Ok(fresh.into_iter().collect())
-}
-
-/// A reopened issue still carries `resolved_at` from before; clear it and stamp the regression.
-async fn mark_regressions(conn: &mut PgConnection, ids: &[IssueId]) -> Result<(), StoreError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE issues SET resolved_at = NULL, resolved_in_release = NULL, resolved_in_package = NULL, \
-           resolved_in_key = NULL, regressed_at = now() \
-         WHERE id = ANY($1)",
-    )
-    .bind(ids)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
