@@ -10,6 +10,10 @@
 //! invalid item when it fails to parse, a rate-limited event when its quota or the writer
 //! refuses it, an accepted one after its batch commits. A bad item never fails its
 //! siblings; a request whose every event is bad gets the first event's error.
+//!
+//! A Sentry event's payload is stored as the bytes that arrived when neither parsing nor
+//! scrubbing changed it (the common case): serializing the parsed tree again would cost
+//! CPU for the same JSON. A scrubbed payload is stored from the scrubbed tree.
 
 pub mod decompress;
 pub mod keys;
@@ -20,7 +24,7 @@ pub mod quota;
 pub mod received;
 pub mod sentry;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -39,6 +43,18 @@ use crate::store::StoreError;
 
 /// The most one event may weigh, decompressed (DESIGN.md §3.1).
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// A NUL in JSON text (`\u0000`), which parsing strips. A pattern that cannot fail to
+/// compile; were it to, `None` keeps every payload from being stored as received.
+static ESCAPED_NUL: LazyLock<Option<regex::bytes::Regex>> =
+    LazyLock::new(|| regex::bytes::Regex::new(r"\\u0000").ok());
+
+/// Whether the JSON text may hold a NUL (or the pattern is missing): then the parsed
+/// payload differs from the text.
+fn may_hold_nul(json: &[u8]) -> bool {
+    ESCAPED_NUL.as_ref().is_none_or(|re| re.is_match(json))
+}
+
 /// The most one request may weigh, compressed and decompressed.
 pub const MAX_COMPRESSED_BYTES: usize = 20 * 1024 * 1024;
 pub const MAX_DECOMPRESSED_BYTES: usize = 100 * 1024 * 1024;
@@ -201,7 +217,10 @@ impl Ingest {
                 IngestError::Malformed(e.to_string()),
             )
         })?;
-        self.prepare_event(event, scrub)
+        // Parsing strips NULs (escaped as `\u0000`, the only way JSON text holds one): the
+        // payload then differs from the bytes, which are not stored as they are.
+        let received_bytes = (!may_hold_nul(payload)).then_some(payload);
+        self.prepare_parsed(event, scrub, received_bytes)
     }
 
     /// Scrubs, groups and compresses an event some source has already normalized.
@@ -211,14 +230,29 @@ impl Ingest {
     /// a title, a culprit or a fingerprint.
     pub fn prepare_event(
         &self,
-        mut event: ErrorEvent,
+        event: ErrorEvent,
         scrub: &scrub::Settings,
     ) -> Result<NewEvent, IngestError> {
-        let scrubbed = scrub::scrub_event(&mut event, scrub);
-        self.metrics.scrubbed_values.inc_by(scrubbed as u64);
+        self.prepare_parsed(event, scrub, None)
+    }
+
+    /// `received_bytes`: the JSON text `event.payload` was parsed from, when parsing changed
+    /// nothing in it. If scrubbing changes nothing either, those bytes are stored as they
+    /// arrived instead of serializing the payload again (the same JSON, for less CPU).
+    fn prepare_parsed(
+        &self,
+        mut event: ErrorEvent,
+        scrub: &scrub::Settings,
+        received_bytes: Option<&[u8]>,
+    ) -> Result<NewEvent, IngestError> {
+        let scrubbed = scrub::scrub_event_parts(&mut event, scrub);
+        self.metrics
+            .scrubbed_values
+            .inc_by((scrubbed.payload + scrubbed.fields) as u64);
+        let received_bytes = received_bytes.filter(|_| scrubbed.payload == 0);
         let source = event.source;
         let grouping = grouping::group(&event);
-        NewEvent::new(event, grouping).map_err(|e| {
+        NewEvent::with_received_payload(event, grouping, received_bytes).map_err(|e| {
             self.invalid(
                 source,
                 Reason::Malformed,

@@ -75,11 +75,29 @@ impl Default for Settings {
 /// values, tags, transaction). Returns how many values were replaced. Does nothing when
 /// disabled.
 pub fn scrub_event(event: &mut ErrorEvent, settings: &Settings) -> usize {
+    let scrubbed = scrub_event_parts(event, settings);
+    scrubbed.payload + scrubbed.fields
+}
+
+/// How many values [`scrub_event_parts`] replaced, and where. Every change to the payload
+/// is counted, so `payload == 0` means the payload is exactly what arrived (ingestion then
+/// stores the received bytes instead of serializing it again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scrubbed {
+    /// In the payload (the event as received).
+    pub payload: usize,
+    /// In the normalized fields: message, exception values, transaction, tags.
+    pub fields: usize,
+}
+
+/// [`scrub_event`], counting the payload's replacements apart from the fields'.
+pub fn scrub_event_parts(event: &mut ErrorEvent, settings: &Settings) -> Scrubbed {
     if !settings.enabled {
-        return 0;
+        return Scrubbed::default();
     }
     let mut scrubber = Scrubber::new(settings);
-    let mut count = scrubber.payload(&mut event.payload);
+    let payload = scrubber.payload(&mut event.payload);
+    let mut count = 0;
     let exception_values = event.exceptions.iter_mut().filter_map(|e| e.value.as_mut());
     for text in event
         .message
@@ -96,7 +114,10 @@ pub fn scrub_event(event: &mut ErrorEvent, settings: &Settings) -> usize {
             scrubber.string(value)
         };
     }
-    count
+    Scrubbed {
+        payload,
+        fields: count,
+    }
 }
 
 /// Scrubs any JSON value in place (used for payloads; exposed for tests and other

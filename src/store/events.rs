@@ -67,16 +67,33 @@ pub struct Document {
     pub payload: serde_json::Value,
 }
 
+/// The document serialized from borrowed parts; without `payload`, the caller appends the
+/// received payload bytes (see [`NewEvent::with_received_payload`]).
+#[derive(Serialize)]
+struct DocumentParts<'a> {
+    message: &'a Option<String>,
+    exception: &'a [Exception],
+    tags: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a serde_json::Value>,
+}
+
 impl NewEvent {
     pub fn new(event: ErrorEvent, grouping: Grouping) -> Result<NewEvent, StoreError> {
+        NewEvent::with_received_payload(event, grouping, None)
+    }
+
+    /// `received`: the JSON text that `event.payload` was parsed from, when the payload is
+    /// still exactly what it says (nothing stripped or scrubbed). Those bytes then go into
+    /// the document as they are, which costs far less than serializing the payload again
+    /// and reads back as the same JSON.
+    pub fn with_received_payload(
+        event: ErrorEvent,
+        grouping: Grouping,
+        received: Option<&[u8]>,
+    ) -> Result<NewEvent, StoreError> {
         let top_frames = render_top_frames(&event);
-        let document = Document {
-            message: event.message,
-            exception: event.exceptions,
-            tags: event.tags,
-            payload: event.payload,
-        };
-        let json = serde_json::to_vec(&document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = document_json(&event, received)?;
         let data = compress(&json)?;
         Ok(NewEvent {
             event_id: event.event_id,
@@ -100,6 +117,34 @@ impl NewEvent {
     pub fn received_day(&self) -> NaiveDate {
         self.received_at.date_naive()
     }
+}
+
+/// The document's JSON: the normalized parts, then the payload, either the received bytes
+/// as they are or `event.payload` serialized.
+fn document_json(event: &ErrorEvent, received: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+    let mut parts = DocumentParts {
+        message: &event.message,
+        exception: &event.exceptions,
+        tags: &event.tags,
+        payload: None,
+    };
+    let Some(received) = received else {
+        parts.payload = Some(&event.payload);
+        return serde_json::to_vec(&parts).map_err(corrupt);
+    };
+    let mut json = Vec::with_capacity(received.len() + 512);
+    serde_json::to_writer(&mut json, &parts).map_err(corrupt)?;
+    // `{"message":…,"tags":{…}}` always ends with the object's `}`: reopen it.
+    if json.pop() != Some(b'}') {
+        return Err(StoreError::Corrupt(
+            "document head is not an object".to_owned(),
+        ));
+    }
+    json.extend_from_slice(b",\"payload\":");
+    json.extend_from_slice(received);
+    json.push(b'}');
+    Ok(json)
 }
 
 /// `module.function (file:line)` for the frames nearest the crash, newest first.
@@ -287,4 +332,33 @@ pub async fn list_for_issue(
         .fetch_all(pool)
         .await?;
     rows.into_iter().map(EventRecord::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grouping;
+
+    fn stored(event: ErrorEvent, received: Option<&[u8]>) -> Document {
+        let grouping = grouping::group(&event);
+        let row = NewEvent::with_received_payload(event, grouping, received).expect("a row");
+        decode(&row.data).expect("a document")
+    }
+
+    #[test]
+    fn received_payload_bytes_read_back_as_the_parsed_payload() {
+        let text =
+            br#" {"event_id": "0f0e", "extra": {"n": 12345678901234567890, "s": "\u00e9\"x"},
+            "tags": [["a", "b"]], "list": [1, 2.5, null, true]} "#;
+        let mut event = ErrorEvent::blank();
+        event.payload = serde_json::from_slice(text).expect("json");
+        event.message = Some("boom".to_owned());
+        event.tags.insert("a".to_owned(), "b".to_owned());
+        let from_bytes = stored(event.clone(), Some(text));
+        let from_tree = stored(event.clone(), None);
+        assert_eq!(from_bytes.payload, event.payload);
+        assert_eq!(from_bytes.payload, from_tree.payload);
+        assert_eq!(from_bytes.message.as_deref(), Some("boom"));
+        assert_eq!(from_bytes.tags, from_tree.tags);
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sentry::protocol::{Breadcrumb, Event, Exception, Frame, Request, Stacktrace};
 use serde_json::{json, Value};
 
-use crate::harness::TestApp;
+use crate::harness::{envelope, TestApp};
 
 const SECRETS: [&str; 5] = [
     "hunter2-secret",
@@ -196,5 +196,71 @@ async fn otlp_attributes_are_scrubbed_too() {
         assert!(!stored.contains(secret), "{secret:?} reached the database");
     }
     assert!(stored.contains("AuthError"));
+    app.stop().await;
+}
+
+/// With nothing to scrub, the stored payload is the JSON that arrived (the received bytes
+/// are kept as they are); with a secret or a NUL in it, the stored payload is the scrubbed,
+/// stripped one, and the secret is in no stored byte.
+#[tokio::test]
+async fn a_payload_without_secrets_is_served_as_sent_and_a_scrubbed_one_without_them() {
+    let app = TestApp::spawn().await;
+    let clean = json!({
+        "event_id": "9a1c2b3d4e5f40718293a4b5c6d7e8f9",
+        "platform": "python",
+        "level": "error",
+        "extra": {"order_id": "ord-77", "big": 12345678901234567890u64, "ratio": 0.25,
+                  "nested": [1, null, true, {"k": "v\"q\\u"}]},
+        "exception": {"values": [{"type": "CleanError", "value": "nothing secret",
+            "stacktrace": {"frames": [{"function": "total", "module": "shop.cart",
+                                       "lineno": 7, "in_app": true}]}}]},
+    });
+    let secret = json!({
+        "event_id": "1b2c3d4e5f60718293a4b5c6d7e8f901",
+        "platform": "python",
+        "extra": {"db_password": "hunter2-secret", "note": "plain"},
+        "exception": {"values": [{"type": "SecretError", "value": "has a secret"}]},
+    });
+    let nul = json!({
+        "event_id": "2c3d4e5f60718293a4b5c6d7e8f90112",
+        "platform": "python",
+        "extra": {"note": "a\u{0}b"},
+        "exception": {"values": [{"type": "NulError", "value": "has a NUL"}]},
+    });
+    for event in [&clean, &secret, &nul] {
+        assert_eq!(app.send_event(event).await.status(), 200);
+    }
+
+    let mut payloads = BTreeMap::new();
+    for issue in app.issues().await {
+        let events = app.events_of(issue["id"].as_i64().expect("id")).await;
+        let payload = events[0]["payload"].clone();
+        payloads.insert(
+            payload["event_id"].as_str().expect("id").to_owned(),
+            payload,
+        );
+    }
+    assert_eq!(payloads["9a1c2b3d4e5f40718293a4b5c6d7e8f9"], clean);
+    let scrubbed = &payloads["1b2c3d4e5f60718293a4b5c6d7e8f901"];
+    assert_eq!(scrubbed["extra"]["db_password"], "[Filtered]");
+    assert_eq!(scrubbed["extra"]["note"], "plain");
+    assert_eq!(
+        payloads["2c3d4e5f60718293a4b5c6d7e8f90112"]["extra"]["note"], "ab",
+        "NUL stripped"
+    );
+    assert!(!stored_text(&app).await.contains("hunter2-secret"));
+
+    // The bytes themselves, spacing and key order included, when nothing changed them.
+    let text = r#"{ "platform" : "python",  "event_id": "3d4e5f60718293a4b5c6d7e8f9011223",
+        "exception": {"values": [{"type": "AsSentError", "value": "kept as sent"}]} }"#;
+    let body = envelope(&json!({}), &[("event", text.as_bytes())]);
+    let response = app
+        .ingest_request(&app.envelope_url())
+        .body(body)
+        .send()
+        .await
+        .expect("envelope request");
+    assert_eq!(response.status(), 200);
+    assert!(stored_text(&app).await.contains(text), "stored as received");
     app.stop().await;
 }
