@@ -24,7 +24,7 @@ pub mod quota;
 pub mod received;
 pub mod sentry;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -43,17 +43,6 @@ use crate::store::StoreError;
 
 /// The most one event may weigh, decompressed (DESIGN.md §3.1).
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
-
-/// A NUL in JSON text (`\u0000`), which parsing strips. A pattern that cannot fail to
-/// compile; were it to, `None` keeps every payload from being stored as received.
-static ESCAPED_NUL: LazyLock<Option<regex::bytes::Regex>> =
-    LazyLock::new(|| regex::bytes::Regex::new(r"\\u0000").ok());
-
-/// Whether the JSON text may hold a NUL (or the pattern is missing): then the parsed
-/// payload differs from the text.
-fn may_hold_nul(json: &[u8]) -> bool {
-    ESCAPED_NUL.as_ref().is_none_or(|re| re.is_match(json))
-}
 
 /// The most one request may weigh, compressed and decompressed.
 pub const MAX_COMPRESSED_BYTES: usize = 20 * 1024 * 1024;
@@ -219,7 +208,7 @@ impl Ingest {
         })?;
         // Parsing strips NULs (escaped as `\u0000`, the only way JSON text holds one): the
         // payload then differs from the bytes, which are not stored as they are.
-        let received_bytes = (!may_hold_nul(payload)).then_some(payload);
+        let received_bytes = (!sentry::event::may_hold_nul(payload)).then_some(payload);
         self.prepare_parsed(event, scrub, received_bytes)
     }
 
