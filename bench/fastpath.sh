@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B(/C…) of Seismo builds on the ingest benchmark: ROUNDS rounds, each running
 # bench/ingest.sh once with every build in BUILDS, in turn (alternating, so drift of the
-# shared machine hits them all), with the same loadgen. Prints one line per run and
+# shared machine hits them all; each round starts with the next build), with the same
+# loadgen. Prints one line per run and
 # concurrency, then the median of each build: stored events/s, ack p99, Seismo CPU seconds
 # per 1,000 stored events (utime+stime from /proc/<pid>/stat over the run), peak RSS, and
 # the events partitions' bytes on disk per event (heap+TOAST+indexes, after the run's
@@ -25,7 +26,11 @@ trap 'rm -f "$RESULTS"' EXIT
 # round $3 and load $4.
 summarize() {
     awk -v build="$2" -v round="$3" -v loadavg="$4" '
+        # ingest.sh prints loadgen'"'"'s own lines (also `accepted_per_s`) before each
+        # result block: only the block'"'"'s lines count.
+        /^== / { c = "" }
         /^-- result at concurrency/ { c = $5; order[++n] = c }
+        c == "" { next }
         /^accepted_per_s / { rate[c] = $2 }
         /^ack_ms / { split($4, p, "="); p99[c] = p[2] }
         /^cpu_s_per_1k_events / { split($2, s, "="); cpu[c] = s[2] }
@@ -40,8 +45,12 @@ summarize() {
         }' "$1"
 }
 
+read -ra PAIRS <<<"$BUILDS"
 for round in $(seq 1 "$ROUNDS"); do
-    for pair in $BUILDS; do
+    # Each round starts with the next build, so a machine getting busier or quieter
+    # during the session does not always favour the same one.
+    for i in "${!PAIRS[@]}"; do
+        pair=${PAIRS[$(((i + round - 1) % ${#PAIRS[@]}))]}
         build=${pair%%=*}
         bin=${pair#*=}
         load=$(cut -d' ' -f1 /proc/loadavg)
