@@ -13,6 +13,9 @@
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   the PostgreSQL server (trust auth)
 #   SKIP_BUILD=0             1 uses the binaries already in target/release
 #   SEISMO_BIN, LOADGEN_BIN  the binaries (default: target/release's; another build to compare)
+#   KEEP_IPS=0               1 sets the project's `keep_ip_addresses`: the generated events'
+#                            client IP (their only value scrubbing replaces) stays, so their
+#                            payloads are stored as received
 #   SELF_TRACING=0           1 exports Seismo's own spans over OTLP/HTTP to a sink on
 #                            127.0.0.1 that accepts and discards them (the cost of tracing on)
 set -euo pipefail
@@ -24,6 +27,7 @@ GZIP=${GZIP:-0}
 PORT=${PORT:-18390}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SELF_TRACING=${SELF_TRACING:-0}
+KEEP_IPS=${KEEP_IPS:-0}
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -110,6 +114,11 @@ if [[ "$SELF_TRACING" == 1 ]]; then
 fi
 start_seismo
 create_project
+if [[ "$KEEP_IPS" == 1 ]]; then
+    # Before the first event: the key's settings are cached from then on.
+    sql "update projects set scrub_settings = scrub_settings || '{\"keep_ip_addresses\": true}'" >/dev/null
+    log "the project keeps client IP addresses (nothing in the events is scrubbed)"
+fi
 EMPTY_DB_BYTES=$(sql "select pg_database_size('$DB')")
 for concurrency in $CONCURRENCIES; do
     run_load "$concurrency"
