@@ -52,21 +52,53 @@ fn is_secret_name(key: &[u8]) -> bool {
     )
 }
 
-/// Whether a normalized key contains `password`, `secret`, `token`, `apikey`, `privatekey`
-/// or `credential` (`db_password`, `GITHUB_TOKEN`): one pass, comparing only where the
-/// first letter fits, instead of six substring searches.
+/// Whether a normalized key *contains* a secret part, the way Sentry's Relay matches its
+/// default key list (lowercase, then substring): `db_password`, `GITHUB_TOKEN`,
+/// `Authorization header`, `x_auth_user`, `aiohttp_session`, `csrf_cookie`. One pass,
+/// comparing only where the first letter fits, instead of a search per part.
+///
+/// Two refinements over a plain substring list keep ordinary names out:
+/// - `auth` followed by `or` is a word about who wrote something (`author`, `authority`,
+///   `authored_by`, `coauthors`), unless it goes on as `authoriz`/`authoris`.
+/// - `session` and `cookie` count when singular: `cookies` and `sessions` name collections
+///   (Sentry's `request.cookies`, a `sessions_count`) whose own keys are scrubbed one by
+///   one, so the harmless entries beside a session cookie stay readable.
 fn contains_secret_part(bytes: &[u8]) -> bool {
     (0..bytes.len()).any(|i| {
         let rest = &bytes[i..];
         match bytes[i] {
-            b'p' => rest.starts_with(b"password") || rest.starts_with(b"privatekey"),
-            b's' => rest.starts_with(b"secret"),
+            b'p' => {
+                rest.starts_with(b"password")
+                    || rest.starts_with(b"passwd")
+                    || rest.starts_with(b"privatekey")
+            }
+            b's' => rest.starts_with(b"secret") || singular(rest, b"session"),
             b't' => rest.starts_with(b"token"),
-            b'a' => rest.starts_with(b"apikey"),
-            b'c' => rest.starts_with(b"credential"),
+            b'a' => rest.starts_with(b"apikey") || is_auth_part(rest),
+            b'c' => {
+                rest.starts_with(b"credential")
+                    || rest.starts_with(b"csrf")
+                    || singular(rest, b"cookie")
+            }
+            b'm' => rest.starts_with(b"mysqlpwd"),
+            b'x' => rest.starts_with(b"xsrf"),
             _ => false,
         }
     })
+}
+
+/// `auth` at the start of `rest`, but not the `author…` words (see `contains_secret_part`).
+fn is_auth_part(rest: &[u8]) -> bool {
+    let Some(after) = rest.strip_prefix(b"auth") else {
+        return false;
+    };
+    !after.starts_with(b"or") || after.starts_with(b"oriz") || after.starts_with(b"oris")
+}
+
+/// `word` at the start of `rest`, not followed by a plural `s`.
+fn singular(rest: &[u8], word: &[u8]) -> bool {
+    rest.strip_prefix(word)
+        .is_some_and(|after| after.first() != Some(&b's'))
 }
 
 /// A longer run of key characters before a separator is data, not a key name.
@@ -389,6 +421,24 @@ mod tests {
             "stripeApiKey",
             "ssh-private-key",
             "google_credentials_json",
+            "Authorization header",
+            "X-Authorization-Token",
+            "proxy_authorisation",
+            "auth_user",
+            "x-auth-user",
+            "authHeader",
+            "basic_auth",
+            "oauth_state",
+            "authentication",
+            "aiohttp_session",
+            "sentry_session",
+            "user_session_key",
+            "csrf_cookie",
+            "remember_cookie",
+            "csrfmiddlewaretoken",
+            "xsrf",
+            "mysql_pwd",
+            "admin_passwd",
         ] {
             assert!(keys.is_secret(key), "{key}");
         }
@@ -407,6 +457,14 @@ mod tests {
             "Host",
             "cookies",
             "keyboard",
+            "authority",
+            "Authority",
+            "authored_by",
+            "authors",
+            "co_author",
+            "authorship",
+            "sessions",
+            "active_sessions",
             "",
         ] {
             assert!(!keys.is_secret(key), "{key}");

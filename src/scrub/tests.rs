@@ -44,6 +44,39 @@ fn secret_keys_in_nested_objects_filter_any_value() {
     assert_eq!(count, 4);
 }
 
+/// Issue 17: a frame variable holding a dict whose keys *contain* a secret word.
+#[test]
+fn keys_containing_secret_words_are_filtered_and_author_words_kept() {
+    let (value, count) = scrubbed(json!({
+        "vars": {"headers": {
+            "Authorization header": "Bearer abc",
+            "x_auth_user": "u-1",
+            "aiohttp_session": "s-1",
+            "remember_cookie": "c-1",
+            "author": "Jane",
+            "authority": "example.com",
+            "authored_by": "jdoe",
+            "cookies": {"theme": "dark", "session": "s-2"},
+        }}
+    }));
+    assert_eq!(
+        value,
+        json!({
+            "vars": {"headers": {
+                "Authorization header": "[Filtered]",
+                "x_auth_user": "[Filtered]",
+                "aiohttp_session": "[Filtered]",
+                "remember_cookie": "[Filtered]",
+                "author": "Jane",
+                "authority": "example.com",
+                "authored_by": "jdoe",
+                "cookies": {"theme": "dark", "session": "[Filtered]"},
+            }}
+        })
+    );
+    assert_eq!(count, 5);
+}
+
 #[test]
 fn secret_keys_in_arrays_of_objects() {
     let (value, count) = scrubbed(json!([

@@ -264,3 +264,70 @@ async fn a_payload_without_secrets_is_served_as_sent_and_a_scrubbed_one_without_
     assert!(stored_text(&app).await.contains(text), "stored as received");
     app.stop().await;
 }
+
+/// Issue 17's case, found from outside: an in-app frame variable holding a dict whose keys
+/// *contain* a secret word (`Authorization header`, `x_auth_user`, `sentry_session`) was stored
+/// unscrubbed. Key names match by substring, as Sentry's Relay matches its default list,
+/// while words like `author` and `authority` stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_variables_under_keys_containing_secret_words_are_scrubbed() {
+    let app = TestApp::spawn().await;
+    let mut vars = BTreeMap::new();
+    vars.insert(
+        "request_headers".to_owned(),
+        json!({
+            "Authorization header": "Bearer opaque-bearer-7f3a",
+            "X-Auth-User": "opaque-auth-user-19",
+            "sentry_session": "opaque-session-55",
+            "csrf_cookie": "opaque-cookie-88",
+            "author": "Jane Doe",
+            "authority": "api.example",
+            "authored_by": "jdoe",
+        }),
+    );
+    let event = Event {
+        exception: vec![Exception {
+            ty: "AuthError".into(),
+            value: Some("upstream refused".into()),
+            stacktrace: Some(Stacktrace {
+                frames: vec![Frame {
+                    function: Some("call_upstream".into()),
+                    module: Some("shop.client".into()),
+                    in_app: Some(true),
+                    vars,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]
+        .into(),
+        ..Default::default()
+    };
+    send(&app, vec![event]).await;
+
+    let stored = stored_text(&app).await;
+    let secrets = [
+        "opaque-bearer-7f3a",
+        "opaque-auth-user-19",
+        "opaque-session-55",
+        "opaque-cookie-88",
+    ];
+    for secret in secrets {
+        assert!(!stored.contains(secret), "{secret:?} reached the database");
+    }
+    let issues = app.issues().await;
+    let events = app.events_of(issues[0]["id"].as_i64().expect("id")).await;
+    let shown = Value::Array(events.clone()).to_string();
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret:?} is in the API");
+    }
+    let headers = &events[0]["payload"]["exception"]["values"][0]["stacktrace"]["frames"][0]
+        ["vars"]["request_headers"];
+    assert_eq!(headers["Authorization header"], "[Filtered]", "{headers}");
+    assert_eq!(headers["X-Auth-User"], "[Filtered]");
+    assert_eq!(headers["author"], "Jane Doe", "not a secret word");
+    assert_eq!(headers["authority"], "api.example");
+    assert_eq!(headers["authored_by"], "jdoe");
+    app.stop().await;
+}
