@@ -100,6 +100,11 @@ pub struct Config {
     pub mail_group_wait_seconds: u64,
     /// At most one mail per email endpoint per this many minutes (0: no limit).
     pub mail_repeat_minutes: u64,
+    /// How long a client may take to send a request's headers before its connection is
+    /// closed (also the idle time allowed between requests on a kept-alive connection).
+    pub http_header_timeout: std::time::Duration,
+    /// How long a client may take to send a request's body before it is answered 408.
+    pub http_body_timeout: std::time::Duration,
 }
 
 /// The keys, as named in the TOML file; the environment uses `SEISMO_` + upper case.
@@ -127,6 +132,8 @@ const KEYS: &[&str] = &[
     "recovery_verify_minutes",
     "mail_group_wait_seconds",
     "mail_repeat_minutes",
+    "http_header_timeout_seconds",
+    "http_body_timeout_seconds",
 ];
 
 /// Raw key → text, before validation.
@@ -254,6 +261,8 @@ impl Config {
             recovery_verify_minutes: verify_minutes(sources)?,
             mail_group_wait_seconds: non_negative(sources, "mail_group_wait_seconds", 30)?,
             mail_repeat_minutes: non_negative(sources, "mail_repeat_minutes", 5)?,
+            http_header_timeout: seconds(sources, "http_header_timeout_seconds", 10)?,
+            http_body_timeout: seconds(sources, "http_body_timeout_seconds", 30)?,
         })
     }
 
@@ -383,6 +392,18 @@ fn log_format(sources: &Sources) -> Result<LogFormat, ConfigError> {
     }
 }
 
+fn seconds(
+    sources: &Sources,
+    key: &'static str,
+    default: usize,
+) -> Result<std::time::Duration, ConfigError> {
+    // A day at most: a deadline must stay a representable instant.
+    match positive(sources, key, default)? {
+        n if n <= 86_400 => Ok(std::time::Duration::from_secs(n as u64)),
+        n => Err(invalid(key, format!("{n} must be at most 86400 seconds"))),
+    }
+}
+
 fn positive(sources: &Sources, key: &'static str, default: usize) -> Result<usize, ConfigError> {
     let Some(text) = sources.get(key) else {
         return Ok(default);
@@ -481,6 +502,8 @@ mod tests {
             ("mail_from", "nobody"),
             ("recovery_verify_minutes", "3"),
             ("mail_repeat_minutes", "-1"),
+            ("http_header_timeout_seconds", "0"),
+            ("http_body_timeout_seconds", "86401"),
         ];
         for (key, value) in cases {
             let error = config(&[(key, value)]).expect_err(key).to_string();

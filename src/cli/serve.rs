@@ -97,15 +97,18 @@ impl Listeners {
 
     fn serve(self, app: Arc<App>, stopped: &watch::Receiver<bool>) -> JoinSet<anyhow::Result<()>> {
         let mut servers = JoinSet::new();
+        let timeouts = http::Timeouts::of(&app.config);
         servers.spawn(http_server(
             http::router(app.clone()),
             self.main,
+            timeouts,
             stopped.clone(),
         ));
         if let Some(listener) = self.otlp_http {
             servers.spawn(http_server(
                 http::otlp_router(app.clone()),
                 listener,
+                timeouts,
                 stopped.clone(),
             ));
         }
@@ -113,6 +116,7 @@ impl Listeners {
             servers.spawn(http_server(
                 http::metrics_router(app.clone()),
                 listener,
+                timeouts,
                 stopped.clone(),
             ));
         }
@@ -137,9 +141,10 @@ async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
 async fn http_server(
     router: axum::Router,
     listener: TcpListener,
+    timeouts: http::Timeouts,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    Ok(http::serve(router, listener, until_stopped(stopped)).await?)
+    Ok(http::serve(router, listener, timeouts, until_stopped(stopped)).await?)
 }
 
 async fn until_stopped(mut stopped: watch::Receiver<bool>) {

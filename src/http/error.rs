@@ -146,6 +146,7 @@ pub fn ingest_error_parts(error: &IngestError) -> (StatusCode, &'static str, Opt
         E::UnknownProject(_) => (StatusCode::NOT_FOUND, "unknown_project", None),
         E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
         E::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed", None),
+        E::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout", None),
         E::UnsupportedEncoding(_) => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_encoding",

@@ -24,6 +24,9 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
             .map(IngestBody)
             .map_err(|rejection| {
                 let error = match rejection.status() {
+                    _ if super::body_timeout::is_timeout(&rejection) => {
+                        IngestError::BodyTimeout(rejection.body_text())
+                    }
                     StatusCode::PAYLOAD_TOO_LARGE => IngestError::TooLarge(format!(
                         "request body exceeds {MAX_COMPRESSED_BYTES} bytes"
                     )),

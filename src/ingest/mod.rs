@@ -60,6 +60,9 @@ pub enum IngestError {
     TooLarge(String),
     #[error("{0}")]
     Malformed(String),
+    /// The client did not send the whole body in time (`SEISMO_HTTP_BODY_TIMEOUT_SECONDS`).
+    #[error("{0}")]
+    BodyTimeout(String),
     #[error("{0}")]
     UnsupportedEncoding(String),
     #[error("{0}")]
@@ -87,6 +90,7 @@ impl IngestError {
             | E::Malformed(_)
             | E::UnsupportedEncoding(_)
             | E::UnsupportedMediaType(_) => 3,
+            E::BodyTimeout(_) => 4,
             E::UnknownProject(_) => 5,
             E::InvalidKey => 7,
             E::QuotaExceeded { .. } => 8,

@@ -191,9 +191,15 @@ impl TestApp {
                 .await;
             });
             let mut stopped = stop;
-            let _ = seismo::http::serve(seismo::http::router(http_app), listener, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
+            let timeouts = seismo::http::Timeouts::of(&http_app.config);
+            let _ = seismo::http::serve(
+                seismo::http::router(http_app),
+                listener,
+                timeouts,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )
             .await;
             let _ = grpc.await;
             writer.join().await;
