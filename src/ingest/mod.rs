@@ -223,9 +223,12 @@ impl Ingest {
     /// a title, a culprit or a fingerprint.
     pub fn prepare_event(
         &self,
-        event: ErrorEvent,
+        mut event: ErrorEvent,
         scrub: &scrub::Settings,
     ) -> Result<NewEvent, IngestError> {
+        // The Sentry parser strips NULs as it parses; other sources' events (OTLP, say)
+        // may still hold them.
+        event.remove_nul();
         self.prepare_parsed(event, scrub, None)
     }
 

@@ -136,9 +136,84 @@ pub struct ErrorEvent {
 }
 
 impl ErrorEvent {
+    /// Removes NUL characters from every text of the event, its payload's keys and strings
+    /// included. PostgreSQL's `text` and `jsonb` cannot hold U+0000: one such event would
+    /// make the whole batch's transaction fail, and with it other clients' events. Every
+    /// source's events pass here before they are queued.
+    pub fn remove_nul(&mut self) {
+        let texts = [
+            &mut self.platform,
+            &mut self.release,
+            &mut self.environment,
+            &mut self.service,
+            &mut self.message,
+            &mut self.transaction,
+            &mut self.trace_id,
+        ];
+        texts.into_iter().flatten().for_each(remove_nul_in);
+        for exception in &mut self.exceptions {
+            remove_nul_in(&mut exception.ty);
+            exception.value.iter_mut().for_each(remove_nul_in);
+            exception.module.iter_mut().for_each(remove_nul_in);
+            for frame in &mut exception.frames {
+                let texts = [&mut frame.function, &mut frame.module, &mut frame.filename];
+                texts.into_iter().flatten().for_each(remove_nul_in);
+            }
+        }
+        if self
+            .tags
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            self.tags = std::mem::take(&mut self.tags)
+                .into_iter()
+                .map(|(mut k, mut v)| {
+                    remove_nul_in(&mut k);
+                    remove_nul_in(&mut v);
+                    (k, v)
+                })
+                .collect();
+        }
+        self.fingerprint
+            .iter_mut()
+            .flatten()
+            .for_each(remove_nul_in);
+        remove_nul_in_json(&mut self.payload);
+    }
+
     /// The exception that was raised last: the one the issue is named after.
     pub fn main_exception(&self) -> Option<&Exception> {
         self.exceptions.last()
+    }
+}
+
+fn remove_nul_in(text: &mut String) {
+    if text.contains('\0') {
+        text.retain(|c| c != '\0');
+    }
+}
+
+/// Removes NUL characters from every string and key of a JSON value. Walks it with an
+/// explicit stack: a payload built by a source (not parsed with serde_json's depth limit)
+/// may be nested deeper than the call stack allows.
+pub fn remove_nul_in_json(root: &mut serde_json::Value) {
+    use serde_json::Value;
+    let mut stack = vec![root];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(text) => remove_nul_in(text),
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, v)| (k.replace('\0', ""), v))
+                        .collect();
+                }
+                stack.extend(map.values_mut());
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
     }
 }
 
@@ -167,5 +242,48 @@ impl ErrorEvent {
             handled: true,
             payload: serde_json::Value::Null,
         }
+    }
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_removed_everywhere() {
+        let mut event = ErrorEvent::blank();
+        event.message = Some("a\0b".into());
+        event.exceptions.push(Exception {
+            ty: "Nul\0Error".into(),
+            value: Some("\0".into()),
+            module: None,
+            frames: vec![Frame {
+                function: Some("f\0".into()),
+                ..Frame::default()
+            }],
+        });
+        event.tags.insert("k\0".into(), "v\0".into());
+        event.fingerprint = Some(vec!["x\0".into()]);
+        let mut deep = serde_json::json!("leaf\0");
+        for _ in 0..1_000 {
+            deep = serde_json::json!({"n\0": [deep]});
+        }
+        event.payload = deep;
+        event.remove_nul();
+        // The deep payload is taken apart level by level: printing or dropping it whole
+        // would recurse.
+        let mut value = std::mem::take(&mut event.payload);
+        let shown = format!("{event:?}");
+        assert!(!shown.contains("\\0"), "{shown}");
+        assert_eq!(event.message.as_deref(), Some("ab"));
+        assert_eq!(event.tags.get("k").map(String::as_str), Some("v"));
+        while let Some(inner) = value
+            .get_mut("n")
+            .and_then(|n| n.get_mut(0))
+            .map(std::mem::take)
+        {
+            value = inner;
+        }
+        assert_eq!(value, "leaf");
     }
 }

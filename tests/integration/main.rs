@@ -22,6 +22,7 @@ mod detect_live;
 mod eval;
 mod fault;
 mod harness;
+mod hostile;
 mod layers;
 mod openapi;
 mod otlp;

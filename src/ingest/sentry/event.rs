@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::ingest::received::plausible_timestamp;
 use crate::ingest::received::Received;
+use crate::model::event::remove_nul_in_json;
 use crate::model::{ErrorEvent, Exception, Frame, Level};
 
 /// Bounds that keep one event's cost predictable; the full data stays in the payload.
@@ -38,14 +39,14 @@ pub fn parse(payload: &[u8], received: Received) -> Result<ErrorEvent, EventErro
     // Walking the whole tree for a NUL the text cannot hold was a measurable share of
     // ingest CPU.
     if may_hold_nul(payload) {
-        strip_nul(&mut value);
+        remove_nul_in_json(&mut value);
     }
     normalize(value, received)
 }
 
 /// Normalizes an already-parsed payload.
 pub fn from_value(mut value: Value, received: Received) -> Result<ErrorEvent, EventError> {
-    strip_nul(&mut value);
+    remove_nul_in_json(&mut value);
     normalize(value, received)
 }
 
@@ -100,25 +101,6 @@ fn normalize(value: Value, received: Received) -> Result<ErrorEvent, EventError>
 /// Accepts 32 hex digits with or without dashes, any case.
 pub fn parse_event_id(text: &str) -> Option<Uuid> {
     Uuid::try_parse(text.trim()).ok().filter(|id| !id.is_nil())
-}
-
-/// PostgreSQL text cannot hold NUL, and no real string needs one.
-fn strip_nul(value: &mut Value) {
-    match value {
-        Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
-        Value::Array(items) => items.iter_mut().for_each(strip_nul),
-        Value::Object(map) => {
-            if map.keys().any(|k| k.contains('\0')) {
-                let old = std::mem::take(map);
-                *map = old
-                    .into_iter()
-                    .map(|(k, v)| (k.replace('\0', ""), v))
-                    .collect();
-            }
-            map.values_mut().for_each(strip_nul);
-        }
-        _ => {}
-    }
 }
 
 /// Strings, numbers and booleans as text (SDKs send `release: 2` or `lineno: "10"`).
