@@ -145,6 +145,25 @@ async fn a_prompt_client_on_a_slow_server_setting_is_served() {
 // Hostile bodies
 // ---------------------------------------------------------------------------------------
 
+/// Sends `body` to the ingestion URL `url` and asserts a clear answer (see `clear_answer`).
+async fn ingest_clearly_answered(app: &TestApp, url: &str, body: Vec<u8>, what: &str) {
+    let response = app
+        .ingest_request(url)
+        .body(body)
+        .send()
+        .await
+        .expect("an ingestion request");
+    clear_answer(response, what).await;
+}
+
+/// After hostile input: Seismo is ready, a valid event is stored, and whatever hostile
+/// input was stored reads back through the API.
+async fn still_healthy(app: &TestApp, what: &str) {
+    assert_ready(app).await;
+    valid_event_is_stored(app, what).await;
+    assert_stored_safely(app).await;
+}
+
 /// Asserts a 4xx with a one-line reason, or a 200 (stored safely); returns the status.
 async fn clear_answer(response: reqwest::Response, what: &str) -> u16 {
     let status = response.status().as_u16();
@@ -212,13 +231,7 @@ async fn hostile_events_over_the_envelope_endpoint() {
     let app = TestApp::spawn().await;
     for (what, payload) in hostile_payloads() {
         let body = crate::harness::envelope(&json!({}), &[("event", &payload)]);
-        let response = app
-            .ingest_request(&app.envelope_url())
-            .body(body)
-            .send()
-            .await
-            .expect("envelope");
-        clear_answer(response, what).await;
+        ingest_clearly_answered(&app, &app.envelope_url(), body, what).await;
     }
     // Envelope headers that are themselves hostile.
     for (what, header) in [
@@ -234,17 +247,9 @@ async fn hostile_events_over_the_envelope_endpoint() {
     ] {
         let mut body = header;
         body.extend_from_slice(b"\n{\"type\":\"event\"}\n{}\n");
-        let response = app
-            .ingest_request(&app.envelope_url())
-            .body(body)
-            .send()
-            .await
-            .expect("envelope");
-        clear_answer(response, what).await;
+        ingest_clearly_answered(&app, &app.envelope_url(), body, what).await;
     }
-    assert_ready(&app).await;
-    valid_event_is_stored(&app, "after hostile envelopes").await;
-    assert_stored_safely(&app).await;
+    still_healthy(&app, "after hostile envelopes").await;
     app.stop().await;
 }
 
@@ -253,17 +258,9 @@ async fn hostile_events_over_the_store_endpoint() {
     let app = TestApp::spawn().await;
     let url = app.url(&format!("/api/{}/store/", app.project.id));
     for (what, payload) in hostile_payloads() {
-        let response = app
-            .ingest_request(&url)
-            .body(payload)
-            .send()
-            .await
-            .expect("store");
-        clear_answer(response, what).await;
+        ingest_clearly_answered(&app, &url, payload, what).await;
     }
-    assert_ready(&app).await;
-    valid_event_is_stored(&app, "after hostile store bodies").await;
-    assert_stored_safely(&app).await;
+    still_healthy(&app, "after hostile store bodies").await;
     app.stop().await;
 }
 
@@ -374,8 +371,6 @@ async fn hostile_otlp_json() {
             .expect("otlp");
         clear_answer(response, what).await;
     }
-    assert_ready(&app).await;
-    valid_event_is_stored(&app, "after hostile OTLP").await;
-    assert_stored_safely(&app).await;
+    still_healthy(&app, "after hostile OTLP").await;
     app.stop().await;
 }
