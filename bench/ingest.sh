@@ -18,6 +18,11 @@
 #                            payloads are stored as received
 #   SELF_TRACING=0           1 exports Seismo's own spans over OTLP/HTTP to a sink on
 #                            127.0.0.1 that accepts and discards them (the cost of tracing on)
+#   DICTIONARY_WARMUP=0      1 first sends 5 s of events at concurrency 16 and waits until
+#                            the project's compression dictionary is trained (checked every
+#                            5 s), so the measured runs see a project in its steady state
+#                            rather than its first minute; a build without dictionaries
+#                            just warms up
 set -euo pipefail
 
 DURATION=${DURATION:-20}
@@ -28,6 +33,7 @@ PORT=${PORT:-18390}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SELF_TRACING=${SELF_TRACING:-0}
 KEEP_IPS=${KEEP_IPS:-0}
+DICTIONARY_WARMUP=${DICTIONARY_WARMUP:-0}
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -83,6 +89,38 @@ report_run() {
     echo "rows_in_events $rows accepted_so_far $TOTAL_ACCEPTED $([[ "$rows" == "$TOTAL_ACCEPTED" ]] && echo MATCH || echo MISMATCH)"
 }
 
+warm_up_dictionary() {
+    local out="$WORK/warmup.txt"
+    log "warm-up: 5 s at concurrency 16, then waiting for the project's dictionary"
+    "$LOADGEN_BIN" --dsn "$DSN" --concurrency 16 --duration 5 --groups "$ISSUE_GROUPS" >"$out"
+    TOTAL_ACCEPTED=$((TOTAL_ACCEPTED + $(field "$out" accepted)))
+    for _ in $(seq 1 60); do
+        curl -sf "$BASE/metrics" >"$WORK/metrics.txt"
+        if ! grep -q '^seismo_dictionaries_trained_total' "$WORK/metrics.txt"; then
+            log "this build has no dictionaries"
+            return
+        fi
+        if [[ $(metric "$WORK/metrics.txt" 'seismo_dictionaries_trained_total{outcome="kept"}') -ge 1 ]]; then
+            log "the project's dictionary is trained"
+            return
+        fi
+        sleep 2
+    done
+    echo "FAIL: no dictionary was trained within 120 s" >&2
+    exit 1
+}
+
+# Stored document bytes per event, with and without a dictionary (builds that have them).
+report_documents() {
+    local has_column
+    has_column=$(sql "select count(*) from information_schema.columns
+                      where table_name = 'events' and column_name = 'dictionary'")
+    [[ "$has_column" == 1 ]] || return 0
+    sql "select 'documents ' || case when dictionary is null then 'without' else 'with' end
+                || '_dictionary rows=' || count(*) || ' bytes_per_document=' || round(avg(octet_length(data)))
+         from events group by dictionary is null order by 1"
+}
+
 report_storage() {
     local rows db_bytes events_bytes issues
     rows=$(sql 'select count(*) from events')
@@ -99,6 +137,7 @@ report_storage() {
         printf "database_size %.1f MB, %.0f bytes/event (growth since empty: %.0f bytes/event)\n", d / 1e6, d / n, (d - b) / n
         printf "events_partitions %.1f MB, %.0f bytes/event (heap+TOAST+indexes)\n", e / 1e6, e / n
     }'
+    report_documents
     echo "-- writer metrics (whole session)"
     grep -E '^seismo_(events_received_total|writer_batch_size_(sum|count)|writer_commit_duration_seconds_(sum|count))' \
         "$WORK/metrics.txt" || true
@@ -109,6 +148,9 @@ report_storage() {
 }
 
 build
+if [[ "$DICTIONARY_WARMUP" == 1 ]]; then
+    export SEISMO_DICTIONARY_CHECK_SECONDS=5
+fi
 if [[ "$SELF_TRACING" == 1 ]]; then
     start_span_sink
 fi
@@ -120,6 +162,9 @@ if [[ "$KEEP_IPS" == 1 ]]; then
     log "the project keeps client IP addresses (nothing in the events is scrubbed)"
 fi
 EMPTY_DB_BYTES=$(sql "select pg_database_size('$DB')")
+if [[ "$DICTIONARY_WARMUP" == 1 ]]; then
+    warm_up_dictionary
+fi
 for concurrency in $CONCURRENCIES; do
     run_load "$concurrency"
 done

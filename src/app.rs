@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::store::dictionaries::Dictionaries;
 use crate::store::spool::{Spool, SpoolError};
 use crate::store::writer::{Writer, WriterSettings, WriterTasks};
 
@@ -16,6 +17,8 @@ pub struct App {
     pub pool: PgPool,
     pub metrics: Arc<Metrics>,
     pub ingest: Ingest,
+    /// Each project's newest event compression dictionary (ingestion compresses with it).
+    pub dictionaries: Dictionaries,
     /// Where acknowledged events wait while PostgreSQL is unreachable (none when `off`).
     pub spool: Option<Spool>,
 }
@@ -38,8 +41,10 @@ impl App {
             spool_after: config.spool_after,
         };
         let (writer, tasks) = Writer::start(&pool, settings, metrics.clone(), spool.clone());
+        let dictionaries = Dictionaries::default();
         let app = App {
-            ingest: Ingest::new(pool.clone(), writer, metrics.clone()),
+            ingest: Ingest::new(pool.clone(), writer, metrics.clone(), dictionaries.clone()),
+            dictionaries,
             config,
             pool,
             metrics,

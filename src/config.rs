@@ -105,6 +105,9 @@ pub struct Config {
     pub http_header_timeout: std::time::Duration,
     /// How long a client may take to send a request's body before it is answered 408.
     pub http_body_timeout: std::time::Duration,
+    /// How often event compression dictionaries are checked, trained and reloaded
+    /// (`None`: 0, no dictionaries; new events are compressed without one).
+    pub dictionary_check_interval: Option<std::time::Duration>,
 }
 
 /// The keys, as named in the TOML file; the environment uses `SEISMO_` + upper case.
@@ -134,6 +137,7 @@ const KEYS: &[&str] = &[
     "mail_repeat_minutes",
     "http_header_timeout_seconds",
     "http_body_timeout_seconds",
+    "dictionary_check_seconds",
 ];
 
 /// Raw key → text, before validation.
@@ -263,6 +267,11 @@ impl Config {
             mail_repeat_minutes: non_negative(sources, "mail_repeat_minutes", 5)?,
             http_header_timeout: seconds(sources, "http_header_timeout_seconds", 10)?,
             http_body_timeout: seconds(sources, "http_body_timeout_seconds", 30)?,
+            dictionary_check_interval: match non_negative(sources, "dictionary_check_seconds", 60)?
+            {
+                0 => None,
+                n => Some(std::time::Duration::from_secs(n)),
+            },
         })
     }
 
@@ -469,6 +478,16 @@ mod tests {
         assert_eq!(c.spool_dir, Some(PathBuf::from("./seismo-data/spool")));
         assert_eq!(c.spool_max_bytes, 1 << 30);
         assert_eq!(c.metrics_listen, None);
+        assert_eq!(
+            c.dictionary_check_interval,
+            Some(std::time::Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn zero_turns_dictionaries_off() {
+        let c = config(&[("dictionary_check_seconds", "0")]).expect("valid");
+        assert_eq!(c.dictionary_check_interval, None);
     }
 
     #[test]
@@ -504,6 +523,7 @@ mod tests {
             ("mail_repeat_minutes", "-1"),
             ("http_header_timeout_seconds", "0"),
             ("http_body_timeout_seconds", "86401"),
+            ("dictionary_check_seconds", "soon"),
         ];
         for (key, value) in cases {
             let error = config(&[(key, value)]).expect_err(key).to_string();

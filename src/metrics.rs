@@ -38,6 +38,7 @@ pub struct Metrics {
     pub spool_replay_lag: Gauge,
     pub retention_partitions_dropped: IntCounter,
     pub retention_events_removed: IntCounterVec,
+    pub dictionaries_trained: IntCounterVec,
     /// The three probabilities of DESIGN.md §5 over all projects and all time. Each has no
     /// labels and no sample until it is defined (see `store::stats::refresh_gauges`):
     /// Prometheus convention is to leave out a value that does not exist rather than
@@ -233,6 +234,14 @@ impl Metrics {
                 &["reason"],
             )
             .expect("static metric"),
+            dictionaries_trained: IntCounterVec::new(
+                Opts::new(
+                    "dictionaries_trained_total",
+                    "Event compression dictionaries trained: kept as the project's new version, or rejected as saving too little",
+                ),
+                &["outcome"],
+            )
+            .expect("static metric"),
             detection_probability: GaugeVec::new(
                 Opts::new(
                     "detection_probability",
@@ -300,6 +309,11 @@ impl Metrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Both outcomes exist from the start: a rate over a counter that appears only at its
+        // first increment misses that increment.
+        for outcome in ["kept", "rejected"] {
+            metrics.dictionaries_trained.with_label_values(&[outcome]);
+        }
         metrics
     }
 
@@ -327,6 +341,7 @@ impl Metrics {
             Box::new(self.spool_replay_lag.clone()),
             Box::new(self.retention_partitions_dropped.clone()),
             Box::new(self.retention_events_removed.clone()),
+            Box::new(self.dictionaries_trained.clone()),
             Box::new(self.detection_probability.clone()),
             Box::new(self.recovery_probability.clone()),
             Box::new(self.handling_probability.clone()),

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::deliver;
 use crate::detect::worker::{Settings, Worker};
 use crate::http::{self, grpc};
+use crate::store::dictionaries::training;
 use crate::store::projects::{self, Project};
 use crate::store::{gauges, retention};
 
@@ -45,16 +46,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         app.metrics.clone(),
         stopped.clone(),
     ));
-    let servers = listeners.serve(app, &stopped);
-    shutdown_signal().await;
-    let _ = stop.send(true);
-    let served = wait_for(servers).await;
-    for (name, task) in [
+    let mut loops = vec![
         ("detection", detection),
         ("delivery", delivery),
         ("retention", retention),
         ("gauges", gauges),
-    ] {
+    ];
+    if let Some(interval) = app.config.dictionary_check_interval {
+        let training = tokio::spawn(training::run_periodically(
+            app.pool.clone(),
+            app.dictionaries.clone(),
+            app.metrics.clone(),
+            interval,
+            stopped.clone(),
+        ));
+        loops.push(("dictionary training", training));
+    }
+    let servers = listeners.serve(app, &stopped);
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let served = wait_for(servers).await;
+    for (name, task) in loops {
         if let Err(error) = task.await {
             tracing::warn!(%error, "the {name} loop ended abnormally");
         }

@@ -36,6 +36,7 @@ use crate::grouping;
 use crate::metrics::Metrics;
 use crate::model::{ErrorEvent, ProjectId, Source, SpanTally};
 use crate::scrub;
+use crate::store::dictionaries::Dictionaries;
 use crate::store::events::NewEvent;
 use crate::store::projects::{self, KeyGrant};
 use crate::store::writer::{Batch, WriteError, Writer, Written};
@@ -142,16 +143,23 @@ pub struct Ingest {
     quotas: quota::Quotas,
     writer: Writer,
     metrics: Arc<Metrics>,
+    dictionaries: Dictionaries,
 }
 
 impl Ingest {
-    pub fn new(pool: PgPool, writer: Writer, metrics: Arc<Metrics>) -> Ingest {
+    pub fn new(
+        pool: PgPool,
+        writer: Writer,
+        metrics: Arc<Metrics>,
+        dictionaries: Dictionaries,
+    ) -> Ingest {
         Ingest {
             pool,
             keys: keys::KeyCache::default(),
             quotas: quota::Quotas::default(),
             writer,
             metrics,
+            dictionaries,
         }
     }
 
@@ -248,13 +256,15 @@ impl Ingest {
         let received_bytes = received_bytes.filter(|_| scrubbed.payload == 0);
         let source = event.source;
         let grouping = grouping::group(&event);
-        NewEvent::with_received_payload(event, grouping, received_bytes).map_err(|e| {
-            self.invalid(
-                source,
-                Reason::Malformed,
-                IngestError::Malformed(e.to_string()),
-            )
-        })
+        let dictionary = self.dictionaries.newest(event.project_id);
+        NewEvent::with_received_payload(event, grouping, received_bytes, dictionary.as_deref())
+            .map_err(|e| {
+                self.invalid(
+                    source,
+                    Reason::Malformed,
+                    IngestError::Malformed(e.to_string()),
+                )
+            })
     }
 
     fn invalid(&self, source: Source, reason: Reason, error: IngestError) -> IngestError {

@@ -2,7 +2,9 @@
 //!
 //! Columns hold what queries filter on; `data` holds the rest — the normalized exception
 //! chain, message, tags and the original payload — as zstd-compressed JSON (DESIGN.md §4:
-//! compressing in the client is several times faster than `jsonb` and a third of the size).
+//! compressing in the client is several times faster than `jsonb` and a third of the size),
+//! with the project's newest trained dictionary when it has one; the row's `dictionary`
+//! names its version (see `store::dictionaries`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -10,12 +12,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+use zstd::dict::DecoderDictionary;
+use zstd::zstd_safe::{self, CCtx};
 
+use super::dictionaries::{self, Dictionary};
 use super::StoreError;
 use crate::grouping::Grouping;
 use crate::model::{ErrorEvent, Exception, IssueId, Level, ProjectId, Source};
 
-const ZSTD_LEVEL: i32 = 1;
 /// Top frames rendered into the `top_frames` column for dashboards.
 const TOP_FRAMES: usize = 5;
 
@@ -37,6 +41,9 @@ pub struct NewEvent {
     pub handled: bool,
     pub grouping: Grouping,
     pub top_frames: String,
+    /// The dictionary version `data` was compressed with, if any.
+    #[serde(default)]
+    pub dictionary: Option<i32>,
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
 }
@@ -80,21 +87,22 @@ struct DocumentParts<'a> {
 
 impl NewEvent {
     pub fn new(event: ErrorEvent, grouping: Grouping) -> Result<NewEvent, StoreError> {
-        NewEvent::with_received_payload(event, grouping, None)
+        NewEvent::with_received_payload(event, grouping, None, None)
     }
 
     /// `received`: the JSON text that `event.payload` was parsed from, when the payload is
     /// still exactly what it says (nothing stripped or scrubbed). Those bytes then go into
     /// the document as they are, which costs far less than serializing the payload again
-    /// and reads back as the same JSON.
+    /// and reads back as the same JSON. `dictionary`: the project's newest, if it has one.
     pub fn with_received_payload(
         event: ErrorEvent,
         grouping: Grouping,
         received: Option<&[u8]>,
+        dictionary: Option<&Dictionary>,
     ) -> Result<NewEvent, StoreError> {
         let top_frames = render_top_frames(&event);
         let json = document_json(&event, received)?;
-        let data = compress(&json)?;
+        let data = compress(&json, dictionary)?;
         Ok(NewEvent {
             event_id: event.event_id,
             project_id: event.project_id,
@@ -110,6 +118,7 @@ impl NewEvent {
             handled: event.handled,
             grouping,
             top_frames,
+            dictionary: dictionary.map(|d| d.version),
             data,
         })
     }
@@ -117,6 +126,11 @@ impl NewEvent {
     pub fn received_day(&self) -> NaiveDate {
         self.received_at.date_naive()
     }
+}
+
+/// The JSON document stored for the event (before compression), its payload serialized.
+pub fn document_bytes(event: &ErrorEvent) -> Result<Vec<u8>, StoreError> {
+    document_json(event, None)
 }
 
 /// The document's JSON: the normalized parts, then the payload, either the received bytes
@@ -172,26 +186,53 @@ fn render_top_frames(event: &ErrorEvent) -> String {
 thread_local! {
     /// One compression context per thread: creating one per event was a measurable share
     /// of ingest CPU.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    static COMPRESSOR: std::cell::RefCell<Option<CCtx<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
 
-fn compress(json: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
+/// Compresses a document, with `dictionary` when given (at the level it was prepared for).
+pub fn compress(json: &[u8], dictionary: Option<&Dictionary>) -> Result<Vec<u8>, StoreError> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(compressor) => compressor,
-            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(corrupt)?),
+        let context = match slot.as_mut() {
+            Some(context) => context,
+            None => slot.insert(CCtx::try_create().ok_or_else(|| {
+                StoreError::Corrupt("zstd could not allocate a context".to_owned())
+            })?),
         };
-        compressor.compress(json).map_err(corrupt)
+        let mut data = Vec::with_capacity(zstd_safe::compress_bound(json.len()));
+        let written = match dictionary {
+            Some(dictionary) => context.compress_using_cdict(&mut data, json, dictionary.cdict()),
+            None => context.compress(&mut data, json, dictionaries::LEVEL),
+        };
+        written.map_err(|code| StoreError::Corrupt(zstd_safe::get_error_name(code).to_owned()))?;
+        Ok(data)
     })
 }
 
-fn decode(data: &[u8]) -> Result<Document, StoreError> {
+/// The JSON of a stored document, compressed with `dictionary` or without one.
+pub fn decompress(
+    data: &[u8],
+    dictionary: Option<&DecoderDictionary<'static>>,
+) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
+    let mut decompressor = match dictionary {
+        Some(dictionary) => {
+            zstd::bulk::Decompressor::with_prepared_dictionary(dictionary).map_err(corrupt)?
+        }
+        None => zstd::bulk::Decompressor::new().map_err(corrupt)?,
+    };
     // Documents are at most a few MiB; the bound only guards against a corrupt header.
-    let json = zstd::bulk::decompress(data, 256 * 1024 * 1024)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    decompressor
+        .decompress(data, 256 * 1024 * 1024)
+        .map_err(corrupt)
+}
+
+fn decode(
+    data: &[u8],
+    dictionary: Option<&DecoderDictionary<'static>>,
+) -> Result<Document, StoreError> {
+    let json = decompress(data, dictionary)?;
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -206,10 +247,11 @@ pub async fn insert(
         |f: fn(&NewEvent) -> Option<String>| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (event_id, received_day, project_id, issue_id, received_at, timestamp, level, \
-           source, platform, release, environment, service, title, trace_id, handled, top_frames, data) \
+           source, platform, release, environment, service, title, trace_id, handled, top_frames, \
+           dictionary, data) \
          SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::timestamptz[], \
            $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-           $13::text[], $14::text[], $15::bool[], $16::text[], $17::bytea[]) \
+           $13::text[], $14::text[], $15::bool[], $16::text[], $17::int4[], $18::bytea[]) \
          ON CONFLICT DO NOTHING RETURNING event_id",
     )
     .bind(events.iter().map(|(e, _)| e.event_id).collect::<Vec<_>>())
@@ -228,6 +270,7 @@ pub async fn insert(
     .bind(column(|e| e.trace_id.clone()))
     .bind(events.iter().map(|(e, _)| e.handled).collect::<Vec<_>>())
     .bind(events.iter().map(|(e, _)| e.top_frames.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(e, _)| e.dictionary).collect::<Vec<_>>())
     .bind(events.iter().map(|(e, _)| e.data.as_slice()).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?;
@@ -270,36 +313,46 @@ struct EventRow {
     title: String,
     trace_id: Option<String>,
     handled: bool,
+    dictionary: Option<i32>,
     data: Vec<u8>,
 }
 
-impl TryFrom<EventRow> for EventRecord {
-    type Error = StoreError;
-
-    fn try_from(row: EventRow) -> Result<EventRecord, StoreError> {
+impl EventRow {
+    fn decoded(self, decoders: &dictionaries::Decoders) -> Result<EventRecord, StoreError> {
+        let dictionary = dictionaries::decoder_for(decoders, self.project_id, self.dictionary)?;
         Ok(EventRecord {
-            document: decode(&row.data)?,
-            event_id: row.event_id,
-            issue_id: row.issue_id,
-            project_id: row.project_id,
-            received_at: row.received_at,
-            timestamp: row.timestamp,
-            level: row.level,
-            source: row.source,
-            platform: row.platform,
-            release: row.release,
-            environment: row.environment,
-            service: row.service,
-            title: row.title,
-            trace_id: row.trace_id,
-            handled: row.handled,
+            document: decode(&self.data, dictionary)?,
+            event_id: self.event_id,
+            issue_id: self.issue_id,
+            project_id: self.project_id,
+            received_at: self.received_at,
+            timestamp: self.timestamp,
+            level: self.level,
+            source: self.source,
+            platform: self.platform,
+            release: self.release,
+            environment: self.environment,
+            service: self.service,
+            title: self.title,
+            trace_id: self.trace_id,
+            handled: self.handled,
         })
     }
 }
 
+/// Decodes the rows, each with the dictionary it names.
+async fn decode_rows(pool: &PgPool, rows: Vec<EventRow>) -> Result<Vec<EventRecord>, StoreError> {
+    let versions: Vec<(ProjectId, i32)> = rows
+        .iter()
+        .filter_map(|row| row.dictionary.map(|v| (row.project_id, v)))
+        .collect();
+    let decoders = dictionaries::load_for_reading(pool, &versions).await?;
+    rows.into_iter().map(|row| row.decoded(&decoders)).collect()
+}
+
 const EVENT_COLUMNS: &str =
     "event_id, issue_id, project_id, received_at, timestamp, level, source, platform, \
-     release, environment, service, title, trace_id, handled, data";
+     release, environment, service, title, trace_id, handled, dictionary, data";
 
 pub async fn get(pool: &PgPool, event_id: Uuid) -> Result<Option<EventRecord>, StoreError> {
     let sql = format!(
@@ -309,7 +362,7 @@ pub async fn get(pool: &PgPool, event_id: Uuid) -> Result<Option<EventRecord>, S
         .bind(event_id)
         .fetch_optional(pool)
         .await?;
-    row.map(EventRecord::try_from).transpose()
+    Ok(decode_rows(pool, row.into_iter().collect()).await?.pop())
 }
 
 /// A page of an issue's events, newest first; `before` is the cursor (received_at, event_id).
@@ -331,7 +384,7 @@ pub async fn list_for_issue(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    rows.into_iter().map(EventRecord::try_from).collect()
+    decode_rows(pool, rows).await
 }
 
 #[cfg(test)]
@@ -341,8 +394,8 @@ mod tests {
 
     fn stored(event: ErrorEvent, received: Option<&[u8]>) -> Document {
         let grouping = grouping::group(&event);
-        let row = NewEvent::with_received_payload(event, grouping, received).expect("a row");
-        decode(&row.data).expect("a document")
+        let row = NewEvent::with_received_payload(event, grouping, received, None).expect("a row");
+        decode(&row.data, None).expect("a document")
     }
 
     #[test]

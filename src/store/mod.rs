@@ -11,6 +11,7 @@ pub mod batch;
 pub mod counts;
 pub mod deliveries;
 pub mod detector;
+pub mod dictionaries;
 pub mod endpoints;
 pub mod events;
 pub mod gauges;

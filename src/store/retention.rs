@@ -10,7 +10,8 @@
 //!    recent ones, and a sample that grows sparser with volume.
 //!
 //! Issue rows (`times_seen`, first/last seen) and `minute_counts` are never touched: counts
-//! and the detection series stay exact whatever is evicted.
+//! and the detection series stay exact whatever is evicted. A project's superseded
+//! compression dictionaries go once no event it keeps can have been compressed with them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use sqlx::PgPool;
 
 use crate::metrics::Metrics;
 
+use super::dictionaries;
 use super::partitions::partition_name;
 use super::StoreError;
 use crate::model::ProjectId;
@@ -117,9 +119,11 @@ async fn run_locked(pool: &PgPool, today: NaiveDate) -> Result<Report, StoreErro
     let longest = windows.iter().map(|w| w.1).max().unwrap_or(90);
     report.partitions_dropped = drop_partitions_before(pool, days_before(today, longest)).await?;
     for (project_id, days, max_events) in windows {
+        let cutoff = days_before(today, days);
         if days < longest {
-            report.events_expired += expire(pool, project_id, days_before(today, days)).await?;
+            report.events_expired += expire(pool, project_id, cutoff).await?;
         }
+        dictionaries::forget_superseded(pool, project_id, cutoff).await?;
         if let Some(cap) = max_events {
             report.events_evicted += enforce_cap(pool, project_id, cap).await?;
         }

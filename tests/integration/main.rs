@@ -19,6 +19,7 @@ mod deliver_webhooks;
 mod delivery;
 mod detect;
 mod detect_live;
+mod dictionaries;
 mod eval;
 mod fault;
 mod harness;
