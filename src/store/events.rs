@@ -210,22 +210,33 @@ pub fn compress(json: &[u8], dictionary: Option<&Dictionary>) -> Result<Vec<u8>,
     })
 }
 
+/// Documents are at most a few MiB; the bound only guards against a corrupt header.
+const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The JSON of a stored document, compressed with `dictionary` or without one.
 pub fn decompress(
     data: &[u8],
     dictionary: Option<&DecoderDictionary<'static>>,
 ) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
+    // Every document's frame records its size (zstd writes it when compressing in one
+    // call), and the buffer is allocated to fit: zstd's bulk API, given only a bound,
+    // allocates the whole bound for every document.
+    let size = match zstd_safe::get_frame_content_size(data) {
+        Ok(Some(size)) if size <= MAX_DOCUMENT_BYTES => size as usize,
+        _ => {
+            return Err(StoreError::Corrupt(
+                "stored document has no valid size".to_owned(),
+            ))
+        }
+    };
     let mut decompressor = match dictionary {
         Some(dictionary) => {
             zstd::bulk::Decompressor::with_prepared_dictionary(dictionary).map_err(corrupt)?
         }
         None => zstd::bulk::Decompressor::new().map_err(corrupt)?,
     };
-    // Documents are at most a few MiB; the bound only guards against a corrupt header.
-    decompressor
-        .decompress(data, 256 * 1024 * 1024)
-        .map_err(corrupt)
+    decompressor.decompress(data, size).map_err(corrupt)
 }
 
 fn decode(
@@ -396,6 +407,47 @@ mod tests {
         let grouping = grouping::group(&event);
         let row = NewEvent::with_received_payload(event, grouping, received, None).expect("a row");
         decode(&row.data, None).expect("a document")
+    }
+
+    #[test]
+    fn a_document_compressed_with_a_dictionary_reads_back_only_with_it() {
+        let documents: Vec<Vec<u8>> = (0..200)
+            .map(|i| {
+                format!(
+                    r#"{{"message":"order {i} failed","frames":["shop.orders.apply_discount",
+                    "shop.orders.checkout","django.core.handlers.base"],"line":{}}}"#,
+                    i * 7 % 300
+                )
+                .into_bytes()
+            })
+            .collect();
+        let bytes = zstd::dict::from_samples(&documents, 4096).expect("a dictionary");
+        let dictionary = Dictionary::new(ProjectId(1), 1, &bytes);
+        let decoder = DecoderDictionary::copy(&bytes);
+        let json = &documents[7];
+        let with = compress(json, Some(&dictionary)).expect("compressed");
+        let without = compress(json, None).expect("compressed");
+        assert!(
+            with.len() < without.len(),
+            "{} >= {}",
+            with.len(),
+            without.len()
+        );
+        let read = decompress(&with, Some(&decoder)).expect("read back");
+        assert_eq!(&read, json);
+        assert!(
+            decompress(&with, None).is_err(),
+            "not without its dictionary"
+        );
+        assert_eq!(&decompress(&without, None).expect("read back"), json);
+    }
+
+    #[test]
+    fn reading_a_document_allocates_its_size_not_the_bound() {
+        let json = vec![b'x'; 10_000];
+        let read = decompress(&compress(&json, None).expect("compressed"), None).expect("read");
+        assert_eq!(read, json);
+        assert!(read.capacity() < 64 * 1024, "capacity {}", read.capacity());
     }
 
     #[test]
