@@ -211,16 +211,16 @@ impl Ingest {
                 IngestError::TooLarge(message),
             ));
         }
-        let event = sentry::event::parse(payload, received).map_err(|e| {
+        let (event, exact) = sentry::event::parse_received(payload, received).map_err(|e| {
             self.invalid(
                 received.source,
                 Reason::Malformed,
                 IngestError::Malformed(e.to_string()),
             )
         })?;
-        // Parsing strips NULs (escaped as `\u0000`, the only way JSON text holds one): the
-        // payload then differs from the bytes, which are not stored as they are.
-        let received_bytes = (!sentry::event::may_hold_nul(payload)).then_some(payload);
+        // Parsing strips NULs, and keeps the last of a repeated key's values: the payload
+        // then differs from the bytes, which are not stored as they are.
+        let received_bytes = exact.then_some(payload);
         self.prepare_parsed(event, scrub, received_bytes)
     }
 

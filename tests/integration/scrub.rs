@@ -331,3 +331,32 @@ async fn frame_variables_under_keys_containing_secret_words_are_scrubbed() {
     assert_eq!(headers["authored_by"], "jdoe");
     app.stop().await;
 }
+
+/// JSON lets an object repeat a key, and the parsed event keeps only the last value. The
+/// text as received must then not be stored: its first value, which scrubbing never saw,
+/// would reach the disk.
+#[tokio::test]
+async fn a_repeated_key_never_carries_a_secret_past_scrubbing() {
+    let app = TestApp::spawn().await;
+    let text = r#"{"event_id": "4e5f60718293a4b5c6d7e8f901122334", "platform": "python",
+        "request": {"headers": {"Authorization": "Bearer dup-key-secret-1"}},
+        "request": {"method": "GET"},
+        "extra": {"note": "first"}, "extra": {"note": "second"},
+        "exception": {"values": [{"type": "RepeatedKeyError", "value": "two requests"}]}}"#;
+    let body = envelope(&json!({}), &[("event", text.as_bytes())]);
+    let response = app
+        .ingest_request(&app.envelope_url())
+        .body(body)
+        .send()
+        .await
+        .expect("envelope request");
+    assert_eq!(response.status(), 200);
+    let stored = stored_text(&app).await;
+    assert!(!stored.contains("dup-key-secret-1"), "{stored}");
+    assert!(stored.contains("RepeatedKeyError"));
+    let issues = app.issues().await;
+    let events = app.events_of(issues[0]["id"].as_i64().expect("id")).await;
+    assert_eq!(events[0]["payload"]["request"], json!({"method": "GET"}));
+    assert_eq!(events[0]["payload"]["extra"]["note"], "second");
+    app.stop().await;
+}

@@ -34,14 +34,27 @@ pub enum EventError {
 }
 
 pub fn parse(payload: &[u8], received: Received) -> Result<ErrorEvent, EventError> {
-    let mut value: Value = serde_json::from_slice(payload)
-        .map_err(|e| EventError::Json(super::envelope::one_line(&e)))?;
+    parse_received(payload, received).map(|(event, _)| event)
+}
+
+/// Like [`parse`], and also says whether `event.payload` is exactly what the text says:
+/// no NUL was stripped and no object repeated a key. Only then may the text be stored in
+/// place of the payload.
+pub fn parse_received(
+    payload: &[u8],
+    received: Received,
+) -> Result<(ErrorEvent, bool), EventError> {
+    let tree =
+        super::tree::parse(payload).map_err(|e| EventError::Json(super::envelope::one_line(&e)))?;
+    let mut value = tree.value;
     // Walking the whole tree for a NUL the text cannot hold was a measurable share of
     // ingest CPU.
-    if may_hold_nul(payload) {
+    let may_hold_nul = may_hold_nul(payload);
+    if may_hold_nul {
         remove_nul_in_json(&mut value);
     }
-    normalize(value, received)
+    let exact = !may_hold_nul && !tree.repeated_keys;
+    Ok((normalize(value, received)?, exact))
 }
 
 /// Normalizes an already-parsed payload.

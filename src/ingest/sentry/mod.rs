@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod envelope;
 pub mod event;
+pub mod tree;
 
 use bytes::Bytes;
 use chrono::Utc;
