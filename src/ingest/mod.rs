@@ -37,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::model::{ErrorEvent, ProjectId, Source, SpanTally};
 use crate::scrub;
 use crate::store::dictionaries::Dictionaries;
-use crate::store::events::NewEvent;
+use crate::store::events::{NewEvent, ReceivedPayload};
 use crate::store::projects::{self, KeyGrant};
 use crate::store::writer::{Batch, WriteError, Writer, Written};
 use crate::store::StoreError;
@@ -241,8 +241,8 @@ impl Ingest {
     }
 
     /// `received_bytes`: the JSON text `event.payload` was parsed from, when parsing changed
-    /// nothing in it. If scrubbing changes nothing either, those bytes are stored as they
-    /// arrived instead of serializing the payload again (the same JSON, for less CPU).
+    /// nothing in it. The stored payload is then made from those bytes, only the members
+    /// scrubbing changed serialized again (the same JSON, for less CPU).
     fn prepare_parsed(
         &self,
         mut event: ErrorEvent,
@@ -253,18 +253,27 @@ impl Ingest {
         self.metrics
             .scrubbed_values
             .inc_by((scrubbed.payload + scrubbed.fields) as u64);
-        let received_bytes = received_bytes.filter(|_| scrubbed.payload == 0);
+        // Every change is named by its member when the payload is an object, which a Sentry
+        // event always is; a change with no member named leaves no text to patch.
+        let patchable = scrubbed.payload == 0 || !scrubbed.changed_members.is_empty();
+        let received = received_bytes
+            .filter(|_| patchable)
+            .map(|text| ReceivedPayload {
+                text,
+                changed_members: &scrubbed.changed_members,
+            });
         let source = event.source;
         let grouping = grouping::group(&event);
         let dictionary = self.dictionaries.newest(event.project_id);
-        NewEvent::with_received_payload(event, grouping, received_bytes, dictionary.as_deref())
-            .map_err(|e| {
+        NewEvent::with_received_payload(event, grouping, received, dictionary.as_deref()).map_err(
+            |e| {
                 self.invalid(
                     source,
                     Reason::Malformed,
                     IngestError::Malformed(e.to_string()),
                 )
-            })
+            },
+        )
     }
 
     fn invalid(&self, source: Source, reason: Reason, error: IngestError) -> IngestError {

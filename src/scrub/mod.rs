@@ -80,14 +80,18 @@ pub fn scrub_event(event: &mut ErrorEvent, settings: &Settings) -> usize {
 }
 
 /// How many values [`scrub_event_parts`] replaced, and where. Every change to the payload
-/// is counted, so `payload == 0` means the payload is exactly what arrived (ingestion then
-/// stores the received bytes instead of serializing it again).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// is counted and its top-level member named, so a payload member not named in
+/// `changed_members` is exactly what arrived (ingestion then stores its received bytes
+/// instead of serializing it again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scrubbed {
     /// In the payload (the event as received).
     pub payload: usize,
     /// In the normalized fields: message, exception values, transaction, tags.
     pub fields: usize,
+    /// The payload's top-level keys under which something was replaced (`user` for a
+    /// dropped IP address, say), in no particular order.
+    pub changed_members: Vec<String>,
 }
 
 /// [`scrub_event`], counting the payload's replacements apart from the fields'.
@@ -96,7 +100,8 @@ pub fn scrub_event_parts(event: &mut ErrorEvent, settings: &Settings) -> Scrubbe
         return Scrubbed::default();
     }
     let mut scrubber = Scrubber::new(settings);
-    let payload = scrubber.payload(&mut event.payload);
+    let mut changed_members = Vec::new();
+    let payload = scrubber.payload(&mut event.payload, &mut changed_members);
     let mut count = 0;
     let exception_values = event.exceptions.iter_mut().filter_map(|e| e.value.as_mut());
     for text in event
@@ -117,6 +122,7 @@ pub fn scrub_event_parts(event: &mut ErrorEvent, settings: &Settings) -> Scrubbe
     Scrubbed {
         payload,
         fields: count,
+        changed_members,
     }
 }
 
@@ -126,7 +132,7 @@ pub fn scrub_value(value: &mut Value, settings: &Settings) -> usize {
     if !settings.enabled {
         return 0;
     }
-    Scrubber::new(settings).payload(value)
+    Scrubber::new(settings).payload(value, &mut Vec::new())
 }
 
 /// Scrubs secrets that appear inside free text (messages, URLs, log lines).
@@ -151,14 +157,30 @@ impl Scrubber {
         }
     }
 
-    /// An event payload: the IP fields at their known places, then everything.
-    fn payload(&mut self, root: &mut Value) -> usize {
-        let ips = if self.keep_ip_addresses {
-            0
-        } else {
-            filter_ip_addresses(root)
+    /// An event payload, member by member: the IP fields at their known places, then
+    /// everything. Names in `changed` each top-level member in which something was replaced.
+    fn payload(&mut self, root: &mut Value, changed: &mut Vec<String>) -> usize {
+        let Value::Object(members) = root else {
+            return self.walk(root);
         };
-        ips + self.walk(root)
+        let mut count = 0;
+        for (key, member) in members.iter_mut() {
+            let replaced = if self.keys.is_secret(key) {
+                filter(member)
+            } else {
+                let ips = if self.keep_ip_addresses {
+                    0
+                } else {
+                    filter_ip_address(key, member)
+                };
+                ips + self.walk(member)
+            };
+            if replaced > 0 {
+                changed.push(key.clone());
+                count += replaced;
+            }
+        }
+        count
     }
 
     /// Visits every value once, with an explicit stack: a deeply nested payload cannot
@@ -255,17 +277,19 @@ fn is_pair_list(items: &[Value]) -> bool {
         })
 }
 
-/// The places where Sentry SDKs put the client's address.
-const IP_POINTERS: [&str; 2] = ["/user/ip_address", "/request/env/REMOTE_ADDR"];
+/// The places where Sentry SDKs put the client's address: `user.ip_address` and
+/// `request.env.REMOTE_ADDR`, as (top-level member, pointer inside it).
+const IP_POINTERS: [(&str, &str); 2] = [("user", "/ip_address"), ("request", "/env/REMOTE_ADDR")];
 
-fn filter_ip_addresses(root: &mut Value) -> usize {
-    let mut count = 0;
-    for pointer in IP_POINTERS {
-        if let Some(ip) = root.pointer_mut(pointer).filter(|ip| !ip.is_null()) {
-            count += filter(ip);
-        }
+/// Filters the client's address if the payload member `key` holds one.
+fn filter_ip_address(key: &str, member: &mut Value) -> usize {
+    let Some((_, pointer)) = IP_POINTERS.iter().find(|(top, _)| *top == key) else {
+        return 0;
+    };
+    match member.pointer_mut(pointer).filter(|ip| !ip.is_null()) {
+        Some(ip) => filter(ip),
+        None => 0,
     }
-    count
 }
 
 /// Replaces a value with `"[Filtered]"`; counts 0 when it already is.

@@ -734,6 +734,37 @@ proptest! {
         prop_assert_eq!(&*scrub_text(&once, &Settings::default()), &once);
     }
 
+    /// Ingestion stores every payload member not named in `changed_members` as it was
+    /// received: a member scrubbing changed but did not name would be stored unscrubbed.
+    #[test]
+    fn changed_members_name_exactly_the_members_that_changed(
+        members in prop::collection::btree_map(
+            prop::sample::select(vec!["user", "request", "password", "extra", "note", "tags"]),
+            json_value(),
+            0..6,
+        ),
+        settings in settings(),
+    ) {
+        let payload = Value::Object(
+            members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        );
+        let mut event = ErrorEvent::blank();
+        event.payload = payload.clone();
+        let scrubbed = scrub_event_parts(&mut event, &settings);
+        let (Value::Object(before), Value::Object(after)) = (&payload, &event.payload) else {
+            unreachable!("an object stays an object");
+        };
+        let mut changed: Vec<&str> = before
+            .iter()
+            .filter(|(key, value)| after.get(*key) != Some(*value))
+            .map(|(key, _)| key.as_str())
+            .collect();
+        let mut named: Vec<&str> = scrubbed.changed_members.iter().map(String::as_str).collect();
+        changed.sort_unstable();
+        named.sort_unstable();
+        prop_assert_eq!(named, changed);
+    }
+
     #[test]
     fn strings_in_payloads_are_scrubbed_like_text(text in text()) {
         let expected = scrub_text(&text, &Settings::default()).into_owned();

@@ -262,6 +262,27 @@ async fn a_payload_without_secrets_is_served_as_sent_and_a_scrubbed_one_without_
         .expect("envelope request");
     assert_eq!(response.status(), 200);
     assert!(stored_text(&app).await.contains(text), "stored as received");
+
+    // Scrubbed: only the member holding the secret is written again; the others are kept
+    // as they were sent.
+    let text = r#"{"event_id": "5f60718293a4b5c6d7e8f90112233445", "extra": {"db_password": "patch-secret-9"},
+        "exception": {"values": [{"type": "PatchedError",   "value": "spaced  as  sent"}]}}"#;
+    let body = envelope(&json!({}), &[("event", text.as_bytes())]);
+    let response = app
+        .ingest_request(&app.envelope_url())
+        .body(body)
+        .send()
+        .await
+        .expect("envelope request");
+    assert_eq!(response.status(), 200);
+    let stored = stored_text(&app).await;
+    assert!(!stored.contains("patch-secret-9"));
+    assert!(
+        stored.contains(
+            r#""exception":{"values": [{"type": "PatchedError",   "value": "spaced  as  sent"}]}"#
+        ),
+        "the untouched member as sent"
+    );
     app.stop().await;
 }
 

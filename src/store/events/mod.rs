@@ -15,6 +15,10 @@ use uuid::Uuid;
 use zstd::dict::DecoderDictionary;
 use zstd::zstd_safe::{self, CCtx};
 
+mod payload;
+
+pub use payload::ReceivedPayload;
+
 use super::dictionaries::{self, Dictionary};
 use super::StoreError;
 use crate::grouping::Grouping;
@@ -90,14 +94,14 @@ impl NewEvent {
         NewEvent::with_received_payload(event, grouping, None, None)
     }
 
-    /// `received`: the JSON text that `event.payload` was parsed from, when the payload is
-    /// still exactly what it says (nothing stripped or scrubbed). Those bytes then go into
-    /// the document as they are, which costs far less than serializing the payload again
-    /// and reads back as the same JSON. `dictionary`: the project's newest, if it has one.
+    /// `received`: the exact JSON text that `event.payload` was parsed from, and what
+    /// scrubbing changed since. The document's payload is then made from that text (see
+    /// [`payload`]), which costs far less than serializing the payload again and reads
+    /// back as the same JSON. `dictionary`: the project's newest, if it has one.
     pub fn with_received_payload(
         event: ErrorEvent,
         grouping: Grouping,
-        received: Option<&[u8]>,
+        received: Option<ReceivedPayload<'_>>,
         dictionary: Option<&Dictionary>,
     ) -> Result<NewEvent, StoreError> {
         let top_frames = render_top_frames(&event);
@@ -133,9 +137,12 @@ pub fn document_bytes(event: &ErrorEvent) -> Result<Vec<u8>, StoreError> {
     document_json(event, None)
 }
 
-/// The document's JSON: the normalized parts, then the payload, either the received bytes
-/// as they are or `event.payload` serialized.
-fn document_json(event: &ErrorEvent, received: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+/// The document's JSON: the normalized parts, then the payload, either made from the
+/// received text or `event.payload` serialized.
+fn document_json(
+    event: &ErrorEvent,
+    received: Option<ReceivedPayload<'_>>,
+) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
     let mut parts = DocumentParts {
         message: &event.message,
@@ -147,7 +154,7 @@ fn document_json(event: &ErrorEvent, received: Option<&[u8]>) -> Result<Vec<u8>,
         parts.payload = Some(&event.payload);
         return serde_json::to_vec(&parts).map_err(corrupt);
     };
-    let mut json = Vec::with_capacity(received.len() + 512);
+    let mut json = Vec::with_capacity(received.text.len() + 512);
     serde_json::to_writer(&mut json, &parts).map_err(corrupt)?;
     // `{"message":…,"tags":{…}}` always ends with the object's `}`: reopen it.
     if json.pop() != Some(b'}') {
@@ -156,7 +163,9 @@ fn document_json(event: &ErrorEvent, received: Option<&[u8]>) -> Result<Vec<u8>,
         ));
     }
     json.extend_from_slice(b",\"payload\":");
-    json.extend_from_slice(received);
+    if !payload::write_received(&mut json, received, &event.payload).map_err(corrupt)? {
+        serde_json::to_writer(&mut json, &event.payload).map_err(corrupt)?;
+    }
     json.push(b'}');
     Ok(json)
 }
@@ -405,6 +414,10 @@ mod tests {
 
     fn stored(event: ErrorEvent, received: Option<&[u8]>) -> Document {
         let grouping = grouping::group(&event);
+        let received = received.map(|text| ReceivedPayload {
+            text,
+            changed_members: &[],
+        });
         let row = NewEvent::with_received_payload(event, grouping, received, None).expect("a row");
         decode(&row.data, None).expect("a document")
     }
