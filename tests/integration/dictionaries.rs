@@ -6,7 +6,7 @@
 use chrono::{Days, Utc};
 use serde_json::{json, Value};
 
-use seismo::store::dictionaries::training::{self, Plan};
+use seismo::store::dictionaries::training::{Plan, Trainer};
 use seismo::store::{dictionaries, projects, retention};
 
 use crate::harness::TestApp;
@@ -120,16 +120,16 @@ fn exception_type(event: &Value) -> &str {
 #[tokio::test]
 async fn a_trained_dictionary_shrinks_stored_events_and_they_read_back_unchanged() {
     let app = TestApp::spawn().await;
-    let plan = Plan::default();
+    let mut trainer = Trainer::new(Plan::default());
     send_all(&app, (0..150).map(python_event)).await;
-    let report = training::train_due(&app.pool, &plan).await.expect("a run");
+    let report = trainer.train_due(&app.pool).await.expect("a run");
     assert!(
         report.trained.is_empty(),
         "150 events are too few: {report:?}"
     );
 
     send_all(&app, (150..250).map(python_event)).await;
-    let report = training::train_due(&app.pool, &plan).await.expect("a run");
+    let report = trainer.train_due(&app.pool).await.expect("a run");
     assert_eq!(report.trained.len(), 1, "{report:?}");
     let (project_id, version, ratio) = report.trained[0];
     assert_eq!((project_id, version), (app.project.id, 1));
@@ -163,7 +163,7 @@ async fn a_trained_dictionary_shrinks_stored_events_and_they_read_back_unchanged
         "a page of both kinds of rows"
     );
 
-    let report = training::train_due(&app.pool, &plan).await.expect("a run");
+    let report = trainer.train_due(&app.pool).await.expect("a run");
     assert!(
         report.trained.is_empty() && report.rejected.is_empty(),
         "a fresh dictionary is not retrained: {report:?}"
@@ -174,12 +174,12 @@ async fn a_trained_dictionary_shrinks_stored_events_and_they_read_back_unchanged
 #[tokio::test]
 async fn a_project_whose_events_change_gets_a_new_version_and_old_rows_still_read() {
     let app = TestApp::spawn().await;
-    let plan = Plan {
+    let mut trainer = Trainer::new(Plan {
         min_age: chrono::Duration::zero(),
         ..Plan::default()
-    };
+    });
     send_all(&app, (0..250).map(python_event)).await;
-    let report = training::train_due(&app.pool, &plan).await.expect("a run");
+    let report = trainer.train_due(&app.pool).await.expect("a run");
     assert_eq!(report.trained.len(), 1, "{report:?}");
     app.app
         .dictionaries
@@ -188,12 +188,12 @@ async fn a_project_whose_events_change_gets_a_new_version_and_old_rows_still_rea
         .expect("refresh");
 
     send_all(&app, (0..50).map(python_event)).await;
-    let report = training::train_due(&app.pool, &plan).await.expect("a run");
+    let report = trainer.train_due(&app.pool).await.expect("a run");
     assert!(report.trained.is_empty(), "no drift yet: {report:?}");
 
     // The service now sends Java exceptions: its rows compress far worse with version 1.
     send_all(&app, (0..250).map(java_event)).await;
-    let report = training::train_due(&app.pool, &plan).await.expect("a run");
+    let report = trainer.train_due(&app.pool).await.expect("a run");
     assert_eq!(report.trained.len(), 1, "{report:?}");
     assert_eq!(report.trained[0].1, 2);
     app.app
@@ -213,6 +213,36 @@ async fn a_project_whose_events_change_gets_a_new_version_and_old_rows_still_rea
         exception_type(&read_back(&app, Some(2)).await),
         "java.lang.IllegalStateException"
     );
+    app.stop().await;
+}
+
+/// An event whose bulk is a random token: nothing a dictionary could know in advance.
+fn random_event() -> Value {
+    let noise: String = (0..256)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    json!({
+        "event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "platform": "other",
+        "extra": {"blob": noise},
+        "exception": {"values": [{"type": "NoiseError", "value": "random"}]},
+    })
+}
+
+#[tokio::test]
+async fn a_dictionary_that_saves_too_little_is_not_kept_nor_tried_again_at_once() {
+    let app = TestApp::spawn().await;
+    let mut trainer = Trainer::new(Plan::default());
+    send_all(&app, (0..250).map(|_| random_event())).await;
+    let report = trainer.train_due(&app.pool).await.expect("a run");
+    assert_eq!(report.rejected, vec![app.project.id], "{report:?}");
+    assert!(report.trained.is_empty());
+    let report = trainer.train_due(&app.pool).await.expect("a run");
+    assert!(
+        report.rejected.is_empty() && report.trained.is_empty(),
+        "not tried again within the hour: {report:?}"
+    );
+    assert_eq!(stored(&app, None).await.0, 250);
     app.stop().await;
 }
 

@@ -9,12 +9,15 @@
 //!    documents did at training, and that version is at least [`Plan::min_age`] old;
 //! 3. a due project's latest [`Plan::samples`] documents are read back; four in five train
 //!    the dictionary and the fifth judges it against what those documents get now. It is
-//!    saved as the next version only when it saves at least [`MIN_GAIN`] of their bytes.
+//!    saved as the next version only when it saves at least [`MIN_GAIN`] of their bytes;
+//!    a project whose dictionary was not worth saving is not tried again for
+//!    [`Plan::min_age`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::{Dictionaries, Dictionary, VersionInfo};
@@ -41,7 +44,8 @@ pub struct Plan {
     pub dictionary_bytes: usize,
     /// How much worse (compressed over raw) recent rows may get before retraining.
     pub drift: f64,
-    /// The newest version is never replaced sooner than this.
+    /// The newest version is never replaced sooner than this, nor a rejected dictionary
+    /// tried again.
     pub min_age: chrono::Duration,
 }
 
@@ -77,9 +81,9 @@ pub async fn run_periodically(
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let plan = Plan::default();
+    let mut trainer = Trainer::new(Plan::default());
     loop {
-        match train_due(&pool, &plan).await {
+        match trainer.train_due(&pool).await {
             Ok(report) => record(&report, &metrics),
             Err(error) => {
                 tracing::warn!(%error, "dictionary training failed; retrying next interval")
@@ -108,71 +112,104 @@ fn record(report: &Report, metrics: &Metrics) {
     }
 }
 
-/// One training run: every due project gets a new version if it is worth keeping.
-pub async fn train_due(pool: &PgPool, plan: &Plan) -> Result<Report, StoreError> {
-    let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
-        return Ok(Report::default());
-    }
-    let result = train_locked(pool, plan).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
-    result
+/// Runs training; remembers which projects' dictionaries were rejected, and when.
+#[derive(Debug)]
+pub struct Trainer {
+    plan: Plan,
+    rejected: HashMap<ProjectId, DateTime<Utc>>,
 }
 
-async fn train_locked(pool: &PgPool, plan: &Plan) -> Result<Report, StoreError> {
-    let mut report = Report {
-        ran: true,
-        ..Report::default()
-    };
-    let newest = super::newest_versions(pool).await?;
-    for project_id in recently_active(pool).await? {
-        let current = newest.iter().find(|v| v.project_id == project_id);
-        if !is_due(pool, plan, project_id, current).await? {
-            continue;
-        }
-        let documents = latest_documents(pool, project_id, plan.samples).await?;
-        let versions: Vec<(ProjectId, i32)> = current
-            .map(|v| (project_id, v.version))
-            .into_iter()
-            .collect();
-        let current_bytes = super::load(pool, &versions)
-            .await?
-            .pop()
-            .map(|(_, _, bytes)| bytes);
-        let dictionary_bytes = plan.dictionary_bytes;
-        let trained = tokio::task::spawn_blocking(move || {
-            train(
-                project_id,
-                &documents,
-                current_bytes.as_deref(),
-                dictionary_bytes,
-            )
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("dictionary training panicked: {e}")))??;
-        match trained {
-            Some(candidate) => {
-                let version = super::insert_next(
-                    pool,
-                    project_id,
-                    &candidate.bytes,
-                    candidate.ratio,
-                    candidate.samples,
-                )
-                .await?;
-                report.trained.push((project_id, version, candidate.ratio));
-            }
-            None => report.rejected.push(project_id),
+impl Trainer {
+    pub fn new(plan: Plan) -> Trainer {
+        Trainer {
+            plan,
+            rejected: HashMap::new(),
         }
     }
-    Ok(report)
+
+    /// One training run: every due project gets a new version if it is worth keeping.
+    pub async fn train_due(&mut self, pool: &PgPool) -> Result<Report, StoreError> {
+        let mut conn = pool.acquire().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !locked {
+            return Ok(Report::default());
+        }
+        let result = self.train_locked(pool).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+        result
+    }
+
+    async fn train_locked(&mut self, pool: &PgPool) -> Result<Report, StoreError> {
+        let mut report = Report {
+            ran: true,
+            ..Report::default()
+        };
+        let now = Utc::now();
+        self.rejected.retain(|_, at| now - *at < self.plan.min_age);
+        let newest = super::newest_versions(pool).await?;
+        for project_id in recently_active(pool).await? {
+            let current = newest.iter().find(|v| v.project_id == project_id);
+            if self.rejected.contains_key(&project_id)
+                || !is_due(pool, &self.plan, project_id, current).await?
+            {
+                continue;
+            }
+            match train_project(pool, &self.plan, project_id, current).await? {
+                Some(candidate) => {
+                    let version = super::insert_next(
+                        pool,
+                        project_id,
+                        &candidate.bytes,
+                        candidate.ratio,
+                        candidate.samples,
+                    )
+                    .await?;
+                    report.trained.push((project_id, version, candidate.ratio));
+                }
+                None => {
+                    self.rejected.insert(project_id, now);
+                    report.rejected.push(project_id);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Trains a dictionary from the project's latest documents, off the async threads; `None`
+/// when it is not worth saving.
+async fn train_project(
+    pool: &PgPool,
+    plan: &Plan,
+    project_id: ProjectId,
+    current: Option<&VersionInfo>,
+) -> Result<Option<Candidate>, StoreError> {
+    let documents = latest_documents(pool, project_id, plan.samples).await?;
+    let versions: Vec<(ProjectId, i32)> = current
+        .map(|v| (project_id, v.version))
+        .into_iter()
+        .collect();
+    let current_bytes = super::load(pool, &versions)
+        .await?
+        .pop()
+        .map(|(_, _, bytes)| bytes);
+    let dictionary_bytes = plan.dictionary_bytes;
+    tokio::task::spawn_blocking(move || {
+        train(
+            project_id,
+            &documents,
+            current_bytes.as_deref(),
+            dictionary_bytes,
+        )
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("dictionary training panicked: {e}")))?
 }
 
 async fn recently_active(pool: &PgPool) -> Result<Vec<ProjectId>, StoreError> {
