@@ -212,7 +212,7 @@ pub fn compress(json: &[u8], dictionary: Option<&Dictionary>) -> Result<Vec<u8>,
         let mut data = Vec::with_capacity(zstd_safe::compress_bound(json.len()));
         let written = match dictionary {
             Some(dictionary) => context.compress_using_cdict(&mut data, json, dictionary.cdict()),
-            None => context.compress(&mut data, json, dictionaries::LEVEL),
+            None => context.compress(&mut data, json, dictionaries::LEVEL_WITHOUT_DICTIONARY),
         };
         written.map_err(|code| StoreError::Corrupt(zstd_safe::get_error_name(code).to_owned()))?;
         Ok(data)
