@@ -32,6 +32,10 @@ const LOCK_KEY: i64 = 0x5e15_3000_0000_0002;
 pub const DRIFT_ROWS: i64 = 200;
 /// A new dictionary must make the held-out documents at least this much smaller.
 pub const MIN_GAIN: f64 = 0.10;
+/// The most document bytes one training reads (raw; a quarter of it compressed): zstd
+/// wants about a hundred times the dictionary's size, and a project of 1 MiB events must
+/// not take a gigabyte to train.
+const MAX_SAMPLE_BYTES: i64 = 32 * 1024 * 1024;
 
 /// What a training run considers; [`Plan::default`] is what `seismo serve` uses.
 #[derive(Debug, Clone)]
@@ -277,12 +281,19 @@ async fn latest_documents(
     project_id: ProjectId,
     limit: i64,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
+    // Events may be up to a MiB each: the samples stop at a bound, compressed here and
+    // decompressed below, whatever `limit` says.
     let rows: Vec<(Option<i32>, Vec<u8>)> = sqlx::query_as(
-        "SELECT dictionary, data FROM events WHERE project_id = $1 \
-         ORDER BY received_at DESC LIMIT $2",
+        "SELECT dictionary, data FROM ( \
+           SELECT dictionary, data, received_at, \
+             sum(octet_length(data)) OVER (ORDER BY received_at DESC) AS running \
+           FROM (SELECT dictionary, data, received_at FROM events WHERE project_id = $1 \
+                 ORDER BY received_at DESC LIMIT $2) AS latest) AS bounded \
+         WHERE running <= $3 ORDER BY received_at DESC",
     )
     .bind(project_id)
     .bind(limit)
+    .bind(MAX_SAMPLE_BYTES / 4)
     .fetch_all(pool)
     .await?;
     let versions: Vec<(ProjectId, i32)> = rows
@@ -290,11 +301,17 @@ async fn latest_documents(
         .filter_map(|(version, _)| version.map(|v| (project_id, v)))
         .collect();
     let decoders = super::load_for_reading(pool, &versions).await?;
-    rows.iter()
-        .map(|(version, data)| {
-            decompress(data, super::decoder_for(&decoders, project_id, *version)?)
-        })
-        .collect()
+    let mut documents = Vec::with_capacity(rows.len());
+    let mut total = 0;
+    for (version, data) in &rows {
+        let document = decompress(data, super::decoder_for(&decoders, project_id, *version)?)?;
+        total += document.len() as i64;
+        if total > MAX_SAMPLE_BYTES {
+            break;
+        }
+        documents.push(document);
+    }
+    Ok(documents)
 }
 
 /// A dictionary worth saving.
