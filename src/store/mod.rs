@@ -5,7 +5,9 @@
 //! batches events from many requests into one transaction (group commit): releases, issues
 //! (one upsert row per fingerprint, counts summed first), events (`UNNEST` insert into the
 //! day's partition) and per-minute counts; only after COMMIT is each request answered.
-//! The read path: the API calls `issues` and `events` directly on the pool.
+//! The read path: the API calls `issues` and `events` directly on the pool. Event documents
+//! are compressed with each project's trained dictionary (`dictionaries`), which a row names
+//! by version.
 
 pub mod batch;
 pub mod counts;
