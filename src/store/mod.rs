@@ -99,6 +99,29 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code == "23505")
 }
 
+/// Runs `work` while this process holds PostgreSQL's session advisory lock `key`, so that
+/// one process of many does it; `None`, with nothing done, when another holds the lock.
+pub async fn while_locked<T>(
+    pool: &PgPool,
+    key: i64,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<Option<T>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(None);
+    }
+    let result = work.await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    result.map(Some)
+}
+
 /// Opens a pool. Connections are few on purpose: the writer batches, so throughput comes
 /// from batch size, not from connection count.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {

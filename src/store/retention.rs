@@ -91,20 +91,9 @@ pub fn record(report: &Report, metrics: &Metrics) {
 
 /// One retention run as of `today`.
 pub async fn run(pool: &PgPool, today: NaiveDate) -> Result<Report, StoreError> {
-    let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
-        return Ok(Report::default());
-    }
-    let result = run_locked(pool, today).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
-    result
+    Ok(super::while_locked(pool, LOCK_KEY, run_locked(pool, today))
+        .await?
+        .unwrap_or_default())
 }
 
 async fn run_locked(pool: &PgPool, today: NaiveDate) -> Result<Report, StoreError> {

@@ -251,8 +251,13 @@ impl TestApp {
 
     /// Sends one event in an envelope to the project's envelope endpoint.
     pub async fn send_event(&self, event: &Value) -> reqwest::Response {
-        let payload = serde_json::to_vec(event).expect("event json");
-        let body = envelope(&serde_json::json!({}), &[("event", &payload)]);
+        self.send_event_text(&serde_json::to_vec(event).expect("event json"))
+            .await
+    }
+
+    /// Sends one event's JSON text, byte for byte, in an envelope.
+    pub async fn send_event_text(&self, payload: &[u8]) -> reqwest::Response {
+        let body = envelope(&serde_json::json!({}), &[("event", payload)]);
         self.ingest_request(&self.envelope_url())
             .body(body)
             .send()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sentry::protocol::{Breadcrumb, Event, Exception, Frame, Request, Stacktrace};
 use serde_json::{json, Value};
 
-use crate::harness::{envelope, TestApp};
+use crate::harness::TestApp;
 
 const SECRETS: [&str; 5] = [
     "hunter2-secret",
@@ -253,13 +253,7 @@ async fn a_payload_without_secrets_is_served_as_sent_and_a_scrubbed_one_without_
     // The bytes themselves, spacing and key order included, when nothing changed them.
     let text = r#"{ "platform" : "python",  "event_id": "3d4e5f60718293a4b5c6d7e8f9011223",
         "exception": {"values": [{"type": "AsSentError", "value": "kept as sent"}]} }"#;
-    let body = envelope(&json!({}), &[("event", text.as_bytes())]);
-    let response = app
-        .ingest_request(&app.envelope_url())
-        .body(body)
-        .send()
-        .await
-        .expect("envelope request");
+    let response = app.send_event_text(text.as_bytes()).await;
     assert_eq!(response.status(), 200);
     assert!(stored_text(&app).await.contains(text), "stored as received");
 
@@ -267,13 +261,7 @@ async fn a_payload_without_secrets_is_served_as_sent_and_a_scrubbed_one_without_
     // as they were sent.
     let text = r#"{"event_id": "5f60718293a4b5c6d7e8f90112233445", "extra": {"db_password": "patch-secret-9"},
         "exception": {"values": [{"type": "PatchedError",   "value": "spaced  as  sent"}]}}"#;
-    let body = envelope(&json!({}), &[("event", text.as_bytes())]);
-    let response = app
-        .ingest_request(&app.envelope_url())
-        .body(body)
-        .send()
-        .await
-        .expect("envelope request");
+    let response = app.send_event_text(text.as_bytes()).await;
     assert_eq!(response.status(), 200);
     let stored = stored_text(&app).await;
     assert!(!stored.contains("patch-secret-9"));
@@ -364,13 +352,7 @@ async fn a_repeated_key_never_carries_a_secret_past_scrubbing() {
         "request": {"method": "GET"},
         "extra": {"note": "first"}, "extra": {"note": "second"},
         "exception": {"values": [{"type": "RepeatedKeyError", "value": "two requests"}]}}"#;
-    let body = envelope(&json!({}), &[("event", text.as_bytes())]);
-    let response = app
-        .ingest_request(&app.envelope_url())
-        .body(body)
-        .send()
-        .await
-        .expect("envelope request");
+    let response = app.send_event_text(text.as_bytes()).await;
     assert_eq!(response.status(), 200);
     let stored = stored_text(&app).await;
     assert!(!stored.contains("dup-key-secret-1"), "{stored}");

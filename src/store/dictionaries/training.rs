@@ -133,20 +133,10 @@ impl Trainer {
 
     /// One training run: every due project gets a new version if it is worth keeping.
     pub async fn train_due(&mut self, pool: &PgPool) -> Result<Report, StoreError> {
-        let mut conn = pool.acquire().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !locked {
-            return Ok(Report::default());
-        }
-        let result = self.train_locked(pool).await;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *conn)
-            .await?;
-        result
+        let work = self.train_locked(pool);
+        Ok(crate::store::while_locked(pool, LOCK_KEY, work)
+            .await?
+            .unwrap_or_default())
     }
 
     async fn train_locked(&mut self, pool: &PgPool) -> Result<Report, StoreError> {
