@@ -48,7 +48,7 @@ fn main() {
         let started = Instant::now();
         let bytes = zstd::dict::from_samples(training, size).expect("a dictionary");
         let trained_in = started.elapsed().as_secs_f64();
-        let dictionary = Dictionary::new(ProjectId(1), 1, &bytes);
+        let dictionary = Dictionary::new(1, &bytes);
         let memory = memory_per_dictionary(&bytes) / 1024.0;
         report(
             &format!(
@@ -74,9 +74,7 @@ fn main() {
 fn memory_per_dictionary(bytes: &[u8]) -> f64 {
     const COUNT: usize = 200;
     let before = resident_bytes();
-    let held: Vec<Dictionary> = (0..COUNT)
-        .map(|i| Dictionary::new(ProjectId(i as i64), 1, bytes))
-        .collect();
+    let held: Vec<Dictionary> = (0..COUNT).map(|_| Dictionary::new(1, bytes)).collect();
     let after = resident_bytes();
     drop(held);
     (after - before) / COUNT as f64

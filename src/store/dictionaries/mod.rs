@@ -40,17 +40,16 @@ pub const LEVEL: i32 = 3;
 /// dictionaries off): there level 3 costs a seventh more CPU for 1 % fewer bytes.
 pub const LEVEL_WITHOUT_DICTIONARY: i32 = 1;
 
-/// One trained dictionary, prepared for compressing.
+/// One trained dictionary, prepared for compressing; `version` is what a row compressed
+/// with it records (0 for one not saved yet).
 pub struct Dictionary {
-    pub project_id: ProjectId,
     pub version: i32,
     encoder: EncoderDictionary<'static>,
 }
 
 impl Dictionary {
-    pub fn new(project_id: ProjectId, version: i32, bytes: &[u8]) -> Dictionary {
+    pub fn new(version: i32, bytes: &[u8]) -> Dictionary {
         Dictionary {
-            project_id,
             version,
             encoder: EncoderDictionary::copy(bytes, LEVEL),
         }
@@ -64,7 +63,6 @@ impl Dictionary {
 impl std::fmt::Debug for Dictionary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dictionary")
-            .field("project_id", &self.project_id)
             .field("version", &self.version)
             .finish_non_exhaustive()
     }
@@ -111,10 +109,7 @@ impl Dictionaries {
         let mut newest = self.newest.write().unwrap_or_else(PoisonError::into_inner);
         newest.retain(|project, _| latest.iter().any(|(p, _)| p == project));
         for (project_id, version, bytes) in loaded {
-            newest.insert(
-                project_id,
-                Arc::new(Dictionary::new(project_id, version, &bytes)),
-            );
+            newest.insert(project_id, Arc::new(Dictionary::new(version, &bytes)));
         }
         Ok(count)
     }

@@ -72,8 +72,6 @@ pub struct Report {
     pub trained: Vec<(ProjectId, i32, f64)>,
     /// Dictionaries trained but not saved, as they saved too little.
     pub rejected: Vec<ProjectId>,
-    /// False when another process held the lock (nothing done).
-    pub ran: bool,
 }
 
 /// Refreshes `dictionaries` and trains what is due, now and then every `interval`, until
@@ -140,10 +138,7 @@ impl Trainer {
     }
 
     async fn train_locked(&mut self, pool: &PgPool) -> Result<Report, StoreError> {
-        let mut report = Report {
-            ran: true,
-            ..Report::default()
-        };
+        let mut report = Report::default();
         let now = Utc::now();
         self.rejected.retain(|_, at| now - *at < self.plan.min_age);
         let newest = super::newest_versions(pool).await?;
@@ -195,12 +190,7 @@ async fn train_project(
         .map(|(_, _, bytes)| bytes);
     let dictionary_bytes = plan.dictionary_bytes;
     tokio::task::spawn_blocking(move || {
-        train(
-            project_id,
-            &documents,
-            current_bytes.as_deref(),
-            dictionary_bytes,
-        )
+        train(&documents, current_bytes.as_deref(), dictionary_bytes)
     })
     .await
     .map_err(|e| StoreError::Corrupt(format!("dictionary training panicked: {e}")))?
@@ -315,7 +305,6 @@ struct Candidate {
 /// dictionary saves less than [`MIN_GAIN`] against the current one (`current`, the bytes
 /// of the project's newest version), or against none when it has none yet.
 fn train(
-    project_id: ProjectId,
     documents: &[Vec<u8>],
     current: Option<&[u8]>,
     dictionary_bytes: usize,
@@ -331,10 +320,10 @@ fn train(
     let Ok(bytes) = zstd::dict::from_samples(&training, dictionary_bytes) else {
         return Ok(None);
     };
-    let candidate = Dictionary::new(project_id, 0, &bytes);
+    let candidate = Dictionary::new(0, &bytes);
     let raw: usize = held_out.iter().map(|d| d.len()).sum();
     let with_candidate = compressed_size(&held_out, Some(&candidate))?;
-    let current = current.map(|bytes| Dictionary::new(project_id, 0, bytes));
+    let current = current.map(|bytes| Dictionary::new(0, bytes));
     let now = compressed_size(&held_out, current.as_ref())?;
     if (with_candidate as f64) > (now as f64) * (1.0 - MIN_GAIN) {
         return Ok(None);

@@ -435,7 +435,7 @@ mod tests {
             })
             .collect();
         let bytes = zstd::dict::from_samples(&documents, 4096).expect("a dictionary");
-        let dictionary = Dictionary::new(ProjectId(1), 1, &bytes);
+        let dictionary = Dictionary::new(1, &bytes);
         let decoder = DecoderDictionary::copy(&bytes);
         let json = &documents[7];
         let with = compress(json, Some(&dictionary)).expect("compressed");
