@@ -11,13 +11,13 @@
 # panics, overflows (debug assertions are on), endless loops and runaway memory.
 #
 # Environment (all optional): FUZZ_SECONDS=60 (per target), TARGETS="envelope store_json
-# otlp_protobuf otlp_json stacktrace spool", FUZZ_MAX_LEN=65536, FUZZ_RSS_MB=2048.
+# stored_payload otlp_protobuf otlp_json stacktrace spool", FUZZ_MAX_LEN=65536, FUZZ_RSS_MB=2048.
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`).
 set -euo pipefail
 
 cd "$(dirname "$0")/../fuzz"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-TARGETS=${TARGETS:-"envelope store_json otlp_protobuf otlp_json stacktrace spool"}
+TARGETS=${TARGETS:-"envelope store_json stored_payload otlp_protobuf otlp_json stacktrace spool"}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-65536}
 FUZZ_RSS_MB=${FUZZ_RSS_MB:-2048}
 export RUSTC_BOOTSTRAP=1
@@ -30,8 +30,9 @@ seed() {
             printf '{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc"}\n{"type":"event","length":41}\n{"message":"hello","level":"error","x":1}\n' >"$dir/seed-envelope"
             printf '{}\n{"type":"event"}\n{"exception":{"values":[{"type":"E","value":"v","stacktrace":{"frames":[{"function":"f","in_app":true}]}}]}}\n' >"$dir/seed-envelope-nolength"
             ;;
-        store_json)
+        store_json | stored_payload)
             printf '{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","timestamp":1700000000.5,"platform":"python","level":"error","tags":{"a":"b"},"exception":{"values":[{"type":"ValueError","value":"bad password=x","stacktrace":{"frames":[{"function":"f","module":"m","filename":"m.py","lineno":3,"in_app":true,"vars":{"Authorization":"Bearer x"}}]}}]},"request":{"headers":[["Cookie","a=b"]],"url":"https://u:p@h/?token=1"},"user":{"ip_address":"{{auto}}"}}' >"$dir/seed-event"
+            printf '{"user":{"id":"1","ip_address":"10.1.2.3"},"request":{"data":{"password":"hunter2"}},"extra":{"k":{"token":"a","token":"b"}},"request":{"url":"https://h/"}}' >"$dir/seed-repeated-keys"
             ;;
         otlp_json)
             printf '{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":17,"body":{"stringValue":"boom"},"attributes":[{"key":"exception.type","value":{"stringValue":"ValueError"}},{"key":"exception.stacktrace","value":{"stringValue":"Traceback (most recent call last):\\n  File \\"a.py\\", line 1, in f\\nValueError: x"}}]}]}]}]}' >"$dir/seed-logs"

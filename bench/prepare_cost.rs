@@ -16,10 +16,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seismo::grouping;
 use seismo::ingest::received::Received;
+use seismo::ingest::received_payload;
 use seismo::ingest::sentry::event::parse_received;
 use seismo::model::Source;
 use seismo::scrub::{scrub_event_parts, Settings};
-use seismo::store::events::{NewEvent, ReceivedPayload};
+use seismo::store::events::NewEvent;
 
 #[path = "sentry_events.rs"]
 #[allow(dead_code)]
@@ -97,10 +98,7 @@ fn measure(payloads: &[Vec<u8>], events: usize, settings: &Settings) -> Stages {
         lap(2, &mut started);
         let copy = (event.clone(), grouping.clone());
         started = Instant::now();
-        let received = exact.then_some(ReceivedPayload {
-            text,
-            changed_members: &scrubbed.changed_members,
-        });
+        let received = exact.then(|| received_payload(text, &scrubbed)).flatten();
         let row = NewEvent::with_received_payload(event, grouping, received, None);
         lap(3, &mut started);
         assert!(row.is_ok());

@@ -41,7 +41,7 @@ impl App {
             spool_after: config.spool_after,
         };
         let (writer, tasks) = Writer::start(&pool, settings, metrics.clone(), spool.clone());
-        let dictionaries = Dictionaries::default();
+        let dictionaries = Dictionaries::new(config.dictionary_max_projects);
         let app = App {
             ingest: Ingest::new(pool.clone(), writer, metrics.clone(), dictionaries.clone()),
             dictionaries,

@@ -108,6 +108,9 @@ pub struct Config {
     /// How often event compression dictionaries are checked, trained and reloaded
     /// (`None`: 0, no dictionaries; new events are compressed without one).
     pub dictionary_check_interval: Option<std::time::Duration>,
+    /// How many projects' dictionaries each process holds in memory (about 430 KiB each):
+    /// the busiest of the last hour. The other projects' events are compressed without one.
+    pub dictionary_max_projects: usize,
 }
 
 /// The keys, as named in the TOML file; the environment uses `SEISMO_` + upper case.
@@ -138,6 +141,7 @@ const KEYS: &[&str] = &[
     "http_header_timeout_seconds",
     "http_body_timeout_seconds",
     "dictionary_check_seconds",
+    "dictionary_max_projects",
 ];
 
 /// Raw key → text, before validation.
@@ -272,6 +276,7 @@ impl Config {
                 0 => None,
                 n => Some(std::time::Duration::from_secs(n)),
             },
+            dictionary_max_projects: positive(sources, "dictionary_max_projects", 64)?,
         })
     }
 
@@ -482,6 +487,7 @@ mod tests {
             c.dictionary_check_interval,
             Some(std::time::Duration::from_secs(60))
         );
+        assert_eq!(c.dictionary_max_projects, 64);
     }
 
     #[test]
@@ -524,6 +530,7 @@ mod tests {
             ("http_header_timeout_seconds", "0"),
             ("http_body_timeout_seconds", "86401"),
             ("dictionary_check_seconds", "soon"),
+            ("dictionary_max_projects", "0"),
         ];
         for (key, value) in cases {
             let error = config(&[(key, value)]).expect_err(key).to_string();

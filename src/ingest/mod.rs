@@ -253,15 +253,7 @@ impl Ingest {
         self.metrics
             .scrubbed_values
             .inc_by((scrubbed.payload + scrubbed.fields) as u64);
-        // Every change is named by its member when the payload is an object, which a Sentry
-        // event always is; a change with no member named leaves no text to patch.
-        let patchable = scrubbed.payload == 0 || !scrubbed.changed_members.is_empty();
-        let received = received_bytes
-            .filter(|_| patchable)
-            .map(|text| ReceivedPayload {
-                text,
-                changed_members: &scrubbed.changed_members,
-            });
+        let received = received_bytes.and_then(|text| received_payload(text, &scrubbed));
         let source = event.source;
         let grouping = grouping::group(&event);
         let dictionary = self.dictionaries.newest(event.project_id);
@@ -337,6 +329,21 @@ impl Ingest {
             }
         }
     }
+}
+
+/// The received text of a payload, as what its stored payload is made from, once scrubbing
+/// has run: `None` when scrubbing changed something it could not name a top-level member
+/// for (only a payload that is not an object), which leaves no text to patch. Every change
+/// to an object payload is named by its member, and a Sentry event always is one.
+pub fn received_payload<'a>(
+    text: &'a [u8],
+    scrubbed: &'a scrub::Scrubbed,
+) -> Option<ReceivedPayload<'a>> {
+    let patchable = scrubbed.payload == 0 || !scrubbed.changed_members.is_empty();
+    patchable.then_some(ReceivedPayload {
+        text,
+        changed_members: &scrubbed.changed_members,
+    })
 }
 
 /// Decompresses a request body off the async threads when it is compressed.

@@ -1,15 +1,17 @@
 //! Trained compression dictionaries: a project's events are stored smaller once it has
 //! one, every row reads back the same whatever version compressed it, a project whose
 //! events change gets a new version, and retention forgets a version only when no event
-//! it keeps can need it.
+//! it keeps can need it. A process holds dictionaries only for its busiest projects.
 
 use chrono::{Days, Utc};
 use serde_json::{json, Value};
 
+use seismo::model::Scope;
 use seismo::store::dictionaries::training::{Plan, Trainer};
+use seismo::store::dictionaries::Dictionaries;
 use seismo::store::{dictionaries, projects, retention};
 
-use crate::harness::TestApp;
+use crate::harness::{set_minute_counts, TestApp};
 
 /// A Python exception as a Django service sends it, with what differs between events
 /// (ids, line numbers, the order and user) drawn from `i`.
@@ -297,5 +299,45 @@ async fn retention_forgets_a_version_only_once_no_kept_event_can_need_it() {
         vec![3],
         "the newest version is always kept"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_process_holds_dictionaries_only_for_its_busiest_projects() {
+    let app = TestApp::spawn().await;
+    let quiet = app.project.id;
+    let mut conn = app.pool.acquire().await.expect("connection");
+    let busy = projects::create(&mut conn, "busy", "Busy", None)
+        .await
+        .expect("create project")
+        .id;
+    drop(conn);
+    for project in [quiet, busy] {
+        dictionaries::insert_next(&app.pool, project, b"dictionary bytes", 0.1, 100)
+            .await
+            .expect("a version");
+    }
+    let now = Utc::now();
+    let minute = chrono::TimeDelta::minutes(1);
+    let set_events = |project, events| {
+        set_minute_counts(&app.pool, project, &Scope::Project, now - minute * 10, now, events)
+    };
+    set_events(quiet, 5).await;
+    set_events(busy, 50).await;
+
+    let held = Dictionaries::new(1);
+    assert_eq!(held.refresh(&app.pool).await.expect("refresh"), 1);
+    assert!(held.newest(busy).is_some(), "the busiest project keeps one");
+    assert!(held.newest(quiet).is_none(), "beyond the budget");
+
+    // The quiet project gets busier: it takes the place, and the other is forgotten.
+    set_events(quiet, 500).await;
+    assert_eq!(held.refresh(&app.pool).await.expect("refresh"), 1);
+    assert!(held.newest(quiet).is_some());
+    assert!(held.newest(busy).is_none(), "no longer among the busiest");
+
+    let both = Dictionaries::new(2);
+    assert_eq!(both.refresh(&app.pool).await.expect("refresh"), 2);
+    assert!(both.newest(quiet).is_some() && both.newest(busy).is_some());
     app.stop().await;
 }

@@ -17,6 +17,7 @@ use super::auth::ApiToken;
 use super::pagination::{self, Page};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::ingest::sentry::event::exceptions_of;
 use crate::model::{Exception, Frame, IssueId};
 use crate::store::events::{self, EventRecord};
 use crate::store::issues;
@@ -120,6 +121,7 @@ impl From<EventRecord> for EventView {
             exception: record
                 .document
                 .exception
+                .unwrap_or_else(|| exceptions_of(&record.document.payload))
                 .into_iter()
                 .map(ExceptionView::from)
                 .collect(),

@@ -202,6 +202,13 @@ fn values(value: Option<&Value>) -> Vec<&Value> {
     }
 }
 
+/// A Sentry event's normalized exceptions, from its payload: what ingestion groups by, and
+/// what readers show for a stored event (whose document does not repeat them; see
+/// `store::events::stores_exceptions`).
+pub fn exceptions_of(payload: &Value) -> Vec<Exception> {
+    payload.as_object().map(exceptions).unwrap_or_default()
+}
+
 fn exceptions(object: &Map<String, Value>) -> Vec<Exception> {
     let list = values(object.get("exception"));
     // Keep the last ones: the raised exception is last, the oldest causes first.
@@ -326,6 +333,36 @@ mod tests {
 
     fn parse_json(value: Value) -> ErrorEvent {
         parse(value.to_string().as_bytes(), received()).expect("valid event")
+    }
+
+    /// A stored Sentry event's exceptions are normalized again from its scrubbed payload
+    /// (`store::events::stores_exceptions`): that must give what ingestion normalized and
+    /// scrubbed, secrets filtered the same way.
+    #[test]
+    fn exceptions_from_the_scrubbed_payload_are_the_scrubbed_exceptions() {
+        let settings = crate::scrub::Settings::default();
+        let values = [
+            json!("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl rejected"),
+            json!("  card 4111 1111 1111 1111 declined  "),
+            json!("login failed: password=hunter2&user=bob"),
+            json!("postgres://app:s3cret@db:5432/shop unreachable"),
+            json!(42),
+            json!("plain 'discount'"),
+        ];
+        for value in values {
+            let mut event = parse_json(json!({
+                "exception": {"values": [
+                    {"type": "KeyError", "value": "'cause'"},
+                    {"type": "ValueError", "value": value, "module": "shop.orders",
+                     "stacktrace": {"frames": [
+                        {"function": "apply", "module": "shop.orders", "filename": "orders.py",
+                         "lineno": 3, "in_app": true, "vars": {"password": "hunter2"}},
+                    ]}},
+                ]},
+            }));
+            crate::scrub::scrub_event_parts(&mut event, &settings);
+            assert_eq!(exceptions_of(&event.payload), event.exceptions, "{value}");
+        }
     }
 
     #[test]

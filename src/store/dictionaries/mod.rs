@@ -12,9 +12,9 @@
 //!    version trained from its latest documents. The version is kept only if it beats what
 //!    those documents get now.
 //! 2. `event_dictionaries` holds every version (migration 0031); a version never changes.
-//! 3. [`Dictionaries`]: each process's cache of every project's newest version, refreshed
-//!    on the same interval. Ingestion compresses with it, and the row records the version
-//!    in `events.dictionary`.
+//! 3. [`Dictionaries`]: each process's cache of the newest version of the busiest projects
+//!    (`SEISMO_DICTIONARY_MAX_PROJECTS`), refreshed on the same interval. Ingestion
+//!    compresses with it, and the row records the version in `events.dictionary`.
 //! 4. Reads (`store::events`) decompress each row with the version it names, loaded by
 //!    [`load_for_reading`].
 //! 5. Retention drops a version once its successor is older than anything the project
@@ -68,32 +68,39 @@ impl std::fmt::Debug for Dictionary {
     }
 }
 
-/// Each project's newest dictionary, shared by every request of this process.
-#[derive(Clone, Default)]
+/// Each project's newest dictionary, shared by every request of this process, for at most
+/// `max_projects` projects: the busiest of the last hour. Events of the others are
+/// compressed without one. A prepared dictionary costs memory whatever the project's
+/// volume, while the bytes it saves grow with the volume: so the busiest projects are
+/// where a bounded budget saves the most disk.
+#[derive(Clone)]
 pub struct Dictionaries {
     newest: Arc<RwLock<HashMap<ProjectId, Arc<Dictionary>>>>,
+    max_projects: usize,
 }
 
 impl Dictionaries {
+    /// An empty cache that will hold the dictionaries of at most `max_projects` projects.
+    pub fn new(max_projects: usize) -> Dictionaries {
+        Dictionaries {
+            newest: Arc::default(),
+            max_projects,
+        }
+    }
+
     /// The dictionary new events of the project are compressed with, if it has one yet.
     pub fn newest(&self, project_id: ProjectId) -> Option<Arc<Dictionary>> {
         let newest = self.newest.read().unwrap_or_else(PoisonError::into_inner);
         newest.get(&project_id).cloned()
     }
 
-    /// Loads the newest version of every project that received events in the last hour
-    /// that this process does not hold yet (trained here or by another process), and
-    /// forgets the others: a prepared dictionary takes about 430 KiB of memory
-    /// (bench/dictionary.rs), so only projects in use keep one. Returns how many it loaded.
+    /// Loads the newest version of each of the `max_projects` projects with the most events
+    /// in the last hour that this process does not hold yet (trained here or by another
+    /// process), and forgets the others: a prepared dictionary takes about 430 KiB of memory
+    /// (bench/dictionary.rs), so only the busiest projects in use keep one. Returns how many
+    /// it loaded.
     pub async fn refresh(&self, pool: &PgPool) -> Result<usize, StoreError> {
-        let latest: Vec<(ProjectId, i32)> = sqlx::query_as(
-            "SELECT project_id, max(version) FROM event_dictionaries \
-             WHERE project_id IN (SELECT project_id FROM minute_counts \
-               WHERE scope = 'project' AND minute >= now() - interval '1 hour') \
-             GROUP BY project_id",
-        )
-        .fetch_all(pool)
-        .await?;
+        let latest = busiest_newest_versions(pool, self.max_projects).await?;
         let missing: Vec<(ProjectId, i32)> = {
             let newest = self.newest.read().unwrap_or_else(PoisonError::into_inner);
             latest
@@ -151,6 +158,25 @@ pub fn decoder_for(
                 "dictionary version {version} of project {project_id} is missing"
             ))
         })
+}
+
+/// The newest version of each of the `limit` projects with a dictionary and the most
+/// events in the last hour (ties by project id, so every process picks the same ones).
+async fn busiest_newest_versions(
+    pool: &PgPool,
+    limit: usize,
+) -> Result<Vec<(ProjectId, i32)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT d.project_id, max(d.version) FROM event_dictionaries d \
+         JOIN (SELECT project_id, sum(events) AS events FROM minute_counts \
+               WHERE scope = 'project' AND minute >= now() - interval '1 hour' \
+               GROUP BY project_id) AS busy ON busy.project_id = d.project_id \
+         GROUP BY d.project_id, busy.events \
+         ORDER BY busy.events DESC, d.project_id LIMIT $1",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?)
 }
 
 async fn load(

@@ -73,9 +73,22 @@ mod base64_bytes {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Document {
     pub message: Option<String>,
-    pub exception: Vec<Exception>,
+    /// The normalized exceptions; `None` for a Sentry event, whose payload *is* the Sentry
+    /// event they were normalized from: readers normalize them from it again (see
+    /// [`stores_exceptions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<Vec<Exception>>,
     pub tags: BTreeMap<String, String>,
     pub payload: serde_json::Value,
+}
+
+/// Whether an event's document holds its normalized exceptions. A Sentry event's do not:
+/// they are a function of its payload, which the document holds scrubbed, and writing them
+/// out again cost about a sixth of preparing the row (the stack traces serialized twice,
+/// and a third more bytes for zstd; bench/README.md, "The stored document"). Other
+/// sources' payloads are not Sentry events, so theirs are kept.
+pub fn stores_exceptions(source: Source) -> bool {
+    source != Source::Sentry
 }
 
 /// The document serialized from borrowed parts; without `payload`, the caller appends the
@@ -83,7 +96,8 @@ pub struct Document {
 #[derive(Serialize)]
 struct DocumentParts<'a> {
     message: &'a Option<String>,
-    exception: &'a [Exception],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exception: Option<&'a [Exception]>,
     tags: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<&'a serde_json::Value>,
@@ -146,7 +160,7 @@ fn document_json(
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
     let mut parts = DocumentParts {
         message: &event.message,
-        exception: &event.exceptions,
+        exception: stores_exceptions(event.source).then_some(event.exceptions.as_slice()),
         tags: &event.tags,
         payload: None,
     };
@@ -478,5 +492,22 @@ mod tests {
         assert_eq!(from_bytes.payload, from_tree.payload);
         assert_eq!(from_bytes.message.as_deref(), Some("boom"));
         assert_eq!(from_bytes.tags, from_tree.tags);
+    }
+
+    #[test]
+    fn only_a_sentry_event_leaves_its_exceptions_to_its_payload() {
+        let mut event = ErrorEvent::blank();
+        event.exceptions = vec![Exception {
+            ty: "KeyError".to_owned(),
+            value: Some("'discount'".to_owned()),
+            module: None,
+            frames: Vec::new(),
+        }];
+        for source in [Source::Sentry, Source::OtlpHttp, Source::OtlpGrpc, Source::Native] {
+            event.source = source;
+            let document = stored(event.clone(), None);
+            let expected = (source != Source::Sentry).then(|| event.exceptions.clone());
+            assert_eq!(document.exception, expected, "{source:?}");
+        }
     }
 }
