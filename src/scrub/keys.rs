@@ -101,6 +101,105 @@ fn singular(rest: &[u8], word: &[u8]) -> bool {
         .is_some_and(|after| after.first() != Some(&b's'))
 }
 
+/// Declares the keys of the Sentry event schema that every event is full of (frames,
+/// exceptions, contexts, requests), none of them secret: `is_common_plain_key` answers for
+/// them with one `match` on the key as it is, before normalizing it and looking for secret
+/// parts, which was the largest part of scrubbing's CPU. A test checks every one against
+/// the full rule.
+macro_rules! common_plain_keys {
+    ($($key:literal)|+) => {
+        fn is_common_plain_key(key: &str) -> bool {
+            matches!(key, $($key)|+)
+        }
+
+        #[cfg(test)]
+        const COMMON_PLAIN_KEYS: &[&str] = &[$($key),+];
+    };
+}
+
+common_plain_keys!(
+    "filename"
+        | "abs_path"
+        | "function"
+        | "raw_function"
+        | "module"
+        | "package"
+        | "lineno"
+        | "colno"
+        | "pre_context"
+        | "context_line"
+        | "post_context"
+        | "in_app"
+        | "vars"
+        | "platform"
+        | "instruction_addr"
+        | "symbol"
+        | "frames"
+        | "stacktrace"
+        | "type"
+        | "value"
+        | "values"
+        | "mechanism"
+        | "handled"
+        | "synthetic"
+        | "exception"
+        | "event_id"
+        | "timestamp"
+        | "level"
+        | "logger"
+        | "transaction"
+        | "server_name"
+        | "release"
+        | "dist"
+        | "environment"
+        | "modules"
+        | "extra"
+        | "tags"
+        | "contexts"
+        | "user"
+        | "request"
+        | "sdk"
+        | "breadcrumbs"
+        | "message"
+        | "fingerprint"
+        | "url"
+        | "method"
+        | "query_string"
+        | "data"
+        | "headers"
+        | "env"
+        | "runtime"
+        | "os"
+        | "device"
+        | "app"
+        | "browser"
+        | "trace"
+        | "trace_id"
+        | "span_id"
+        | "parent_span_id"
+        | "op"
+        | "status"
+        | "name"
+        | "version"
+        | "build"
+        | "kernel_version"
+        | "category"
+        | "id"
+        | "email"
+        | "username"
+        | "integrations"
+        | "packages"
+        | "Accept"
+        | "Host"
+        | "User-Agent"
+        | "Content-Type"
+        | "Content-Length"
+        | "Referer"
+        | "Accept-Encoding"
+        | "Accept-Language"
+        | "Connection"
+);
+
 /// A longer run of key characters before a separator is data, not a key name.
 const MAX_KEY_LEN: usize = 128;
 /// Spaces allowed between a key and its separator (`password = x`).
@@ -136,6 +235,15 @@ impl KeyRules {
 
     /// Whether the value under this key name must be filtered.
     pub(super) fn is_secret(&mut self, key: &str) -> bool {
+        // A project's extra names could make any key secret.
+        if self.extra.is_empty() && is_common_plain_key(key) {
+            return false;
+        }
+        self.is_secret_by_name(key)
+    }
+
+    /// [`KeyRules::is_secret`] without the shortcut for common keys.
+    fn is_secret_by_name(&mut self, key: &str) -> bool {
         normalize_into(key, &mut self.buf);
         let key = self.buf.as_slice();
         let secret = is_secret_name(key)
@@ -442,6 +550,25 @@ mod tests {
         ] {
             assert!(keys.is_secret(key), "{key}");
         }
+    }
+
+    #[test]
+    fn common_keys_answered_at_once_are_not_secret_by_the_full_rule() {
+        let mut rules = rules();
+        for key in COMMON_PLAIN_KEYS {
+            assert!(is_common_plain_key(key));
+            assert!(!rules.is_secret_by_name(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_common_key_named_secret_by_a_project_is_secret() {
+        let settings = Settings {
+            extra_keys: vec!["data".to_owned()],
+            ..Settings::default()
+        };
+        assert!(KeyRules::new(&settings).is_secret("data"));
+        assert!(!rules().is_secret("data"));
     }
 
     #[test]

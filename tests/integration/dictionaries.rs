@@ -320,7 +320,14 @@ async fn a_process_holds_dictionaries_only_for_its_busiest_projects() {
     let now = Utc::now();
     let minute = chrono::TimeDelta::minutes(1);
     let set_events = |project, events| {
-        set_minute_counts(&app.pool, project, &Scope::Project, now - minute * 10, now, events)
+        set_minute_counts(
+            &app.pool,
+            project,
+            &Scope::Project,
+            now - minute * 10,
+            now,
+            events,
+        )
     };
     set_events(quiet, 5).await;
     set_events(busy, 50).await;

@@ -132,6 +132,11 @@ fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 fn truncate(mut text: String, max_chars: usize) -> String {
+    // No more bytes than the limit is no more characters: nothing to count (the common
+    // case, and counting ran for every field of every frame).
+    if text.len() <= max_chars {
+        return text;
+    }
     if let Some((cut, _)) = text.char_indices().nth(max_chars) {
         text.truncate(cut);
     }

@@ -503,7 +503,12 @@ mod tests {
             module: None,
             frames: Vec::new(),
         }];
-        for source in [Source::Sentry, Source::OtlpHttp, Source::OtlpGrpc, Source::Native] {
+        for source in [
+            Source::Sentry,
+            Source::OtlpHttp,
+            Source::OtlpGrpc,
+            Source::Native,
+        ] {
             event.source = source;
             let document = stored(event.clone(), None);
             let expected = (source != Source::Sentry).then(|| event.exceptions.clone());
