@@ -131,8 +131,10 @@ pub(super) struct Hints {
 }
 
 impl Hints {
-    /// Branch-free on purpose, so that the compiler turns the loop into SIMD: this runs
-    /// over every byte of every string of every event.
+    /// Branch-free on purpose: this runs over every byte of every string of every event.
+    /// (The compiler keeps it scalar at the baseline x86-64 target, about 15 ns for a
+    /// frame's field; rewrites for its vectorizer, and `memchr` per hint, measured no
+    /// faster.)
     pub(super) fn of(text: &str) -> Hints {
         const SEPARATORS: u8 = 1;
         const AT_SIGN: u8 = 2;
