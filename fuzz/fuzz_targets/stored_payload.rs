@@ -13,6 +13,7 @@ use seismo::scrub;
 use seismo::store::events::{self, NewEvent};
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 
 fuzz_target!(|data: &[u8]| {
