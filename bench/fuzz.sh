@@ -33,6 +33,10 @@ seed() {
         store_json | stored_payload)
             printf '{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","timestamp":1700000000.5,"platform":"python","level":"error","tags":{"a":"b"},"exception":{"values":[{"type":"ValueError","value":"bad password=x","stacktrace":{"frames":[{"function":"f","module":"m","filename":"m.py","lineno":3,"in_app":true,"vars":{"Authorization":"Bearer x"}}]}}]},"request":{"headers":[["Cookie","a=b"]],"url":"https://u:p@h/?token=1"},"user":{"ip_address":"{{auto}}"}}' >"$dir/seed-event"
             printf '{"user":{"id":"1","ip_address":"10.1.2.3"},"request":{"data":{"password":"hunter2"}},"extra":{"k":{"token":"a","token":"b"}},"request":{"url":"https://h/"}}' >"$dir/seed-repeated-keys"
+            # A repeated key makes the payload be serialized from its tree: this number read
+            # back one unit in the last place off before serde_json's float_roundtrip was on
+            # in the binary (the test build always had it, so only this target can see it).
+            printf '{"n":170555555555555555555555555555555555555500,"n":1,"x":{"n":170555555555555555555555555555555555555500}}' >"$dir/seed-long-number"
             ;;
         otlp_json)
             printf '{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":17,"body":{"stringValue":"boom"},"attributes":[{"key":"exception.type","value":{"stringValue":"ValueError"}},{"key":"exception.stacktrace","value":{"stringValue":"Traceback (most recent call last):\\n  File \\"a.py\\", line 1, in f\\nValueError: x"}}]}]}]}]}' >"$dir/seed-logs"

@@ -71,7 +71,7 @@ static ESCAPED_NUL: LazyLock<Option<regex::bytes::Regex>> =
 
 /// Whether parsing the JSON text may give strings with a NUL (which [`parse`] strips, so
 /// the payload then differs from the text).
-pub fn may_hold_nul(json: &[u8]) -> bool {
+fn may_hold_nul(json: &[u8]) -> bool {
     ESCAPED_NUL.as_ref().is_none_or(|re| re.is_match(json))
 }
 

@@ -1,7 +1,8 @@
 //! Events: the row written per accepted event, and reading them back.
 //!
-//! Columns hold what queries filter on; `data` holds the rest — the normalized exception
-//! chain, message, tags and the original payload — as zstd-compressed JSON (DESIGN.md §4:
+//! Columns hold what queries filter on; `data` holds the rest — message, tags, the original
+//! payload (scrubbed) and, for sources whose payload is not a Sentry event, the normalized
+//! exception chain ([`stores_exceptions`]) — as zstd-compressed JSON (DESIGN.md §4:
 //! compressing in the client is several times faster than `jsonb` and a third of the size),
 //! with the project's newest trained dictionary when it has one; the row's `dictionary`
 //! names its version (see `store::dictionaries`).
