@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! body ─► decompress (bounded) ─► parse (envelope / store / native JSON)
-//!      ─► authorize (key → project, cached) ─► per event: parse → ErrorEvent → group → NewEvent
-//!      ─► quota ─► writer (group commit) ─► Ack after COMMIT
+//!      ─► authorize (key → project, cached) ─► per event (prepare.rs): read → ErrorEvent
+//!         → scrub → group → NewEvent ─► quota ─► writer (group commit) ─► Ack after COMMIT
 //! ```
 //!
 //! Every event ends in exactly one [`outcome::Outcome`], counted where it is decided: an
@@ -11,15 +11,15 @@
 //! refuses it, an accepted one after its batch commits. A bad item never fails its
 //! siblings; a request whose every event is bad gets the first event's error.
 //!
-//! A Sentry event's payload is stored as the bytes that arrived when neither parsing nor
-//! scrubbing changed it (the common case): serializing the parsed tree again would cost
-//! CPU for the same JSON. A scrubbed payload is stored from the scrubbed tree.
+//! A Sentry event's payload is stored as the bytes that arrived, with only the members
+//! scrubbing changed written again (see `prepare` and `sentry::members`).
 
 pub mod decompress;
 pub mod keys;
 pub mod native;
 pub mod otlp;
 pub mod outcome;
+pub mod prepare;
 pub mod quota;
 pub mod received;
 pub mod sentry;
@@ -32,12 +32,11 @@ use uuid::Uuid;
 
 use outcome::{Outcome, Reason};
 
-use crate::grouping;
 use crate::metrics::Metrics;
 use crate::model::{ErrorEvent, ProjectId, Source, SpanTally};
 use crate::scrub;
 use crate::store::dictionaries::Dictionaries;
-use crate::store::events::{NewEvent, ReceivedPayload};
+use crate::store::events::NewEvent;
 use crate::store::projects::{self, KeyGrant};
 use crate::store::writer::{Batch, WriteError, Writer, Written};
 use crate::store::StoreError;
@@ -211,61 +210,42 @@ impl Ingest {
                 IngestError::TooLarge(message),
             ));
         }
-        let (event, exact) = sentry::event::parse_received(payload, received).map_err(|e| {
-            self.invalid(
-                received.source,
-                Reason::Malformed,
-                IngestError::Malformed(e.to_string()),
-            )
-        })?;
-        // Parsing strips NULs, and keeps the last of a repeated key's values: the payload
-        // then differs from the bytes, which are not stored as they are.
-        let received_bytes = exact.then_some(payload);
-        self.prepare_parsed(event, scrub, received_bytes)
+        let dictionary = self.dictionaries.newest(received.project_id);
+        let prepared = prepare::sentry_event(payload, received, scrub, dictionary.as_deref())
+            .map_err(|e| {
+                self.invalid(
+                    received.source,
+                    Reason::Malformed,
+                    IngestError::Malformed(e.to_string()),
+                )
+            })?;
+        Ok(self.count_scrubbed(prepared))
     }
 
     /// Scrubs, groups and compresses an event some source has already normalized.
-    ///
-    /// Grouping sees the scrubbed event: two events that differ only in a secret (another
-    /// user's password, another session's token) are one issue, and no secret can leak into
-    /// a title, a culprit or a fingerprint.
     pub fn prepare_event(
         &self,
-        mut event: ErrorEvent,
+        event: ErrorEvent,
         scrub: &scrub::Settings,
     ) -> Result<NewEvent, IngestError> {
-        // The Sentry parser strips NULs as it parses; other sources' events (OTLP, say)
-        // may still hold them.
-        event.remove_nul();
-        self.prepare_parsed(event, scrub, None)
-    }
-
-    /// `received_bytes`: the JSON text `event.payload` was parsed from, when parsing changed
-    /// nothing in it. The stored payload is then made from those bytes, only the members
-    /// scrubbing changed serialized again (the same JSON, for less CPU).
-    fn prepare_parsed(
-        &self,
-        mut event: ErrorEvent,
-        scrub: &scrub::Settings,
-        received_bytes: Option<&[u8]>,
-    ) -> Result<NewEvent, IngestError> {
-        let scrubbed = scrub::scrub_event_parts(&mut event, scrub);
-        self.metrics
-            .scrubbed_values
-            .inc_by((scrubbed.payload + scrubbed.fields) as u64);
-        let received = received_bytes.and_then(|text| received_payload(text, &scrubbed));
         let source = event.source;
-        let grouping = grouping::group(&event);
         let dictionary = self.dictionaries.newest(event.project_id);
-        NewEvent::with_received_payload(event, grouping, received, dictionary.as_deref()).map_err(
-            |e| {
+        let prepared =
+            prepare::normalized_event(event, scrub, dictionary.as_deref()).map_err(|e| {
                 self.invalid(
                     source,
                     Reason::Malformed,
                     IngestError::Malformed(e.to_string()),
                 )
-            },
-        )
+            })?;
+        Ok(self.count_scrubbed(prepared))
+    }
+
+    fn count_scrubbed(&self, prepared: prepare::Prepared) -> NewEvent {
+        self.metrics
+            .scrubbed_values
+            .inc_by(prepared.scrubbed as u64);
+        prepared.row
     }
 
     fn invalid(&self, source: Source, reason: Reason, error: IngestError) -> IngestError {
@@ -329,21 +309,6 @@ impl Ingest {
             }
         }
     }
-}
-
-/// The received text of a payload, as what its stored payload is made from, once scrubbing
-/// has run: `None` when scrubbing changed something it could not name a top-level member
-/// for (only a payload that is not an object), which leaves no text to patch. Every change
-/// to an object payload is named by its member, and a Sentry event always is one.
-pub fn received_payload<'a>(
-    text: &'a [u8],
-    scrubbed: &'a scrub::Scrubbed,
-) -> Option<ReceivedPayload<'a>> {
-    let patchable = scrubbed.payload == 0 || !scrubbed.changed_members.is_empty();
-    patchable.then_some(ReceivedPayload {
-        text,
-        changed_members: &scrubbed.changed_members,
-    })
 }
 
 /// Decompresses a request body off the async threads when it is compressed.

@@ -12,6 +12,7 @@
 pub mod event;
 pub mod ids;
 pub mod incident;
+pub mod json;
 pub mod series;
 
 pub use event::{ErrorEvent, Exception, Frame, Level, Source};

@@ -29,6 +29,7 @@
 //! matches `[Filtered]`, so a second pass replaces nothing.
 
 mod keys;
+mod scan;
 mod values;
 
 use std::borrow::Cow;
@@ -38,6 +39,7 @@ use serde_json::Value;
 
 use crate::model::ErrorEvent;
 use keys::KeyRules;
+pub use scan::MemberScan;
 use values::Hints;
 
 /// What a secret is replaced with.

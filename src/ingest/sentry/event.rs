@@ -14,14 +14,13 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::exception::{self, Exceptions};
 use crate::ingest::received::plausible_timestamp;
 use crate::ingest::received::Received;
 use crate::model::event::remove_nul_in_json;
-use crate::model::{ErrorEvent, Exception, Frame, Level};
+use crate::model::{ErrorEvent, Exception, Level};
 
 /// Bounds that keep one event's cost predictable; the full data stays in the payload.
-const MAX_EXCEPTIONS: usize = 32;
-const MAX_FRAMES: usize = 250;
 const MAX_TAG_VALUE: usize = 200;
 const MAX_FIELD: usize = 250;
 
@@ -71,7 +70,7 @@ static ESCAPED_NUL: LazyLock<Option<regex::bytes::Regex>> =
 
 /// Whether parsing the JSON text may give strings with a NUL (which [`parse`] strips, so
 /// the payload then differs from the text).
-fn may_hold_nul(json: &[u8]) -> bool {
+pub(super) fn may_hold_nul(json: &[u8]) -> bool {
     ESCAPED_NUL.as_ref().is_none_or(|re| re.is_match(json))
 }
 
@@ -80,9 +79,44 @@ fn normalize(value: Value, received: Received) -> Result<ErrorEvent, EventError>
     let Value::Object(object) = &value else {
         return Err(EventError::NotAnObject);
     };
-    let exceptions = exceptions(object);
+    let exceptions = exception::from_value(object.get("exception"));
+    let mut event = event_of(object, exceptions, received);
+    event.payload = value;
+    Ok(event)
+}
+
+/// Every payload member [`event_of`] reads but `exception` (which `super::exception` reads
+/// from text or tree alike), with the keys it reads inside it at any depth (`None`: all of
+/// it). A tree pruned to these reads as the whole payload does: a reader of the received
+/// text builds only them (see `super::members`). Whoever makes normalizing read one more
+/// field adds it here; `ingest::prepare`'s test that both readers give the same row checks
+/// it.
+pub const NORMALIZED_MEMBERS: &[(&str, Option<&[&str]>)] = &[
+    ("event_id", None),
+    ("timestamp", None),
+    ("level", None),
+    ("platform", None),
+    ("release", None),
+    ("environment", None),
+    ("service", None),
+    ("tags", None),
+    ("logentry", Some(&["formatted", "message"])),
+    ("message", Some(&["formatted", "message"])),
+    ("fingerprint", None),
+    ("transaction", None),
+    ("culprit", None),
+    ("contexts", Some(&["trace", "trace_id"])),
+];
+
+/// The event an object payload describes, its exceptions read already, without the payload
+/// itself (`Value::Null`: the caller sets it).
+pub fn event_of(
+    object: &Map<String, Value>,
+    exceptions: Exceptions,
+    received: Received,
+) -> ErrorEvent {
     let tags = tags(object.get("tags"));
-    Ok(ErrorEvent {
+    ErrorEvent {
         event_id: str_field(object, "event_id")
             .and_then(|id| parse_event_id(&id))
             .or(received.envelope_event_id)
@@ -97,8 +131,8 @@ fn normalize(value: Value, received: Received) -> Result<ErrorEvent, EventError>
         environment: str_field(object, "environment"),
         service: str_field(object, "service").or_else(|| service(&tags)),
         message: message(object),
-        handled: !unhandled(object),
-        exceptions,
+        handled: !exceptions.unhandled,
+        exceptions: exceptions.list,
         fingerprint: fingerprint(object.get("fingerprint")),
         transaction: str_field(object, "transaction").or_else(|| str_field(object, "culprit")),
         trace_id: object
@@ -107,8 +141,8 @@ fn normalize(value: Value, received: Received) -> Result<ErrorEvent, EventError>
             .and_then(|t| t.get("trace_id"))
             .and_then(scalar_string),
         tags,
-        payload: value,
-    })
+        payload: Value::Null,
+    }
 }
 
 /// Accepts 32 hex digits with or without dashes, any case.
@@ -124,6 +158,11 @@ fn scalar_string(value: &Value) -> Option<String> {
         Value::Bool(b) => b.to_string(),
         _ => return None,
     };
+    field_text(text)
+}
+
+/// A normalized field's text: absent when empty, cut to the field limit.
+pub(super) fn field_text(text: String) -> Option<String> {
     (!text.is_empty()).then(|| truncate(text, MAX_FIELD))
 }
 
@@ -131,7 +170,7 @@ fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(scalar_string)
 }
 
-fn truncate(mut text: String, max_chars: usize) -> String {
+pub(super) fn truncate(mut text: String, max_chars: usize) -> String {
     // No more bytes than the limit is no more characters: nothing to count (the common
     // case, and counting ran for every field of every frame).
     if text.len() <= max_chars {
@@ -194,86 +233,11 @@ fn message(object: &Map<String, Value>) -> Option<String> {
         })
 }
 
-/// `{"values": [...]}`, a bare list, or a single object.
-fn values(value: Option<&Value>) -> Vec<&Value> {
-    match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(Value::Object(map)) => match map.get("values") {
-            Some(Value::Array(items)) => items.iter().collect(),
-            Some(_) => Vec::new(),
-            None => vec![value.unwrap_or(&Value::Null)],
-        },
-        _ => Vec::new(),
-    }
-}
-
 /// A Sentry event's normalized exceptions, from its payload: what ingestion groups by, and
 /// what readers show for a stored event (whose document does not repeat them; see
 /// `store::events::stores_exceptions`).
 pub fn exceptions_of(payload: &Value) -> Vec<Exception> {
-    payload.as_object().map(exceptions).unwrap_or_default()
-}
-
-fn exceptions(object: &Map<String, Value>) -> Vec<Exception> {
-    let list = values(object.get("exception"));
-    // Keep the last ones: the raised exception is last, the oldest causes first.
-    let skip = list.len().saturating_sub(MAX_EXCEPTIONS);
-    list.into_iter().skip(skip).filter_map(exception).collect()
-}
-
-fn exception(value: &Value) -> Option<Exception> {
-    let object = value.as_object()?;
-    let ty = str_field(object, "type");
-    let value_text = object.get("value").and_then(scalar_string);
-    if ty.is_none() && value_text.is_none() {
-        return None;
-    }
-    Some(Exception {
-        ty: ty.unwrap_or_else(|| "Error".to_owned()),
-        value: value_text.map(|v| truncate(v, 4096)),
-        module: str_field(object, "module"),
-        frames: frames(object.get("stacktrace")),
-    })
-}
-
-fn frames(stacktrace: Option<&Value>) -> Vec<Frame> {
-    let Some(list) = stacktrace
-        .and_then(|s| s.get("frames"))
-        .and_then(Value::as_array)
-    else {
-        return Vec::new();
-    };
-    // The crashing frame is last; when trimming, keep the frames nearest to it.
-    let skip = list.len().saturating_sub(MAX_FRAMES);
-    list.iter()
-        .skip(skip)
-        .filter_map(Value::as_object)
-        .map(frame)
-        .collect()
-}
-
-fn frame(object: &Map<String, Value>) -> Frame {
-    Frame {
-        function: str_field(object, "function"),
-        module: str_field(object, "module"),
-        filename: str_field(object, "filename").or_else(|| str_field(object, "abs_path")),
-        lineno: object.get("lineno").and_then(|v| match v {
-            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }),
-        in_app: object.get("in_app").and_then(Value::as_bool),
-    }
-}
-
-/// Unhandled when any exception's mechanism says `handled: false` (a crash).
-fn unhandled(object: &Map<String, Value>) -> bool {
-    values(object.get("exception")).iter().any(|e| {
-        e.get("mechanism")
-            .and_then(|m| m.get("handled"))
-            .and_then(Value::as_bool)
-            == Some(false)
-    })
+    exception::from_value(payload.get("exception")).list
 }
 
 /// Tags as `{"k": "v"}` or `[["k", "v"], …]`; non-string values become text.

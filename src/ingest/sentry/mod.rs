@@ -7,6 +7,8 @@
 pub mod auth;
 pub mod envelope;
 pub mod event;
+pub mod exception;
+pub mod members;
 pub mod tree;
 
 use bytes::Bytes;

@@ -4,12 +4,17 @@
 //! parsing (scrubbing above all) sees the tree, so the text as received may be stored in
 //! place of the tree only when no value was dropped this way: a first value that scrubbing
 //! never saw could otherwise hold a secret.
+//!
+//! [`parse_pruned`] builds only the keys a reader asks for, at any depth: what normalizing
+//! an event reads of its stack traces is a small part of their text.
 
 use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+
+use crate::model::json::BorrowedKey;
 
 /// The tree of a JSON text.
 pub struct Tree {
@@ -29,12 +34,28 @@ pub fn parse(text: &[u8]) -> Result<Tree, serde_json::Error> {
     }
 }
 
+/// Parses a whole JSON text into a tree of only the object members named in `keep`, at
+/// every depth (arrays are kept whole, their items pruned alike). What is left out is
+/// still checked to be valid JSON.
+pub fn parse_pruned(text: &str, keep: &[&str]) -> Result<Value, serde_json::Error> {
+    let repeated = Cell::new(false);
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    let value = Builder {
+        repeated: &repeated,
+        keep: Some(keep),
+    }
+    .deserialize(&mut *deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
 fn build<'de, R: serde_json::de::Read<'de>>(
     deserializer: &mut serde_json::Deserializer<R>,
 ) -> Result<Tree, serde_json::Error> {
     let repeated = Cell::new(false);
     let value = Builder {
         repeated: &repeated,
+        keep: None,
     }
     .deserialize(&mut *deserializer)?;
     deserializer.end()?;
@@ -45,10 +66,11 @@ fn build<'de, R: serde_json::de::Read<'de>>(
 }
 
 /// Builds a `Value` exactly as serde_json's own does, and raises `repeated` on a repeated
-/// key.
+/// key. With `keep`, objects hold only the keys it names.
 #[derive(Clone, Copy)]
 struct Builder<'r> {
     repeated: &'r Cell<bool>,
+    keep: Option<&'r [&'r str]>,
 }
 
 impl<'de> DeserializeSeed<'de> for Builder<'_> {
@@ -112,9 +134,13 @@ impl<'de> Visitor<'de> for Builder<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            if self.keep.is_some_and(|keep| !keep.contains(&key.as_ref())) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
             let value = map.next_value_seed(self)?;
-            if object.insert(key, value).is_some() {
+            if object.insert(key.into_owned(), value).is_some() {
                 self.repeated.set(true);
             }
         }
@@ -148,6 +174,18 @@ mod tests {
         let tree = parse(br#"{"a": {"b": 1, "b": 2}, "c": 3}"#).expect("valid");
         assert_eq!(tree.value, serde_json::json!({"a": {"b": 2}, "c": 3}));
         assert!(tree.repeated_keys);
+    }
+
+    #[test]
+    fn a_pruned_tree_holds_the_kept_keys_at_every_depth() {
+        let text = r#"{"a": {"b": 1, "c": [{"a": 2, "d": 3}]}, "d": {"a": 4}, "e": [1]}"#;
+        let pruned = parse_pruned(text, &["a", "c"]).expect("valid");
+        assert_eq!(pruned, serde_json::json!({"a": {"c": [{"a": 2}]}}));
+        assert_eq!(
+            parse_pruned("[1, {}]", &[]).ok(),
+            Some(serde_json::json!([1, {}]))
+        );
+        assert!(parse_pruned(r#"{"x": [1,]}"#, &[]).is_err());
     }
 
     #[test]

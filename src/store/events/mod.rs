@@ -18,7 +18,7 @@ use zstd::zstd_safe::{self, CCtx};
 
 mod payload;
 
-pub use payload::ReceivedPayload;
+pub use payload::{members_of, Member, ReceivedPayload};
 
 use super::dictionaries::{self, Dictionary};
 use super::StoreError;
@@ -431,6 +431,7 @@ mod tests {
         let grouping = grouping::group(&event);
         let received = received.map(|text| ReceivedPayload {
             text,
+            members: None,
             changed_members: &[],
         });
         let row = NewEvent::with_received_payload(event, grouping, received, None).expect("a row");

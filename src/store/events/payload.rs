@@ -16,7 +16,21 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy)]
 pub struct ReceivedPayload<'a> {
     pub text: &'a [u8],
+    /// The text's members, when the reader has split them already ([`members_of`]).
+    pub members: Option<&'a [Member<'a>]>,
     pub changed_members: &'a [String],
+}
+
+/// A top-level member of a JSON object's text: its key (holding no escape) and its value's
+/// text.
+pub type Member<'a> = (&'a str, &'a RawValue);
+
+/// The members of a JSON object's text, in their order; `None` for anything but an object
+/// and for an object with a key that holds an escape (it cannot be borrowed).
+pub fn members_of(text: &str) -> Option<Vec<Member<'_>>> {
+    serde_json::from_str::<Members<'_>>(text)
+        .ok()
+        .map(|Members(members)| members)
 }
 
 /// Appends the stored payload to `out`: the text, patched with the changed members of
@@ -32,8 +46,16 @@ pub fn write_received(
         out.extend_from_slice(received.text);
         return Ok(true);
     }
-    let Ok(Members(members)) = serde_json::from_slice::<Members<'_>>(received.text) else {
-        return Ok(false);
+    let split;
+    let members = match received.members {
+        Some(members) => members,
+        None => match serde_json::from_slice::<Members<'_>>(received.text) {
+            Ok(Members(members)) => {
+                split = members;
+                &split
+            }
+            Err(_) => return Ok(false),
+        },
     };
     out.push(b'{');
     for (i, (key, raw)) in members.iter().enumerate() {
@@ -56,7 +78,7 @@ pub fn write_received(
 
 /// A JSON object's members in their order, each value as its text. Fails on a key that
 /// holds an escape (it cannot be borrowed) and on anything but an object.
-struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+struct Members<'a>(Vec<Member<'a>>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -92,6 +114,7 @@ mod tests {
         let changed: Vec<String> = changed.iter().map(|m| (*m).to_owned()).collect();
         let received = ReceivedPayload {
             text: text.as_bytes(),
+            members: None,
             changed_members: &changed,
         };
         let mut out = Vec::new();
@@ -108,6 +131,7 @@ mod tests {
         let changed = vec!["user".to_owned()];
         let received = ReceivedPayload {
             text: text.as_bytes(),
+            members: None,
             changed_members: &changed,
         };
         let mut out = Vec::new();
@@ -198,6 +222,7 @@ mod tests {
             let scrubbed = crate::scrub::scrub_event_parts(&mut event, &crate::scrub::Settings::default());
             let received = ReceivedPayload {
                 text: &text,
+                members: None,
                 changed_members: &scrubbed.changed_members,
             };
             let mut out = Vec::new();

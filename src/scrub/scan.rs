@@ -1,0 +1,229 @@
+//! Which top-level members of a JSON text scrubbing could change, found by reading the
+//! text once, without building its tree.
+//!
+//! Most members of an event hold no secret, and building a tree only to find that out cost
+//! more than the rest of ingestion. [`MemberScan`] visits a member's text with the same
+//! checks scrubbing makes (secret key names, secret values in strings, card numbers, client
+//! addresses) and stops at the first that could fire. A member it reports is then parsed
+//! and scrubbed as a tree, which decides; a member it passes is stored as it came.
+//!
+//! The scan may report more than scrubbing would change, never less:
+//! - a `[name, value]` pair with a secret name counts wherever it is, although scrubbing
+//!   reads pairs only in lists made of nothing else;
+//! - any `ip_address` or `REMOTE_ADDR` key in `user` or `request` counts, although
+//!   scrubbing drops the client's address at one place in each.
+//!
+//! An object that repeats a key is reported too, with scrubbing on or off: its tree keeps
+//! the last value only, so the text holds a value the stored tree would not.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{values, Scrubber, Settings, IP_POINTERS};
+use crate::model::json::BorrowedKey;
+
+/// The scan of one event's members: the key rules are built once per event.
+pub struct MemberScan {
+    /// `None` when scrubbing is off: only repeated keys are looked for.
+    scrubber: Option<Scrubber>,
+}
+
+/// Why a scan stopped early: something was found (or the text did not parse, which the
+/// tree's parse then reports).
+#[derive(Debug)]
+struct Found;
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("found")
+    }
+}
+
+impl std::error::Error for Found {}
+
+impl de::Error for Found {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Found
+    }
+}
+
+impl MemberScan {
+    pub fn new(settings: &Settings) -> MemberScan {
+        MemberScan {
+            scrubber: settings.enabled.then(|| Scrubber::new(settings)),
+        }
+    }
+
+    /// Whether the payload member `key` (its value's text `member`) must be parsed and
+    /// scrubbed as a tree: scrubbing could change it, or it repeats a key.
+    pub fn must_rebuild(&mut self, key: &str, member: &RawValue) -> bool {
+        let client_address_keys = match &mut self.scrubber {
+            Some(scrubber) => {
+                if scrubber.keys.is_secret(key) {
+                    return true;
+                }
+                match scrubber.keep_ip_addresses {
+                    true => &[],
+                    false => client_address_keys(key),
+                }
+            }
+            None => &[],
+        };
+        let mut state = State {
+            scrubber: self.scrubber.as_mut(),
+            client_address_keys,
+            keys_seen: Vec::new(),
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(member.get());
+        Scan {
+            state: &mut state,
+            first_of_array: false,
+        }
+        .deserialize(&mut deserializer)
+        .is_err()
+    }
+}
+
+/// The keys that may hold the client's address inside the payload member `key`: the last
+/// part of each of its places in `IP_POINTERS`.
+fn client_address_keys(key: &str) -> &'static [&'static str] {
+    match IP_POINTERS.iter().find(|(top, _)| *top == key) {
+        Some(("user", _)) => &["ip_address"],
+        Some(("request", _)) => &["REMOTE_ADDR"],
+        _ => &[],
+    }
+}
+
+/// What one member's scan carries through the nesting.
+struct State<'s, 'de> {
+    scrubber: Option<&'s mut Scrubber>,
+    client_address_keys: &'static [&'static str],
+    /// The keys of the objects being read, innermost last (each object truncates back to
+    /// where it began when it ends).
+    keys_seen: Vec<Cow<'de, str>>,
+}
+
+impl State<'_, '_> {
+    fn check_key(&mut self, key: &str) -> Result<(), Found> {
+        let client_address = self.client_address_keys.contains(&key);
+        let secret = self
+            .scrubber
+            .as_mut()
+            .is_some_and(|s| s.keys.is_secret(key));
+        match client_address || secret {
+            true => Err(Found),
+            false => Ok(()),
+        }
+    }
+
+    fn check_text(&mut self, text: &str) -> Result<(), Found> {
+        let secrets = self.scrubber.as_mut().map_or(0, |s| s.text(text).1);
+        match secrets {
+            0 => Ok(()),
+            _ => Err(Found),
+        }
+    }
+
+    fn check_number(&self, n: u64) -> Result<(), Found> {
+        match self.scrubber.is_some() && values::is_card_number(n) {
+            true => Err(Found),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Visits one value. Returns, for a string that is the first item of an array, whether it
+/// is a secret key name (the array may be a `[name, value]` pair).
+struct Scan<'a, 's, 'de> {
+    state: &'a mut State<'s, 'de>,
+    first_of_array: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_, '_, 'de> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
+        self.state.check_number(n).map_err(E::custom)?;
+        Ok(false)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
+        self.state.check_text(text).map_err(E::custom)?;
+        let secret_name = self.first_of_array
+            && self
+                .state
+                .scrubber
+                .as_mut()
+                .is_some_and(|s| s.keys.is_secret(text));
+        Ok(secret_name)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let mut items = 0;
+        let mut secret_name = false;
+        loop {
+            let item = Scan {
+                state: &mut *self.state,
+                first_of_array: items == 0,
+            };
+            match seq.next_element_seed(item)? {
+                Some(secret) => secret_name |= secret && items == 0,
+                None => break,
+            }
+            items += 1;
+        }
+        if secret_name && items == 2 {
+            return Err(de::Error::custom(Found));
+        }
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let start = self.state.keys_seen.len();
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            let repeated = self.state.keys_seen[start..].contains(&key);
+            if repeated {
+                return Err(de::Error::custom(Found));
+            }
+            self.state.check_key(&key).map_err(de::Error::custom)?;
+            self.state.keys_seen.push(key);
+            map.next_value_seed(Scan {
+                state: &mut *self.state,
+                first_of_array: false,
+            })?;
+        }
+        self.state.keys_seen.truncate(start);
+        Ok(false)
+    }
+}
