@@ -27,6 +27,10 @@
 //! something was removed. The payload is walked once, without recursion, and each string
 //! goes through cheap byte checks before any regex runs. Scrubbing is idempotent: nothing
 //! matches `[Filtered]`, so a second pass replaces nothing.
+//!
+//! Ingestion first reads each top-level member's text with [`MemberScan`] (`scan.rs`), which
+//! makes the same checks without building a tree, and scrubs as a tree only the members it
+//! reports: the rest hold nothing to replace.
 
 mod keys;
 mod scan;

@@ -17,6 +17,7 @@
 //! the last value only, so the text holds a value the stored tree would not.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -24,6 +25,9 @@ use serde_json::value::RawValue;
 
 use super::{values, Scrubber, Settings, IP_POINTERS};
 use crate::model::json::BorrowedKey;
+
+/// How many keys of one object are compared one by one before they go into a set.
+const LINEAR_KEYS: usize = 16;
 
 /// The scan of one event's members: the key rules are built once per event.
 pub struct MemberScan {
@@ -210,14 +214,28 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        // A small object's keys are compared one by one on the shared stack; past
+        // `LINEAR_KEYS` they move to a set of the object's own, so that an object of many
+        // keys (a text of a megabyte can hold a hundred thousand) costs no more than its
+        // size.
         let start = self.state.keys_seen.len();
+        let mut many: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            let repeated = self.state.keys_seen[start..].contains(&key);
+            self.state.check_key(&key).map_err(de::Error::custom)?;
+            let repeated = match &mut many {
+                Some(keys) => !keys.insert(key),
+                None if self.state.keys_seen[start..].contains(&key) => true,
+                None => {
+                    self.state.keys_seen.push(key);
+                    if self.state.keys_seen.len() - start > LINEAR_KEYS {
+                        many = Some(self.state.keys_seen.drain(start..).collect());
+                    }
+                    false
+                }
+            };
             if repeated {
                 return Err(de::Error::custom(Found));
             }
-            self.state.check_key(&key).map_err(de::Error::custom)?;
-            self.state.keys_seen.push(key);
             map.next_value_seed(Scan {
                 state: &mut *self.state,
                 first_of_array: false,
@@ -225,5 +243,95 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
         }
         self.state.keys_seen.truncate(start);
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rebuilds(settings: &Settings, key: &str, member: &str) -> bool {
+        let member: Box<RawValue> = serde_json::from_str(member).expect("valid JSON");
+        MemberScan::new(settings).must_rebuild(key, &member)
+    }
+
+    fn on(key: &str, member: &str) -> bool {
+        rebuilds(&Settings::default(), key, member)
+    }
+
+    /// An object of `n` distinct keys, then `extra` as its last member.
+    fn wide_object(n: usize, extra: &str) -> String {
+        let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+        format!("{{{}, {extra}}}", keys.join(", "))
+    }
+
+    #[test]
+    fn a_member_with_nothing_to_scrub_stays_text() {
+        let frames = r#"{"values": [{"type": "E", "value": "order 12 failed",
+            "stacktrace": {"frames": [{"function": "f", "lineno": 3, "vars": {"limit": 20}}]}}]}"#;
+        assert!(!on("exception", frames));
+        assert!(!on(
+            "request",
+            r#"{"url": "https://shop.example.com/a", "headers": [["Accept", "*/*"]]}"#
+        ));
+        assert!(!on("user", r#"{"id": "7"}"#));
+        assert!(!on("extra", &wide_object(100, "\"other\": 1")));
+    }
+
+    #[test]
+    fn what_scrubbing_would_change_is_reported() {
+        assert!(on("password", "1"));
+        assert!(on("extra", r#"{"nested": [{"db_password": "x"}]}"#));
+        assert!(on(
+            "request",
+            r#"{"headers": [["Authorization", "Basic abc"], ["Accept", "*"]]}"#
+        ));
+        assert!(on(
+            "message",
+            r#""token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl""#
+        ));
+        assert!(on("extra", r#"{"card": 4111111111111111}"#));
+        assert!(on("extra", r#"["https://me:hunter2@example.com/"]"#));
+        assert!(on("user", r#"{"id": "7", "ip_address": "10.0.0.1"}"#));
+        assert!(on("request", r#"{"env": {"REMOTE_ADDR": "10.0.0.1"}}"#));
+    }
+
+    #[test]
+    fn a_kept_client_address_is_not_reported() {
+        let keep = Settings {
+            keep_ip_addresses: true,
+            ..Settings::default()
+        };
+        assert!(!rebuilds(&keep, "user", r#"{"ip_address": "10.0.0.1"}"#));
+    }
+
+    #[test]
+    fn a_repeated_key_is_reported_in_objects_of_any_size_even_with_scrubbing_off() {
+        let off = Settings {
+            enabled: false,
+            ..Settings::default()
+        };
+        for settings in [Settings::default(), off.clone()] {
+            assert!(rebuilds(&settings, "extra", r#"{"a": {"b": 1, "b": 2}}"#));
+            assert!(rebuilds(&settings, "extra", &wide_object(3, "\"k1\": 0")));
+            assert!(rebuilds(&settings, "extra", &wide_object(100, "\"k1\": 0")));
+            assert!(rebuilds(
+                &settings,
+                "extra",
+                &wide_object(100, "\"k99\": 0")
+            ));
+            // The same key in sibling objects is no repetition.
+            assert!(!rebuilds(
+                &settings,
+                "extra",
+                r#"[{"a": 1}, {"a": 2}, {"b": {"a": 3}}]"#
+            ));
+            assert!(!rebuilds(
+                &settings,
+                "extra",
+                &wide_object(100, r#""in": {"k1": 1}"#)
+            ));
+        }
+        assert!(!rebuilds(&off, "password", r#""hunter2""#));
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! SDKs of every language and age send the same fields in different shapes, so this reads a
 //! `serde_json::Value` field by field and accepts every shape real SDKs emit: timestamps as
-//! floats or RFC 3339, tags as a map or as pairs, `exception`/`breadcrumbs` as `{values}` or a
-//! list, `message` as a string or a logentry, numeric levels. Only "not a JSON object" is
-//! fatal; a field in an unknown shape is treated as absent (the original stays in the payload).
+//! floats or RFC 3339, tags as a map or as pairs, `exception` as `{values}` or a list
+//! (read by `super::exception`), `message` as a string or a logentry, numeric levels. Only
+//! "not a JSON object" is fatal; a field in an unknown shape is treated as absent (the
+//! original stays in the payload).
 //! See <https://develop.sentry.dev/sdk/data-model/event-payloads/>.
+//!
+//! [`parse_received`] builds the whole payload's tree; ingestion first tries
+//! `super::members`, which builds only what [`event_of`] reads ([`NORMALIZED_MEMBERS`]).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;

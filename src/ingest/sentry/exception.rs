@@ -416,3 +416,90 @@ impl<R: ReadObject + Copy> Shape for ListShape<R> {
         read_list(seq, self.0).map(Some)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the text both ways, checks they agree, and returns the reading.
+    fn read(text: &str) -> Exceptions {
+        let from_text = from_text(text).expect("valid JSON");
+        let value: Value = serde_json::from_str(text).expect("valid JSON");
+        assert_eq!(from_value(Some(&value)), from_text, "{text}");
+        from_text
+    }
+
+    fn types(exceptions: &Exceptions) -> Vec<&str> {
+        exceptions.list.iter().map(|e| e.ty.as_str()).collect()
+    }
+
+    #[test]
+    fn every_shape_of_the_member() {
+        assert_eq!(
+            types(&read(r#"{"values": [{"type": "A"}, {"type": "B"}]}"#)),
+            ["A", "B"]
+        );
+        assert_eq!(
+            types(&read(r#"[{"type": "A"}, 3, {"value": "v"}]"#)),
+            ["A", "Error"]
+        );
+        assert_eq!(types(&read(r#"{"type": "A", "value": "v"}"#)), ["A"]);
+        // `values` in another shape holds nothing, whatever is beside it.
+        assert_eq!(
+            read(r#"{"values": {"type": "A"}, "type": "B"}"#),
+            Exceptions::default()
+        );
+        assert_eq!(read(r#""text""#), Exceptions::default());
+        assert_eq!(read("null"), Exceptions::default());
+    }
+
+    #[test]
+    fn fields_in_every_shape_sdks_send() {
+        let exceptions = read(
+            r#"[{"type": 7, "value": "  spaced  ", "module": true, "stacktrace": {"frames": [
+                {"function": "f", "abs_path": "/a.py", "lineno": "12", "in_app": true},
+                {"filename": " ", "abs_path": "/b.py", "lineno": 1.5, "in_app": "yes"},
+                {"lineno": 4294967296}, "not a frame"]}}]"#,
+        );
+        let exception = &exceptions.list[0];
+        assert_eq!(exception.ty, "7");
+        assert_eq!(exception.value.as_deref(), Some("spaced"));
+        assert_eq!(exception.module.as_deref(), Some("true"));
+        let frames = &exception.frames;
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].filename.as_deref(), Some("/a.py"));
+        assert_eq!((frames[0].lineno, frames[0].in_app), (Some(12), Some(true)));
+        assert_eq!(frames[1].filename.as_deref(), Some("/b.py"));
+        assert_eq!((frames[1].lineno, frames[1].in_app), (None, None));
+        assert_eq!(frames[2].lineno, None);
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_key_counts() {
+        let exceptions =
+            read(r#"{"type": "A", "type": "B", "stacktrace": {"frames": [{}]}, "stacktrace": 3}"#);
+        assert_eq!(types(&exceptions), ["B"]);
+        assert!(exceptions.list[0].frames.is_empty());
+    }
+
+    #[test]
+    fn a_crash_is_seen_in_any_item_and_long_chains_keep_their_end() {
+        // The item without type or value is no exception, but its mechanism still counts.
+        let crash = read(r#"[{"type": "A"}, {"mechanism": {"handled": false}}]"#);
+        assert!(crash.unhandled);
+        assert_eq!(types(&crash), ["A"]);
+        assert!(!read(r#"[{"type": "A", "mechanism": {"handled": "false"}}]"#).unhandled);
+
+        let chain: Vec<String> = (0..40).map(|i| format!(r#"{{"type": "E{i}"}}"#)).collect();
+        let chain = read(&format!("[{}]", chain.join(",")));
+        assert_eq!(chain.list.len(), MAX_EXCEPTIONS);
+        assert_eq!(chain.list[0].ty, "E8");
+        let frames: Vec<String> = (0..300).map(|i| format!(r#"{{"lineno": {i}}}"#)).collect();
+        let deep = read(&format!(
+            r#"{{"type": "E", "stacktrace": {{"frames": [{}]}}}}"#,
+            frames.join(",")
+        ));
+        assert_eq!(deep.list[0].frames.len(), MAX_FRAMES);
+        assert_eq!(deep.list[0].frames[0].lineno, Some(50));
+    }
+}

@@ -85,9 +85,9 @@ pub fn read<'a>(
 }
 
 /// Whether two top-level members share a key (the tree would keep the last one only).
+/// Sorted, not compared pair by pair: a megabyte of text can hold a hundred thousand keys.
 fn repeats_a_key(members: &[Member<'_>]) -> bool {
-    members
-        .iter()
-        .enumerate()
-        .any(|(i, (key, _))| members[..i].iter().any(|(seen, _)| seen == key))
+    let mut keys: Vec<&str> = members.iter().map(|(key, _)| *key).collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|pair| pair[0] == pair[1])
 }

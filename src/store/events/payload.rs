@@ -5,7 +5,9 @@
 //! the text instead: as it is when scrubbing changed nothing, and otherwise member by
 //! member, each top-level member as received unless scrubbing changed something inside it,
 //! which is then serialized from the scrubbed tree. An event whose only scrubbed value is
-//! the client's IP address re-serializes its `user` object, not its stack traces.
+//! the client's IP address re-serializes its `user` object, not its stack traces. A reader
+//! that has split the text into members already ([`members_of`]) hands them over, so the
+//! text is not scanned again.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
