@@ -10,6 +10,7 @@
 //! - text fields may be strings, numbers or booleans; `lineno` a number or a string;
 //! - when an object repeats a key, the last value counts, as in a parsed tree.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -36,91 +37,58 @@ pub struct Exceptions {
 /// Reads the member from its JSON text.
 pub fn from_text(text: &str) -> Result<Exceptions, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let exceptions = Member.deserialize(&mut deserializer)?;
+    let exceptions = Expect(MemberShape).deserialize(&mut deserializer)?;
     deserializer.end()?;
-    Ok(exceptions)
+    Ok(exceptions.unwrap_or_default())
 }
 
 /// Reads the member from a parsed tree (`None`: the event has none).
 pub fn from_value(member: Option<&Value>) -> Exceptions {
     // Reading a `Value` fails only where reading its text would have failed to parse.
     member
-        .and_then(|member| Member.deserialize(member).ok())
+        .and_then(|member| Expect(MemberShape).deserialize(member).ok())
+        .flatten()
         .unwrap_or_default()
 }
 
-/// The `exception` member, whatever its shape.
-struct Member;
+/// The `exception` member: a list of exceptions, `{"values": [...]}`, or one exception.
+struct MemberShape;
 
-impl<'de> DeserializeSeed<'de> for Member {
-    type Value = Exceptions;
+impl Shape for MemberShape {
+    type Output = Exceptions;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Exceptions, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Member {
-    type Value = Exceptions;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("exceptions")
+    fn expect_seq<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Exceptions>, A::Error> {
+        read_list(seq, Item, MAX_EXCEPTIONS).map(|list| Some(exceptions(list)))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Exceptions, E> {
-        Ok(Exceptions::default())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Exceptions, E> {
-        Ok(Exceptions::default())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Exceptions, E> {
-        Ok(Exceptions::default())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Exceptions, E> {
-        Ok(Exceptions::default())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Exceptions, E> {
-        Ok(Exceptions::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Exceptions, E> {
-        Ok(Exceptions::default())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Exceptions, A::Error> {
-        Ok(exceptions(read_list(seq, Item)?))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Exceptions, A::Error> {
+    fn expect_map<'de, A: MapAccess<'de>>(self, map: A) -> Result<Option<Exceptions>, A::Error> {
         let fields = read_fields(map, true)?;
-        Ok(match fields.values {
+        Ok(Some(match fields.values {
             // `{"values": [...]}`; `values` in another shape holds nothing.
-            Some(items) => exceptions(items.unwrap_or_default()),
+            Some(list) => list.map(exceptions).unwrap_or_default(),
             // A single exception.
-            None => exceptions(vec![Some(fields)]),
-        })
+            None => {
+                let unhandled = fields.handled == Some(false);
+                exceptions(List {
+                    last: VecDeque::from([Some(fields)]),
+                    unhandled,
+                })
+            }
+        }))
     }
 }
 
-/// The exceptions of a list's items (`None`: an item that is not an object).
-fn exceptions(items: Vec<Option<Fields>>) -> Exceptions {
-    let unhandled = items
-        .iter()
-        .flatten()
-        .any(|item| item.handled == Some(false));
-    // Keep the last ones: the raised exception is last, the oldest causes first.
-    let skip = items.len().saturating_sub(MAX_EXCEPTIONS);
-    let list = items
-        .into_iter()
-        .skip(skip)
-        .flatten()
-        .filter_map(Fields::into_exception)
-        .collect();
-    Exceptions { list, unhandled }
+/// The exceptions of a list.
+fn exceptions(list: List<Fields>) -> Exceptions {
+    Exceptions {
+        list: list
+            .last
+            .into_iter()
+            .flatten()
+            .filter_map(Fields::into_exception)
+            .collect(),
+        unhandled: list.unhandled,
+    }
 }
 
 /// What an exception object holds that normalizing reads.
@@ -131,10 +99,10 @@ struct Fields {
     module: Option<String>,
     /// `mechanism.handled`, when a boolean.
     handled: Option<bool>,
-    /// `stacktrace.frames`, when a list (`None` items: not objects).
-    frames: Option<Vec<Option<Frame>>>,
+    /// `stacktrace.frames`, when a list.
+    frames: Option<List<Frame>>,
     /// Only in the member itself: `values`, a list or (`None`) anything else.
-    values: Option<Option<Vec<Option<Fields>>>>,
+    values: Option<Option<List<Fields>>>,
 }
 
 impl Fields {
@@ -142,14 +110,12 @@ impl Fields {
         if self.ty.is_none() && self.value.is_none() {
             return None;
         }
-        let frames = self.frames.unwrap_or_default();
-        // The crashing frame is last; when trimming, keep the frames nearest to it.
-        let skip = frames.len().saturating_sub(MAX_FRAMES);
+        let frames = self.frames.map(|list| list.last).unwrap_or_default();
         Some(Exception {
             ty: self.ty.unwrap_or_else(|| "Error".to_owned()),
             value: self.value.map(|v| truncate(v, MAX_VALUE)),
             module: self.module,
-            frames: frames.into_iter().skip(skip).flatten().collect(),
+            frames: frames.into_iter().flatten().collect(),
         })
     }
 }
@@ -164,7 +130,9 @@ fn read_fields<'de, A: MapAccess<'de>>(mut map: A, member: bool) -> Result<Field
             "module" => fields.module = next(&mut map, TextShape)?.flatten(),
             "mechanism" => fields.handled = next(&mut map, ObjectShape(Mechanism))?.flatten(),
             "stacktrace" => fields.frames = next(&mut map, ObjectShape(Stacktrace))?.flatten(),
-            "values" if member => fields.values = Some(next(&mut map, ListShape(Item))?),
+            "values" if member => {
+                fields.values = Some(next(&mut map, ListShape(Item, MAX_EXCEPTIONS))?)
+            }
             _ => skip(&mut map)?,
         }
     }
@@ -184,22 +152,44 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     map.next_value::<IgnoredAny>().map(drop)
 }
 
-/// Reads a list's items as objects with `R` (`None`: an item that is not an object).
+/// The last items of a list of objects (`None`: an item that is not an object).
+struct List<T> {
+    last: VecDeque<Option<T>>,
+    /// Some item, kept or not, was an exception whose mechanism says `handled: false`.
+    unhandled: bool,
+}
+
+/// Reads a list's items as objects with `R`, keeping the last `keep`: the newest frames
+/// and exceptions are last, and a list of a million items costs no more memory than
+/// `keep` of them.
 fn read_list<'de, A: SeqAccess<'de>, R: ReadObject + Copy>(
     mut seq: A,
     read: R,
-) -> Result<Vec<Option<R::Output>>, A::Error> {
-    let mut items = Vec::new();
+    keep: usize,
+) -> Result<List<R::Output>, A::Error> {
+    let mut list = List {
+        last: VecDeque::new(),
+        unhandled: false,
+    };
     while let Some(item) = seq.next_element_seed(Expect(ObjectShape(read)))? {
-        items.push(item);
+        list.unhandled |= item.as_ref().is_some_and(R::unhandled);
+        if list.last.len() == keep {
+            list.last.pop_front();
+        }
+        list.last.push_back(item);
     }
-    Ok(items)
+    Ok(list)
 }
 
 /// How one kind of object is read.
 trait ReadObject {
     type Output;
     fn read<'de, A: MapAccess<'de>>(self, map: A) -> Result<Self::Output, A::Error>;
+
+    /// Whether what was read is an unhandled exception.
+    fn unhandled(_: &Self::Output) -> bool {
+        false
+    }
 }
 
 /// An exception in a list.
@@ -210,6 +200,10 @@ impl ReadObject for Item {
     type Output = Fields;
     fn read<'de, A: MapAccess<'de>>(self, map: A) -> Result<Fields, A::Error> {
         read_fields(map, false)
+    }
+
+    fn unhandled(fields: &Fields) -> bool {
+        fields.handled == Some(false)
     }
 }
 
@@ -234,12 +228,12 @@ impl ReadObject for Mechanism {
 struct Stacktrace;
 
 impl ReadObject for Stacktrace {
-    type Output = Option<Vec<Option<Frame>>>;
+    type Output = Option<List<Frame>>;
     fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Output, A::Error> {
         let mut frames = None;
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
             match key.as_ref() {
-                "frames" => frames = next(&mut map, ListShape(FrameFields))?,
+                "frames" => frames = next(&mut map, ListShape(FrameFields, MAX_FRAMES))?,
                 _ => skip(&mut map)?,
             }
         }
@@ -406,14 +400,14 @@ impl<R: ReadObject> Shape for ObjectShape<R> {
     }
 }
 
-/// A list of objects, each read with `R`.
-struct ListShape<R>(R);
+/// A list of objects, each read with `R`, the last so many kept.
+struct ListShape<R>(R, usize);
 
 impl<R: ReadObject + Copy> Shape for ListShape<R> {
-    type Output = Vec<Option<R::Output>>;
+    type Output = List<R::Output>;
 
     fn expect_seq<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Self::Output>, A::Error> {
-        read_list(seq, self.0).map(Some)
+        read_list(seq, self.0, self.1).map(Some)
     }
 }
 
