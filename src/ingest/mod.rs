@@ -192,7 +192,8 @@ impl Ingest {
         }
     }
 
-    /// Parses, groups and compresses one event payload; counts it as invalid if it is.
+    /// Reads, scrubs, groups and compresses one Sentry (or native JSON) event payload (see
+    /// [`prepare::sentry_event`]); counts it as invalid if it is.
     pub fn prepare(
         &self,
         payload: &[u8],

@@ -46,14 +46,6 @@ impl fmt::Display for Found {
     }
 }
 
-impl std::error::Error for Found {}
-
-impl de::Error for Found {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        Found
-    }
-}
-
 impl MemberScan {
     pub fn new(settings: &Settings) -> MemberScan {
         MemberScan {
