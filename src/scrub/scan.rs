@@ -56,21 +56,21 @@ impl MemberScan {
     /// Whether the payload member `key` (its value's text `member`) must be parsed and
     /// scrubbed as a tree: scrubbing could change it, or it repeats a key.
     pub fn must_rebuild(&mut self, key: &str, member: &RawValue) -> bool {
-        let client_address_keys = match &mut self.scrubber {
+        let client_address_key = match &mut self.scrubber {
             Some(scrubber) => {
                 if scrubber.keys.is_secret(key) {
                     return true;
                 }
                 match scrubber.keep_ip_addresses {
-                    true => &[],
-                    false => client_address_keys(key),
+                    true => None,
+                    false => client_address_key(key),
                 }
             }
-            None => &[],
+            None => None,
         };
         let mut state = State {
             scrubber: self.scrubber.as_mut(),
-            client_address_keys,
+            client_address_key,
             keys_seen: Vec::new(),
         };
         let mut deserializer = serde_json::Deserializer::from_str(member.get());
@@ -83,20 +83,19 @@ impl MemberScan {
     }
 }
 
-/// The keys that may hold the client's address inside the payload member `key`: the last
-/// part of each of its places in `IP_POINTERS`.
-fn client_address_keys(key: &str) -> &'static [&'static str] {
-    match IP_POINTERS.iter().find(|(top, _)| *top == key) {
-        Some(("user", _)) => &["ip_address"],
-        Some(("request", _)) => &["REMOTE_ADDR"],
-        _ => &[],
-    }
+/// The key that holds the client's address inside the payload member `key`, if it has one:
+/// the last part of its place in `IP_POINTERS` (`ip_address` in `user`).
+fn client_address_key(key: &str) -> Option<&'static str> {
+    IP_POINTERS
+        .iter()
+        .find(|(top, _)| *top == key)
+        .and_then(|(_, pointer)| pointer.rsplit('/').next())
 }
 
 /// What one member's scan carries through the nesting.
 struct State<'s, 'de> {
     scrubber: Option<&'s mut Scrubber>,
-    client_address_keys: &'static [&'static str],
+    client_address_key: Option<&'static str>,
     /// The keys of the objects being read, innermost last (each object truncates back to
     /// where it began when it ends).
     keys_seen: Vec<Cow<'de, str>>,
@@ -104,7 +103,7 @@ struct State<'s, 'de> {
 
 impl State<'_, '_> {
     fn check_key(&mut self, key: &str) -> Result<(), Found> {
-        let client_address = self.client_address_keys.contains(&key);
+        let client_address = self.client_address_key == Some(key);
         let secret = self
             .scrubber
             .as_mut()

@@ -108,8 +108,6 @@ impl<'de> Visitor<'de> for MembersVisitor {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
 
     fn stored(text: &str, changed: &[&str], payload: &Value) -> Option<Value> {
@@ -152,88 +150,6 @@ mod tests {
         let text = r#"{"a": [1, 2], "b": "x"}"#;
         let payload: Value = serde_json::from_str(text).expect("json");
         assert_eq!(stored(text, &[], &payload), Some(payload));
-    }
-
-    fn key() -> impl Strategy<Value = String> {
-        prop::sample::select(vec![
-            "user",
-            "ip_address",
-            "request",
-            "password",
-            "note",
-            "Authorization",
-            "extra",
-            "frames",
-            "vars",
-            "é",
-        ])
-        .prop_map(str::to_owned)
-    }
-
-    fn leaf() -> impl Strategy<Value = Value> {
-        prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i32>().prop_map(Value::from),
-            Just(Value::from(4_111_111_111_111_111_u64)),
-            prop::sample::select(vec![
-                "plain",
-                "Bearer abcdefghijklmnopqrstuvwx",
-                "4111 1111 1111 1111",
-                "https://me:hunter2@example.com/x",
-                "10.0.0.1",
-                "{{auto}}",
-                "tab\tand \"quote\"",
-            ])
-            .prop_map(Value::from),
-        ]
-    }
-
-    fn object() -> impl Strategy<Value = Value> {
-        let value = leaf().prop_recursive(3, 24, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(key(), inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        });
-        prop::collection::btree_map(key(), value, 0..6)
-            .prop_map(|m| Value::Object(m.into_iter().collect()))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 256,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
-
-        /// Ingestion's whole rule: parse the text, scrub the tree, make the stored payload
-        /// from the text and the members scrubbing named. What is stored must read back as
-        /// exactly the scrubbed tree, whatever the text's spacing.
-        #[test]
-        fn the_stored_payload_is_the_scrubbed_tree(value in object(), pretty in any::<bool>()) {
-            let text = if pretty {
-                serde_json::to_vec_pretty(&value)
-            } else {
-                serde_json::to_vec(&value)
-            }
-            .expect("JSON");
-            let mut event = crate::model::ErrorEvent::blank();
-            event.payload = serde_json::from_slice(&text).expect("JSON");
-            let scrubbed = crate::scrub::scrub_event_parts(&mut event, &crate::scrub::Settings::default());
-            let received = ReceivedPayload {
-                text: &text,
-                members: None,
-                changed_members: &scrubbed.changed_members,
-            };
-            let mut out = Vec::new();
-            if !write_received(&mut out, received, &event.payload).expect("writes") {
-                return Ok(());
-            }
-            let stored: Value = serde_json::from_slice(&out).expect("valid JSON");
-            prop_assert_eq!(stored, event.payload);
-        }
     }
 
     #[test]
