@@ -1,11 +1,14 @@
-//! Which top-level members of a JSON text scrubbing could change, found by reading the
-//! text once, without building its tree.
+//! The top-level members of a JSON object's text, and which of them scrubbing could
+//! change, found by reading the text once, without building its tree.
 //!
 //! Most members of an event hold no secret, and building a tree only to find that out cost
-//! more than the rest of ingestion. [`MemberScan`] visits a member's text with the same
+//! more than the rest of ingestion. [`MemberScan::members`] visits the text with the same
 //! checks scrubbing makes (secret key names, secret values in strings, card numbers, client
-//! addresses) and stops at the first that could fire. A member it reports is then parsed
-//! and scrubbed as a tree, which decides; a member it passes is stored as it came.
+//! addresses), member by member, and notes each member where one could fire. A member it
+//! reports is then parsed and scrubbed as a tree, which decides; a member it passes is
+//! stored as it came. The same pass splits the text into its members: each member's value
+//! text lies between its key, borrowed from the text, and the next key
+//! (`model::json::member_values`).
 //!
 //! The scan may report more than scrubbing would change, never less:
 //! - a `[name, value]` pair with a secret name counts wherever it is, although scrubbing
@@ -21,10 +24,9 @@ use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::{values, Scrubber, Settings, IP_POINTERS};
-use crate::model::json::BorrowedKey;
+use crate::model::json::{self, BorrowedKey};
 
 /// How many keys of one object are compared one by one before they go into a set.
 const LINEAR_KEYS: usize = 16;
@@ -35,15 +37,16 @@ pub struct MemberScan {
     scrubber: Option<Scrubber>,
 }
 
-/// Why a scan stopped early: something was found (or the text did not parse, which the
-/// tree's parse then reports).
-#[derive(Debug)]
-struct Found;
-
-impl fmt::Display for Found {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("found")
-    }
+/// A top-level member of an object's text, as the scan found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedMember<'a> {
+    /// The key, as it is in the text (it holds no escape).
+    pub key: &'a str,
+    /// The value's text.
+    pub value: &'a str,
+    /// Scrubbing could change the value, or it repeats a key: it must be parsed and
+    /// scrubbed as a tree.
+    pub must_rebuild: bool,
 }
 
 impl MemberScan {
@@ -53,33 +56,35 @@ impl MemberScan {
         }
     }
 
-    /// Whether the payload member `key` (its value's text `member`) must be parsed and
-    /// scrubbed as a tree: scrubbing could change it, or it repeats a key.
-    pub fn must_rebuild(&mut self, key: &str, member: &RawValue) -> bool {
-        let client_address_key = match &mut self.scrubber {
-            Some(scrubber) => {
-                if scrubber.keys.is_secret(key) {
-                    return true;
-                }
-                match scrubber.keep_ip_addresses {
-                    true => None,
-                    false => client_address_key(key),
-                }
-            }
-            None => None,
-        };
+    /// The members of the object `text`, in their order, each scanned. `None` for invalid
+    /// JSON, anything but an object, and an object with a key that holds an escape (it
+    /// cannot be borrowed).
+    pub fn members<'a>(&mut self, text: &'a str) -> Option<Vec<ScannedMember<'a>>> {
         let mut state = State {
+            keep_ip_addresses: self.scrubber.as_ref().is_none_or(|s| s.keep_ip_addresses),
             scrubber: self.scrubber.as_mut(),
-            client_address_key,
+            client_address_key: None,
             keys_seen: Vec::new(),
+            found: false,
         };
-        let mut deserializer = serde_json::Deserializer::from_str(member.get());
-        Scan {
-            state: &mut state,
-            first_of_array: false,
-        }
-        .deserialize(&mut deserializer)
-        .is_err()
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let scanned = deserializer
+            .deserialize_map(TopLevel { state: &mut state })
+            .ok()?;
+        deserializer.end().ok()?;
+        let keys: Vec<&str> = scanned.iter().map(|(key, _)| *key).collect();
+        let values = json::member_values(text, &keys)?;
+        Some(
+            scanned
+                .into_iter()
+                .zip(values)
+                .map(|((key, must_rebuild), value)| ScannedMember {
+                    key,
+                    value,
+                    must_rebuild,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -92,41 +97,93 @@ fn client_address_key(key: &str) -> Option<&'static str> {
         .and_then(|(_, pointer)| pointer.rsplit('/').next())
 }
 
-/// What one member's scan carries through the nesting.
+/// What the scan carries through the nesting of one member.
 struct State<'s, 'de> {
     scrubber: Option<&'s mut Scrubber>,
+    keep_ip_addresses: bool,
     client_address_key: Option<&'static str>,
     /// The keys of the objects being read, innermost last (each object truncates back to
     /// where it began when it ends).
     keys_seen: Vec<Cow<'de, str>>,
+    /// Something in the member could be scrubbed: the rest of it is only read through.
+    found: bool,
 }
 
 impl State<'_, '_> {
-    fn check_key(&mut self, key: &str) -> Result<(), Found> {
-        let client_address = self.client_address_key == Some(key);
-        let secret = self
+    /// Starts the member `key`: a secret name makes all of it secret.
+    fn begin_member(&mut self, key: &str) {
+        self.client_address_key = match self.keep_ip_addresses {
+            true => None,
+            false => client_address_key(key),
+        };
+        self.found = self
             .scrubber
             .as_mut()
             .is_some_and(|s| s.keys.is_secret(key));
-        match client_address || secret {
-            true => Err(Found),
-            false => Ok(()),
-        }
     }
 
-    fn check_text(&mut self, text: &str) -> Result<(), Found> {
-        let secrets = self.scrubber.as_mut().map_or(0, |s| s.text(text).1);
-        match secrets {
-            0 => Ok(()),
-            _ => Err(Found),
+    fn check_key(&mut self, key: &str) {
+        if self.found {
+            return;
         }
+        self.found = self.client_address_key == Some(key)
+            || self
+                .scrubber
+                .as_mut()
+                .is_some_and(|s| s.keys.is_secret(key));
     }
 
-    fn check_number(&self, n: u64) -> Result<(), Found> {
-        match self.scrubber.is_some() && values::is_card_number(n) {
-            true => Err(Found),
-            false => Ok(()),
+    fn check_text(&mut self, text: &str) {
+        if self.found {
+            return;
         }
+        self.found = self.scrubber.as_mut().is_some_and(|s| s.text(text).1 > 0);
+    }
+
+    fn check_number(&mut self, n: u64) {
+        if self.found {
+            return;
+        }
+        self.found = self.scrubber.is_some() && values::is_card_number(n);
+    }
+
+    /// Whether `text`, the first item of an array, is a secret key name (the array may be a
+    /// `[name, value]` pair).
+    fn is_secret_name(&mut self, text: &str) -> bool {
+        !self.found
+            && self
+                .scrubber
+                .as_mut()
+                .is_some_and(|s| s.keys.is_secret(text))
+    }
+}
+
+/// Visits the top-level object: each member's key, borrowed, and whether it was found.
+struct TopLevel<'a, 's, 'de> {
+    state: &'a mut State<'s, 'de>,
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_, '_, 'de> {
+    type Value = Vec<(&'de str, bool)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            let Cow::Borrowed(key) = key else {
+                return Err(de::Error::custom("a top-level key holds an escape"));
+            };
+            self.state.begin_member(key);
+            map.next_value_seed(Scan {
+                state: &mut *self.state,
+                first_of_array: false,
+            })?;
+            members.push((key, self.state.found));
+        }
+        Ok(members)
     }
 }
 
@@ -161,7 +218,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
-        self.state.check_number(n).map_err(E::custom)?;
+        self.state.check_number(n);
         Ok(false)
     }
 
@@ -170,14 +227,8 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
-        self.state.check_text(text).map_err(E::custom)?;
-        let secret_name = self.first_of_array
-            && self
-                .state
-                .scrubber
-                .as_mut()
-                .is_some_and(|s| s.keys.is_secret(text));
-        Ok(secret_name)
+        self.state.check_text(text);
+        Ok(self.first_of_array && self.state.is_secret_name(text))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
@@ -199,7 +250,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
             items += 1;
         }
         if secret_name && items == 2 {
-            return Err(de::Error::custom(Found));
+            self.state.found = true;
         }
         Ok(false)
     }
@@ -212,20 +263,21 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
         let start = self.state.keys_seen.len();
         let mut many: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            self.state.check_key(&key).map_err(de::Error::custom)?;
-            let repeated = match &mut many {
-                Some(keys) => !keys.insert(key),
-                None if self.state.keys_seen[start..].contains(&key) => true,
-                None => {
-                    self.state.keys_seen.push(key);
-                    if self.state.keys_seen.len() - start > LINEAR_KEYS {
-                        many = Some(self.state.keys_seen.drain(start..).collect());
+            // Once something is found, the rest of the member is only read through.
+            if !self.state.found {
+                self.state.check_key(&key);
+                let repeated = match &mut many {
+                    Some(keys) => !keys.insert(key),
+                    None if self.state.keys_seen[start..].contains(&key) => true,
+                    None => {
+                        self.state.keys_seen.push(key);
+                        if self.state.keys_seen.len() - start > LINEAR_KEYS {
+                            many = Some(self.state.keys_seen.drain(start..).collect());
+                        }
+                        false
                     }
-                    false
-                }
-            };
-            if repeated {
-                return Err(de::Error::custom(Found));
+                };
+                self.state.found |= repeated;
             }
             map.next_value_seed(Scan {
                 state: &mut *self.state,
@@ -241,9 +293,16 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
 mod tests {
     use super::*;
 
+    /// Whether the member `key` of an object holding only it must be rebuilt.
     fn rebuilds(settings: &Settings, key: &str, member: &str) -> bool {
-        let member: Box<RawValue> = serde_json::from_str(member).expect("valid JSON");
-        MemberScan::new(settings).must_rebuild(key, &member)
+        let text = format!(
+            "{{{}: {member}}}",
+            serde_json::to_string(key).expect("a key")
+        );
+        let members = MemberScan::new(settings).members(&text).expect("an object");
+        assert_eq!(members.len(), 1);
+        assert_eq!((members[0].key, members[0].value), (key, member.trim()));
+        members[0].must_rebuild
     }
 
     fn on(key: &str, member: &str) -> bool {
@@ -324,5 +383,44 @@ mod tests {
             ));
         }
         assert!(!rebuilds(&off, "password", r#""hunter2""#));
+    }
+
+    #[test]
+    fn the_members_come_split_in_their_order_each_scanned_on_its_own() {
+        let text = " {\"password\" : \"x\" ,\n\t\"extra\":{\"a\": [1, \"two\"]},\"user\" :{\"ip_address\": \"10.0.0.1\"}\r\n,\"n\": 1e2 } \n";
+        let members = MemberScan::new(&Settings::default())
+            .members(text)
+            .expect("an object");
+        let split: Vec<(&str, &str, bool)> = members
+            .iter()
+            .map(|m| (m.key, m.value, m.must_rebuild))
+            .collect();
+        assert_eq!(
+            split,
+            [
+                ("password", "\"x\"", true),
+                ("extra", "{\"a\": [1, \"two\"]}", false),
+                ("user", "{\"ip_address\": \"10.0.0.1\"}", true),
+                ("n", "1e2", false),
+            ]
+        );
+        let empty = MemberScan::new(&Settings::default()).members("{ }");
+        assert_eq!(empty, Some(Vec::new()));
+    }
+
+    #[test]
+    fn texts_that_cannot_be_split_are_declined() {
+        for text in [
+            r#"{"t\u00e9": 1}"#,
+            r#"{"a": 1} {"b": 2}"#,
+            r#"{"a": 1"#,
+            r#"{"a": tru}"#,
+            "[1, 2]",
+            r#""text""#,
+            "",
+        ] {
+            let members = MemberScan::new(&Settings::default()).members(text);
+            assert_eq!(members, None, "{text}");
+        }
     }
 }

@@ -8,11 +8,13 @@
 //!
 //! Building a `serde_json::Value` of a whole event, then walking it to scrub, was most of
 //! ingestion's CPU, yet most of an event is stored as it came. Here each member stays text
-//! unless it is needed: normalizing reads the stack traces straight from their text
-//! (`super::exception`: only the frames' names and lines) and a pruned tree of the other
-//! members it names (`event::NORMALIZED_MEMBERS`), and only the members
-//! `scrub::MemberScan` reports become whole trees, which scrubbing then changes in place. The event's `payload` holds just those; the stored payload is the
-//! received text with them written again (`store::events::ReceivedPayload`).
+//! unless it is needed. One pass (`scrub::MemberScan::members`) splits the text into its
+//! members and notes those scrubbing could change. Normalizing reads the stack traces
+//! straight from their text (`super::exception`: only the frames' names and lines) and a
+//! pruned tree of the other members it names (`event::NORMALIZED_MEMBERS`). Only the members
+//! the scan reported become whole trees, which scrubbing then changes in place. The event's
+//! `payload` holds just those; the stored payload is the received text with them written
+//! again (`store::events::ReceivedPayload`).
 //!
 //! The result is the event [`super::event::parse_received`] gives for the same text, and
 //! its stored payload reads back as the same scrubbed JSON. Texts this reader does not take
@@ -27,7 +29,7 @@ use super::tree;
 use crate::ingest::received::Received;
 use crate::model::ErrorEvent;
 use crate::scrub::{self, MemberScan};
-use crate::store::events::{members_of, Member};
+use crate::store::events::Member;
 
 /// An event read from its text.
 pub struct EventText<'a> {
@@ -50,7 +52,9 @@ pub fn read<'a>(
     if event::may_hold_nul(text) {
         return None;
     }
-    let members = members_of(std::str::from_utf8(text).ok()?)?;
+    let mut scan = MemberScan::new(settings);
+    let scanned = scan.members(std::str::from_utf8(text).ok()?)?;
+    let members: Vec<Member<'a>> = scanned.iter().map(|m| (m.key, m.value)).collect();
     if repeats_a_key(&members) {
         return None;
     }
@@ -58,21 +62,21 @@ pub fn read<'a>(
     let mut exceptions = Exceptions::default();
     let mut payload = Map::new();
     let mut rebuilt = Vec::new();
-    let mut scan = MemberScan::new(settings);
-    for (key, value) in &members {
-        if *key == "exception" {
-            exceptions = exception::from_text(value.get()).ok()?;
-        } else if let Some((_, keep)) = NORMALIZED_MEMBERS.iter().find(|(name, _)| name == key) {
+    for member in &scanned {
+        let (key, value) = (member.key, member.value);
+        if key == "exception" {
+            exceptions = exception::from_text(value).ok()?;
+        } else if let Some((_, keep)) = NORMALIZED_MEMBERS.iter().find(|(name, _)| *name == key) {
             let tree = match keep {
-                Some(keep) => tree::parse_pruned(value.get(), keep).ok()?,
-                None => tree::parse(value.get().as_bytes()).ok()?.value,
+                Some(keep) => tree::parse_pruned(value, keep).ok()?,
+                None => tree::parse(value.as_bytes()).ok()?.value,
             };
-            normalized.insert((*key).to_owned(), tree);
+            normalized.insert(key.to_owned(), tree);
         }
-        if scan.must_rebuild(key, value) {
-            let tree = tree::parse(value.get().as_bytes()).ok()?.value;
-            payload.insert((*key).to_owned(), tree);
-            rebuilt.push((*key).to_owned());
+        if member.must_rebuild {
+            let tree = tree::parse(value.as_bytes()).ok()?.value;
+            payload.insert(key.to_owned(), tree);
+            rebuilt.push(key.to_owned());
         }
     }
     let mut event = event::event_of(&normalized, exceptions, received);

@@ -18,7 +18,7 @@ use zstd::zstd_safe::{self, CCtx};
 
 mod payload;
 
-pub use payload::{members_of, Member, ReceivedPayload};
+pub use payload::{Member, ReceivedPayload};
 
 use super::dictionaries::{self, Dictionary};
 use super::StoreError;

@@ -6,8 +6,8 @@
 //! member, each top-level member as received unless scrubbing changed something inside it,
 //! which is then serialized from the scrubbed tree. An event whose only scrubbed value is
 //! the client's IP address re-serializes its `user` object, not its stack traces. A reader
-//! that has split the text into members already ([`members_of`]) hands them over, so the
-//! text is not scanned again.
+//! that has split the text into members already (ingestion's scan does) hands them over, so
+//! the text is not read again.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -18,22 +18,14 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy)]
 pub struct ReceivedPayload<'a> {
     pub text: &'a [u8],
-    /// The text's members, when the reader has split them already ([`members_of`]).
+    /// The text's members, when the reader has split them already.
     pub members: Option<&'a [Member<'a>]>,
     pub changed_members: &'a [String],
 }
 
 /// A top-level member of a JSON object's text: its key (holding no escape) and its value's
 /// text.
-pub type Member<'a> = (&'a str, &'a RawValue);
-
-/// The members of a JSON object's text, in their order; `None` for anything but an object
-/// and for an object with a key that holds an escape (it cannot be borrowed).
-pub fn members_of(text: &str) -> Option<Vec<Member<'_>>> {
-    serde_json::from_str::<Members<'_>>(text)
-        .ok()
-        .map(|Members(members)| members)
-}
+pub type Member<'a> = (&'a str, &'a str);
 
 /// Appends the stored payload to `out`: the text, patched with the changed members of
 /// `payload` (the scrubbed tree). Returns false, having written nothing, when the text
@@ -71,7 +63,7 @@ pub fn write_received(
         let changed = received.changed_members.iter().any(|m| m == key);
         match payload.get(*key) {
             Some(scrubbed) if changed => serde_json::to_writer(&mut *out, scrubbed)?,
-            _ => out.extend_from_slice(raw.get().as_bytes()),
+            _ => out.extend_from_slice(raw.as_bytes()),
         }
     }
     out.push(b'}');
@@ -99,8 +91,8 @@ impl<'de> Visitor<'de> for MembersVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
         let mut members = Vec::new();
-        while let Some(member) = map.next_entry::<&'de str, &'de RawValue>()? {
-            members.push(member);
+        while let Some((key, value)) = map.next_entry::<&'de str, &'de RawValue>()? {
+            members.push((key, value.get()));
         }
         Ok(Members(members))
     }
