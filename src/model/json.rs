@@ -42,9 +42,9 @@ fn is_json_whitespace(c: char) -> bool {
 /// The value texts of the top-level members of the object `text`, in order, given its keys
 /// as they were borrowed while parsing it (so each is a slice of `text`, holding no
 /// escape). `text` must be the valid JSON object they were read from: a value's text then
-/// lies between its key's closing quote and `:`, and the `,` before the next key (or the
-/// object's closing `}`), whitespace aside. `None` if a key is not a slice of `text` or the
-/// text around it is not so.
+/// lies between the `:` after its key and the `,` before the next key (or the object's
+/// closing `}`), whitespace aside. `None` if a key is not a slice of `text` or the text
+/// around it is not so.
 pub fn member_values<'a>(text: &'a str, keys: &[&'a str]) -> Option<Vec<&'a str>> {
     // Where a key starts in `text`: just past its opening quote.
     let start_of = |key: &str| {

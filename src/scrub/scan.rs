@@ -100,6 +100,7 @@ fn client_address_key(key: &str) -> Option<&'static str> {
 /// What the scan carries through the nesting of one member.
 struct State<'s, 'de> {
     scrubber: Option<&'s mut Scrubber>,
+    /// The client's address is kept (or scrubbing is off): no key of it is looked for.
     keep_ip_addresses: bool,
     client_address_key: Option<&'static str>,
     /// The keys of the objects being read, innermost last (each object truncates back to
