@@ -110,28 +110,59 @@ struct State<'s, 'de> {
     found: bool,
 }
 
-impl State<'_, '_> {
+impl<'de> State<'_, 'de> {
     /// Starts the member `key`: a secret name makes all of it secret.
     fn begin_member(&mut self, key: &str) {
         self.client_address_key = match self.keep_ip_addresses {
             true => None,
             false => client_address_key(key),
         };
-        self.found = self
-            .scrubber
-            .as_mut()
-            .is_some_and(|s| s.keys.is_secret(key));
+        self.found = self.is_secret_key(key);
     }
 
-    fn check_key(&mut self, key: &str) {
+    /// Whether scrubbing filters the value under a key of this name.
+    fn is_secret_key(&mut self, key: &str) -> bool {
+        self.scrubber
+            .as_mut()
+            .is_some_and(|s| s.keys.is_secret(key))
+    }
+
+    /// Checks a key of an object that began at `keys_seen[start]`: a secret or
+    /// client-address name, or one the object already had (kept in `many` once the object
+    /// has more than `LINEAR_KEYS`).
+    fn check_key(
+        &mut self,
+        key: Cow<'de, str>,
+        start: usize,
+        many: &mut Option<HashSet<Cow<'de, str>>>,
+    ) {
         if self.found {
             return;
         }
-        self.found = self.client_address_key == Some(key)
-            || self
-                .scrubber
-                .as_mut()
-                .is_some_and(|s| s.keys.is_secret(key));
+        self.found = self.client_address_key == Some(&*key)
+            || self.is_secret_key(&key)
+            || self.repeats(key, start, many);
+    }
+
+    /// Whether `key` repeats a key of the object that began at `keys_seen[start]`;
+    /// remembers it otherwise.
+    fn repeats(
+        &mut self,
+        key: Cow<'de, str>,
+        start: usize,
+        many: &mut Option<HashSet<Cow<'de, str>>>,
+    ) -> bool {
+        if let Some(keys) = many {
+            return !keys.insert(key);
+        }
+        if self.keys_seen[start..].contains(&key) {
+            return true;
+        }
+        self.keys_seen.push(key);
+        if self.keys_seen.len() - start > LINEAR_KEYS {
+            *many = Some(self.keys_seen.drain(start..).collect());
+        }
+        false
     }
 
     fn check_text(&mut self, text: &str) {
@@ -151,11 +182,7 @@ impl State<'_, '_> {
     /// Whether `text`, the first item of an array, is a secret key name (the array may be a
     /// `[name, value]` pair).
     fn is_secret_name(&mut self, text: &str) -> bool {
-        !self.found
-            && self
-                .scrubber
-                .as_mut()
-                .is_some_and(|s| s.keys.is_secret(text))
+        !self.found && self.is_secret_key(text)
     }
 }
 
@@ -265,21 +292,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
         let mut many: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
             // Once something is found, the rest of the member is only read through.
-            if !self.state.found {
-                self.state.check_key(&key);
-                let repeated = match &mut many {
-                    Some(keys) => !keys.insert(key),
-                    None if self.state.keys_seen[start..].contains(&key) => true,
-                    None => {
-                        self.state.keys_seen.push(key);
-                        if self.state.keys_seen.len() - start > LINEAR_KEYS {
-                            many = Some(self.state.keys_seen.drain(start..).collect());
-                        }
-                        false
-                    }
-                };
-                self.state.found |= repeated;
-            }
+            self.state.check_key(key, start, &mut many);
             map.next_value_seed(Scan {
                 state: &mut *self.state,
                 first_of_array: false,
