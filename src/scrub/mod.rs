@@ -43,7 +43,7 @@ use serde_json::Value;
 
 use crate::model::ErrorEvent;
 use keys::KeyRules;
-pub use scan::MemberScan;
+pub use scan::{Checks, MemberScan, NoReader, ObjectKeys, ReadMember};
 use values::Hints;
 
 /// What a secret is replaced with.

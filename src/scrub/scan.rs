@@ -10,6 +10,10 @@
 //! text lies between its key, borrowed from the text, and the next key
 //! (`model::json::member_values`).
 //!
+//! One member may be read by its owner as the scan passes ([`ReadMember`]): ingestion reads
+//! the stack traces there, making the scan's [`Checks`] on everything it reads or skips, so
+//! the largest member of an event is read once.
+//!
 //! The scan may report more than scrubbing would change, never less:
 //! - a `[name, value]` pair with a secret name counts wherever it is, although scrubbing
 //!   reads pairs only in lists made of nothing else;
@@ -59,8 +63,15 @@ impl MemberScan {
     /// The members of the object `text`, in their order, each scanned. `None` for invalid
     /// JSON, anything but an object, and an object with a key that holds an escape (it
     /// cannot be borrowed).
-    pub fn members<'a>(&mut self, text: &'a str) -> Option<Vec<ScannedMember<'a>>> {
-        let mut state = State {
+    ///
+    /// The member named by `reader` is handed to it, with the checks it must make as it
+    /// reads (see [`ReadMember`]): that member is read once, for its owner and the scan.
+    pub fn members<'a, R: ReadMember<'a>>(
+        &mut self,
+        text: &'a str,
+        reader: &mut R,
+    ) -> Option<Vec<ScannedMember<'a>>> {
+        let mut checks = Checks {
             keep_ip_addresses: self.scrubber.as_ref().is_none_or(|s| s.keep_ip_addresses),
             scrubber: self.scrubber.as_mut(),
             client_address_key: None,
@@ -69,7 +80,10 @@ impl MemberScan {
         };
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let scanned = deserializer
-            .deserialize_map(TopLevel { state: &mut state })
+            .deserialize_map(TopLevel {
+                checks: &mut checks,
+                reader,
+            })
             .ok()?;
         deserializer.end().ok()?;
         let keys: Vec<&str> = scanned.iter().map(|(key, _)| *key).collect();
@@ -88,6 +102,39 @@ impl MemberScan {
     }
 }
 
+/// Reads one top-level member for its owner during the scan, making the scan's checks on
+/// what it reads: every key of every object goes to [`Checks::key`], every string to
+/// [`Checks::text`], every unsigned number to [`Checks::number`], and every value it does
+/// not read itself to [`Checks::value`] (or, once opened, [`Checks::seq`] /
+/// [`Checks::map`]).
+pub trait ReadMember<'de> {
+    /// The key of the member it reads (`None`: it reads none).
+    fn key(&self) -> Option<&str>;
+
+    fn read<D: Deserializer<'de>>(
+        &mut self,
+        deserializer: D,
+        checks: &mut Checks<'_, 'de>,
+    ) -> Result<(), D::Error>;
+}
+
+/// No member is read for anyone: the scan reads them all itself.
+pub struct NoReader;
+
+impl<'de> ReadMember<'de> for NoReader {
+    fn key(&self) -> Option<&str> {
+        None
+    }
+
+    fn read<D: Deserializer<'de>>(
+        &mut self,
+        _: D,
+        _: &mut Checks<'_, 'de>,
+    ) -> Result<(), D::Error> {
+        Err(de::Error::custom("no member is read by a reader"))
+    }
+}
+
 /// The key that holds the client's address inside the payload member `key`, if it has one:
 /// the last part of its place in `IP_POINTERS` (`ip_address` in `user`).
 fn client_address_key(key: &str) -> Option<&'static str> {
@@ -97,8 +144,8 @@ fn client_address_key(key: &str) -> Option<&'static str> {
         .and_then(|(_, pointer)| pointer.rsplit('/').next())
 }
 
-/// What the scan carries through the nesting of one member.
-struct State<'s, 'de> {
+/// The scan's checks, and what they carry through the nesting of one member.
+pub struct Checks<'s, 'de> {
     scrubber: Option<&'s mut Scrubber>,
     /// The client's address is kept (or scrubbing is off): no key of it is looked for.
     keep_ip_addresses: bool,
@@ -110,7 +157,7 @@ struct State<'s, 'de> {
     found: bool,
 }
 
-impl<'de> State<'_, 'de> {
+impl<'s, 'de> Checks<'s, 'de> {
     /// Starts the member `key`: a secret name makes all of it secret.
     fn begin_member(&mut self, key: &str) {
         self.client_address_key = match self.keep_ip_addresses {
@@ -127,56 +174,82 @@ impl<'de> State<'_, 'de> {
             .is_some_and(|s| s.keys.is_secret(key))
     }
 
-    /// Checks a key of an object that began at `keys_seen[start]`: a secret or
-    /// client-address name, or one the object already had (kept in `many` once the object
-    /// has more than `LINEAR_KEYS`).
-    fn check_key(
-        &mut self,
-        key: Cow<'de, str>,
-        start: usize,
-        many: &mut Option<HashSet<Cow<'de, str>>>,
-    ) {
+    /// Opens an object: its keys are checked with [`Checks::key`] until
+    /// [`Checks::end_object`].
+    pub fn object(&self) -> ObjectKeys<'de> {
+        ObjectKeys {
+            start: self.keys_seen.len(),
+            many: None,
+        }
+    }
+
+    /// Checks a key of `object`: a secret or client-address name, or one the object
+    /// already had.
+    pub fn key(&mut self, object: &mut ObjectKeys<'de>, key: Cow<'de, str>) {
         if self.found {
             return;
         }
         self.found = self.client_address_key == Some(&*key)
             || self.is_secret_key(&key)
-            || self.repeats(key, start, many);
+            || self.repeats(key, object);
     }
 
-    /// Whether `key` repeats a key of the object that began at `keys_seen[start]`;
-    /// remembers it otherwise.
-    fn repeats(
-        &mut self,
-        key: Cow<'de, str>,
-        start: usize,
-        many: &mut Option<HashSet<Cow<'de, str>>>,
-    ) -> bool {
-        if let Some(keys) = many {
+    /// Closes the innermost object.
+    pub fn end_object(&mut self, object: ObjectKeys<'de>) {
+        self.keys_seen.truncate(object.start);
+    }
+
+    /// Whether `key` repeats a key of `object`; remembers it otherwise. A small object's
+    /// keys are compared one by one on the shared stack; past `LINEAR_KEYS` they move to a
+    /// set of the object's own, so that an object of many keys (a text of a megabyte can
+    /// hold a hundred thousand) costs no more than its size.
+    fn repeats(&mut self, key: Cow<'de, str>, object: &mut ObjectKeys<'de>) -> bool {
+        if let Some(keys) = &mut object.many {
             return !keys.insert(key);
         }
+        let start = object.start;
         if self.keys_seen[start..].contains(&key) {
             return true;
         }
         self.keys_seen.push(key);
         if self.keys_seen.len() - start > LINEAR_KEYS {
-            *many = Some(self.keys_seen.drain(start..).collect());
+            object.many = Some(self.keys_seen.drain(start..).collect());
         }
         false
     }
 
-    fn check_text(&mut self, text: &str) {
+    /// Checks a string value.
+    pub fn text(&mut self, text: &str) {
         if self.found {
             return;
         }
         self.found = self.scrubber.as_mut().is_some_and(|s| s.text(text).1 > 0);
     }
 
-    fn check_number(&mut self, n: u64) {
+    /// Checks an unsigned number (it may be a card number).
+    pub fn number(&mut self, n: u64) {
         if self.found {
             return;
         }
         self.found = self.scrubber.is_some() && values::is_card_number(n);
+    }
+
+    /// A seed that checks a whole value.
+    pub fn value(&mut self) -> Scan<'_, 's, 'de> {
+        Scan {
+            checks: self,
+            first_of_array: false,
+        }
+    }
+
+    /// Checks the rest of an opened list.
+    pub fn seq<A: SeqAccess<'de>>(&mut self, seq: A) -> Result<(), A::Error> {
+        self.value().visit_seq(seq).map(drop)
+    }
+
+    /// Checks the rest of an opened object.
+    pub fn map<A: MapAccess<'de>>(&mut self, map: A) -> Result<(), A::Error> {
+        self.value().visit_map(map).map(drop)
     }
 
     /// Whether `text`, the first item of an array, is a secret key name (the array may be a
@@ -186,12 +259,21 @@ impl<'de> State<'_, 'de> {
     }
 }
 
-/// Visits the top-level object: each member's key, borrowed, and whether it was found.
-struct TopLevel<'a, 's, 'de> {
-    state: &'a mut State<'s, 'de>,
+/// The keys an object has shown so far (see [`Checks::key`]).
+pub struct ObjectKeys<'de> {
+    /// Where the object's keys begin in `Checks::keys_seen`.
+    start: usize,
+    /// Its keys, once they are more than `LINEAR_KEYS`.
+    many: Option<HashSet<Cow<'de, str>>>,
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_, '_, 'de> {
+/// Visits the top-level object: each member's key, borrowed, and whether it was found.
+struct TopLevel<'a, 's, 'de, R> {
+    checks: &'a mut Checks<'s, 'de>,
+    reader: &'a mut R,
+}
+
+impl<'de, R: ReadMember<'de>> Visitor<'de> for TopLevel<'_, '_, 'de, R> {
     type Value = Vec<(&'de str, bool)>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -204,21 +286,38 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_, 'de> {
             let Cow::Borrowed(key) = key else {
                 return Err(de::Error::custom("a top-level key holds an escape"));
             };
-            self.state.begin_member(key);
-            map.next_value_seed(Scan {
-                state: &mut *self.state,
-                first_of_array: false,
-            })?;
-            members.push((key, self.state.found));
+            self.checks.begin_member(key);
+            match self.reader.key() == Some(key) {
+                true => map.next_value_seed(ReadSeed {
+                    checks: &mut *self.checks,
+                    reader: &mut *self.reader,
+                })?,
+                false => drop(map.next_value_seed(self.checks.value())?),
+            }
+            members.push((key, self.checks.found));
         }
         Ok(members)
     }
 }
 
+/// Hands a member's value to its reader.
+struct ReadSeed<'a, 's, 'de, R> {
+    checks: &'a mut Checks<'s, 'de>,
+    reader: &'a mut R,
+}
+
+impl<'de, R: ReadMember<'de>> DeserializeSeed<'de> for ReadSeed<'_, '_, 'de, R> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.reader.read(deserializer, self.checks)
+    }
+}
+
 /// Visits one value. Returns, for a string that is the first item of an array, whether it
 /// is a secret key name (the array may be a `[name, value]` pair).
-struct Scan<'a, 's, 'de> {
-    state: &'a mut State<'s, 'de>,
+pub struct Scan<'a, 's, 'de> {
+    checks: &'a mut Checks<'s, 'de>,
     first_of_array: bool,
 }
 
@@ -246,7 +345,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
-        self.state.check_number(n);
+        self.checks.number(n);
         Ok(false)
     }
 
@@ -255,8 +354,8 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
-        self.state.check_text(text);
-        Ok(self.first_of_array && self.state.is_secret_name(text))
+        self.checks.text(text);
+        Ok(self.first_of_array && self.checks.is_secret_name(text))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
@@ -268,7 +367,7 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
         let mut secret_name = false;
         loop {
             let item = Scan {
-                state: &mut *self.state,
+                checks: &mut *self.checks,
                 first_of_array: items == 0,
             };
             match seq.next_element_seed(item)? {
@@ -278,27 +377,19 @@ impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
             items += 1;
         }
         if secret_name && items == 2 {
-            self.state.found = true;
+            self.checks.found = true;
         }
         Ok(false)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        // A small object's keys are compared one by one on the shared stack; past
-        // `LINEAR_KEYS` they move to a set of the object's own, so that an object of many
-        // keys (a text of a megabyte can hold a hundred thousand) costs no more than its
-        // size.
-        let start = self.state.keys_seen.len();
-        let mut many: Option<HashSet<Cow<'de, str>>> = None;
+        let mut object = self.checks.object();
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
             // Once something is found, the rest of the member is only read through.
-            self.state.check_key(key, start, &mut many);
-            map.next_value_seed(Scan {
-                state: &mut *self.state,
-                first_of_array: false,
-            })?;
+            self.checks.key(&mut object, key);
+            map.next_value_seed(self.checks.value())?;
         }
-        self.state.keys_seen.truncate(start);
+        self.checks.end_object(object);
         Ok(false)
     }
 }
@@ -313,7 +404,9 @@ mod tests {
             "{{{}: {member}}}",
             serde_json::to_string(key).expect("a key")
         );
-        let members = MemberScan::new(settings).members(&text).expect("an object");
+        let members = MemberScan::new(settings)
+            .members(&text, &mut NoReader)
+            .expect("an object");
         assert_eq!(members.len(), 1);
         assert_eq!((members[0].key, members[0].value), (key, member.trim()));
         members[0].must_rebuild
@@ -403,7 +496,7 @@ mod tests {
     fn the_members_come_split_in_their_order_each_scanned_on_its_own() {
         let text = " {\"password\" : \"x\" ,\n\t\"extra\":{\"a\": [1, \"two\"]},\"user\" :{\"ip_address\": \"10.0.0.1\"}\r\n,\"n\": 1e2 } \n";
         let members = MemberScan::new(&Settings::default())
-            .members(text)
+            .members(text, &mut NoReader)
             .expect("an object");
         let split: Vec<(&str, &str, bool)> = members
             .iter()
@@ -418,7 +511,7 @@ mod tests {
                 ("n", "1e2", false),
             ]
         );
-        let empty = MemberScan::new(&Settings::default()).members("{ }");
+        let empty = MemberScan::new(&Settings::default()).members("{ }", &mut NoReader);
         assert_eq!(empty, Some(Vec::new()));
     }
 
@@ -433,7 +526,7 @@ mod tests {
             r#""text""#,
             "",
         ] {
-            let members = MemberScan::new(&Settings::default()).members(text);
+            let members = MemberScan::new(&Settings::default()).members(text, &mut NoReader);
             assert_eq!(members, None, "{text}");
         }
     }

@@ -5,11 +5,16 @@
 //! function, module, file and line. Reading those fields as they stream past, and skipping
 //! the rest (local variables, source context), costs a fraction of building the tree.
 //!
+//! From the text, the member is read during scrubbing's scan of the event
+//! ([`ExceptionReader`], a `scrub::ReadMember`): every key and string read here, and every
+//! value skipped, goes through the scan's checks, so the member is read once for both.
+//!
 //! Every shape SDKs send is accepted, and a field in an unknown shape is absent:
 //! - the member is `{"values": [...]}`, a bare list, or a single exception object;
 //! - text fields may be strings, numbers or booleans; `lineno` a number or a string;
 //! - when an object repeats a key, the last value counts, as in a parsed tree.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -19,6 +24,7 @@ use serde_json::Value;
 use super::event::{field_text, truncate};
 use crate::model::json::BorrowedKey;
 use crate::model::{Exception, Frame};
+use crate::scrub::{Checks, ObjectKeys, ReadMember};
 
 /// Bounds that keep one event's cost predictable; the full data stays in the payload.
 const MAX_EXCEPTIONS: usize = 32;
@@ -34,21 +40,109 @@ pub struct Exceptions {
     pub unhandled: bool,
 }
 
-/// Reads the member from its JSON text.
-pub fn from_text(text: &str) -> Result<Exceptions, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let exceptions = Expect(MemberShape).deserialize(&mut deserializer)?;
-    deserializer.end()?;
-    Ok(exceptions.unwrap_or_default())
+/// Reads the `exception` member of an event's text while the scan checks it.
+#[derive(Default)]
+pub struct ExceptionReader {
+    /// What was read (nothing, if the event has no such member).
+    pub exceptions: Exceptions,
+}
+
+impl<'de> ReadMember<'de> for ExceptionReader {
+    fn key(&self) -> Option<&str> {
+        Some("exception")
+    }
+
+    fn read<D: Deserializer<'de>>(
+        &mut self,
+        deserializer: D,
+        checks: &mut Checks<'_, 'de>,
+    ) -> Result<(), D::Error> {
+        let exceptions = Expect::new(MemberShape, Watch(Some(checks))).deserialize(deserializer)?;
+        self.exceptions = exceptions.unwrap_or_default();
+        Ok(())
+    }
 }
 
 /// Reads the member from a parsed tree (`None`: the event has none).
 pub fn from_value(member: Option<&Value>) -> Exceptions {
     // Reading a `Value` fails only where reading its text would have failed to parse.
     member
-        .and_then(|member| Expect(MemberShape).deserialize(member).ok())
+        .and_then(|member| {
+            Expect::new(MemberShape, Watch(None))
+                .deserialize(member)
+                .ok()
+        })
         .flatten()
         .unwrap_or_default()
+}
+
+/// The scan's checks on what is read, when the member is read from its text; nothing is
+/// checked in a parsed tree.
+struct Watch<'w, 's, 'de>(Option<&'w mut Checks<'s, 'de>>);
+
+impl<'s, 'de> Watch<'_, 's, 'de> {
+    /// The same checks, for a nested value.
+    fn again(&mut self) -> Watch<'_, 's, 'de> {
+        Watch(self.0.as_deref_mut())
+    }
+
+    fn object(&self) -> Option<ObjectKeys<'de>> {
+        self.0.as_ref().map(|checks| checks.object())
+    }
+
+    fn key(&mut self, object: &mut Option<ObjectKeys<'de>>, key: Cow<'de, str>) {
+        if let (Some(checks), Some(object)) = (self.0.as_deref_mut(), object) {
+            checks.key(object, key);
+        }
+    }
+
+    fn end_object(&mut self, object: Option<ObjectKeys<'de>>) {
+        if let (Some(checks), Some(object)) = (self.0.as_deref_mut(), object) {
+            checks.end_object(object);
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some(checks) = self.0.as_deref_mut() {
+            checks.text(text);
+        }
+    }
+
+    fn number(&mut self, n: u64) {
+        if let Some(checks) = self.0.as_deref_mut() {
+            checks.number(n);
+        }
+    }
+
+    /// Skips the next member's value, checking all of it.
+    fn skip<A: MapAccess<'de>>(&mut self, map: &mut A) -> Result<(), A::Error> {
+        match self.0.as_deref_mut() {
+            Some(checks) => map.next_value_seed(checks.value()).map(drop),
+            None => map.next_value::<IgnoredAny>().map(drop),
+        }
+    }
+
+    /// Skips the rest of a list, checking all of it.
+    fn skip_seq<A: SeqAccess<'de>>(&mut self, mut seq: A) -> Result<(), A::Error> {
+        match self.0.as_deref_mut() {
+            Some(checks) => checks.seq(seq),
+            None => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(())
+            }
+        }
+    }
+
+    /// Skips the rest of an object, checking all of it.
+    fn skip_map<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+        match self.0.as_deref_mut() {
+            Some(checks) => checks.map(map),
+            None => {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The `exception` member: a list of exceptions, `{"values": [...]}`, or one exception.
@@ -57,12 +151,20 @@ struct MemberShape;
 impl Shape for MemberShape {
     type Output = Exceptions;
 
-    fn expect_seq<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Exceptions>, A::Error> {
-        read_list(seq, Item, MAX_EXCEPTIONS).map(|list| Some(exceptions(list)))
+    fn expect_seq<'de, A: SeqAccess<'de>>(
+        self,
+        seq: A,
+        watch: Watch<'_, '_, 'de>,
+    ) -> Result<Option<Exceptions>, A::Error> {
+        read_list(seq, Item, MAX_EXCEPTIONS, watch).map(|list| Some(exceptions(list)))
     }
 
-    fn expect_map<'de, A: MapAccess<'de>>(self, map: A) -> Result<Option<Exceptions>, A::Error> {
-        let fields = read_fields(map, true)?;
+    fn expect_map<'de, A: MapAccess<'de>>(
+        self,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
+    ) -> Result<Option<Exceptions>, A::Error> {
+        let fields = read_fields(map, true, watch)?;
         Ok(Some(match fields.values {
             // `{"values": [...]}`; `values` in another shape holds nothing.
             Some(list) => list.map(exceptions).unwrap_or_default(),
@@ -121,21 +223,29 @@ impl Fields {
 }
 
 /// Reads an exception object's fields; `values` too when `member` (the member itself).
-fn read_fields<'de, A: MapAccess<'de>>(mut map: A, member: bool) -> Result<Fields, A::Error> {
+fn read_fields<'de, A: MapAccess<'de>>(
+    mut map: A,
+    member: bool,
+    mut watch: Watch<'_, '_, 'de>,
+) -> Result<Fields, A::Error> {
     let mut fields = Fields::default();
+    let mut object = watch.object();
     while let Some(key) = map.next_key_seed(BorrowedKey)? {
+        watch.key(&mut object, key.clone());
+        let w = watch.again();
         match key.as_ref() {
-            "type" => fields.ty = next(&mut map, TextShape)?.flatten(),
-            "value" => fields.value = next(&mut map, TextShape)?.flatten(),
-            "module" => fields.module = next(&mut map, TextShape)?.flatten(),
-            "mechanism" => fields.handled = next(&mut map, ObjectShape(Mechanism))?.flatten(),
-            "stacktrace" => fields.frames = next(&mut map, ObjectShape(Stacktrace))?.flatten(),
+            "type" => fields.ty = next(&mut map, TextShape, w)?.flatten(),
+            "value" => fields.value = next(&mut map, TextShape, w)?.flatten(),
+            "module" => fields.module = next(&mut map, TextShape, w)?.flatten(),
+            "mechanism" => fields.handled = next(&mut map, ObjectShape(Mechanism), w)?.flatten(),
+            "stacktrace" => fields.frames = next(&mut map, ObjectShape(Stacktrace), w)?.flatten(),
             "values" if member => {
-                fields.values = Some(next(&mut map, ListShape(Item, MAX_EXCEPTIONS))?)
+                fields.values = Some(next(&mut map, ListShape(Item, MAX_EXCEPTIONS), w)?)
             }
-            _ => skip(&mut map)?,
+            _ => watch.skip(&mut map)?,
         }
     }
+    watch.end_object(object);
     Ok(fields)
 }
 
@@ -143,13 +253,9 @@ fn read_fields<'de, A: MapAccess<'de>>(mut map: A, member: bool) -> Result<Field
 fn next<'de, A: MapAccess<'de>, S: Shape>(
     map: &mut A,
     shape: S,
+    watch: Watch<'_, '_, 'de>,
 ) -> Result<Option<S::Output>, A::Error> {
-    map.next_value_seed(Expect(shape))
-}
-
-/// Skips the next member's value.
-fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
-    map.next_value::<IgnoredAny>().map(drop)
+    map.next_value_seed(Expect::new(shape, watch))
 }
 
 /// The last items of a list of objects (`None`: an item that is not an object).
@@ -166,12 +272,13 @@ fn read_list<'de, A: SeqAccess<'de>, R: ReadObject + Copy>(
     mut seq: A,
     read: R,
     keep: usize,
+    mut watch: Watch<'_, '_, 'de>,
 ) -> Result<List<R::Output>, A::Error> {
     let mut list = List {
         last: VecDeque::new(),
         unhandled: false,
     };
-    while let Some(item) = seq.next_element_seed(Expect(ObjectShape(read)))? {
+    while let Some(item) = seq.next_element_seed(Expect::new(ObjectShape(read), watch.again()))? {
         list.unhandled |= item.as_ref().is_some_and(R::unhandled);
         if list.last.len() == keep {
             list.last.pop_front();
@@ -184,7 +291,11 @@ fn read_list<'de, A: SeqAccess<'de>, R: ReadObject + Copy>(
 /// How one kind of object is read.
 trait ReadObject {
     type Output;
-    fn read<'de, A: MapAccess<'de>>(self, map: A) -> Result<Self::Output, A::Error>;
+    fn read<'de, A: MapAccess<'de>>(
+        self,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
+    ) -> Result<Self::Output, A::Error>;
 
     /// Whether what was read is an unhandled exception.
     fn unhandled(_: &Self::Output) -> bool {
@@ -198,8 +309,12 @@ struct Item;
 
 impl ReadObject for Item {
     type Output = Fields;
-    fn read<'de, A: MapAccess<'de>>(self, map: A) -> Result<Fields, A::Error> {
-        read_fields(map, false)
+    fn read<'de, A: MapAccess<'de>>(
+        self,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
+    ) -> Result<Fields, A::Error> {
+        read_fields(map, false, watch)
     }
 
     fn unhandled(fields: &Fields) -> bool {
@@ -212,14 +327,21 @@ struct Mechanism;
 
 impl ReadObject for Mechanism {
     type Output = Option<bool>;
-    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<bool>, A::Error> {
+    fn read<'de, A: MapAccess<'de>>(
+        self,
+        mut map: A,
+        mut watch: Watch<'_, '_, 'de>,
+    ) -> Result<Option<bool>, A::Error> {
         let mut handled = None;
+        let mut object = watch.object();
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            watch.key(&mut object, key.clone());
             match key.as_ref() {
-                "handled" => handled = next(&mut map, BoolShape)?,
-                _ => skip(&mut map)?,
+                "handled" => handled = next(&mut map, BoolShape, watch.again())?,
+                _ => watch.skip(&mut map)?,
             }
         }
+        watch.end_object(object);
         Ok(handled)
     }
 }
@@ -229,14 +351,23 @@ struct Stacktrace;
 
 impl ReadObject for Stacktrace {
     type Output = Option<List<Frame>>;
-    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Output, A::Error> {
+    fn read<'de, A: MapAccess<'de>>(
+        self,
+        mut map: A,
+        mut watch: Watch<'_, '_, 'de>,
+    ) -> Result<Self::Output, A::Error> {
         let mut frames = None;
+        let mut object = watch.object();
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            watch.key(&mut object, key.clone());
             match key.as_ref() {
-                "frames" => frames = next(&mut map, ListShape(FrameFields, MAX_FRAMES))?,
-                _ => skip(&mut map)?,
+                "frames" => {
+                    frames = next(&mut map, ListShape(FrameFields, MAX_FRAMES), watch.again())?
+                }
+                _ => watch.skip(&mut map)?,
             }
         }
+        watch.end_object(object);
         Ok(frames)
     }
 }
@@ -246,20 +377,28 @@ struct FrameFields;
 
 impl ReadObject for FrameFields {
     type Output = Frame;
-    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Frame, A::Error> {
+    fn read<'de, A: MapAccess<'de>>(
+        self,
+        mut map: A,
+        mut watch: Watch<'_, '_, 'de>,
+    ) -> Result<Frame, A::Error> {
         let mut frame = Frame::default();
         let mut abs_path = None;
+        let mut object = watch.object();
         while let Some(key) = map.next_key_seed(BorrowedKey)? {
+            watch.key(&mut object, key.clone());
+            let w = watch.again();
             match key.as_ref() {
-                "function" => frame.function = next(&mut map, TextShape)?.flatten(),
-                "module" => frame.module = next(&mut map, TextShape)?.flatten(),
-                "filename" => frame.filename = next(&mut map, TextShape)?.flatten(),
-                "abs_path" => abs_path = next(&mut map, TextShape)?.flatten(),
-                "lineno" => frame.lineno = next(&mut map, LineShape)?,
-                "in_app" => frame.in_app = next(&mut map, BoolShape)?,
-                _ => skip(&mut map)?,
+                "function" => frame.function = next(&mut map, TextShape, w)?.flatten(),
+                "module" => frame.module = next(&mut map, TextShape, w)?.flatten(),
+                "filename" => frame.filename = next(&mut map, TextShape, w)?.flatten(),
+                "abs_path" => abs_path = next(&mut map, TextShape, w)?.flatten(),
+                "lineno" => frame.lineno = next(&mut map, LineShape, w)?,
+                "in_app" => frame.in_app = next(&mut map, BoolShape, w)?,
+                _ => watch.skip(&mut map)?,
             }
         }
+        watch.end_object(object);
         frame.filename = frame.filename.or(abs_path);
         Ok(frame)
     }
@@ -279,26 +418,39 @@ trait Shape: Sized {
     fn expect_str(self, _: &str) -> Option<Self::Output> {
         None
     }
+    /// Another shape: checked and skipped.
     fn expect_seq<'de, A: SeqAccess<'de>>(
         self,
-        mut seq: A,
+        seq: A,
+        mut watch: Watch<'_, '_, 'de>,
     ) -> Result<Option<Self::Output>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        watch.skip_seq(seq)?;
         Ok(None)
     }
+    /// Another shape: checked and skipped.
     fn expect_map<'de, A: MapAccess<'de>>(
         self,
-        mut map: A,
+        map: A,
+        mut watch: Watch<'_, '_, 'de>,
     ) -> Result<Option<Self::Output>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        watch.skip_map(map)?;
         Ok(None)
     }
 }
 
-/// Reads a value of the shape `S`.
-struct Expect<S>(S);
+/// Reads a value of the shape `S`, making the scan's checks on it.
+struct Expect<'w, 's, 'de, S> {
+    shape: S,
+    watch: Watch<'w, 's, 'de>,
+}
 
-impl<'de, S: Shape> DeserializeSeed<'de> for Expect<S> {
+impl<'w, 's, 'de, S> Expect<'w, 's, 'de, S> {
+    fn new(shape: S, watch: Watch<'w, 's, 'de>) -> Self {
+        Expect { shape, watch }
+    }
+}
+
+impl<'de, S: Shape> DeserializeSeed<'de> for Expect<'_, '_, 'de, S> {
     type Value = Option<S::Output>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -306,7 +458,7 @@ impl<'de, S: Shape> DeserializeSeed<'de> for Expect<S> {
     }
 }
 
-impl<'de, S: Shape> Visitor<'de> for Expect<S> {
+impl<'de, S: Shape> Visitor<'de> for Expect<'_, '_, 'de, S> {
     type Value = Option<S::Output>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -314,24 +466,26 @@ impl<'de, S: Shape> Visitor<'de> for Expect<S> {
     }
 
     fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
-        Ok(self.0.expect_bool(value))
+        Ok(self.shape.expect_bool(value))
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        Ok(self.0.expect_number(value.into()))
+        Ok(self.shape.expect_number(value.into()))
     }
 
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
-        Ok(self.0.expect_number(value.into()))
+    fn visit_u64<E: de::Error>(mut self, value: u64) -> Result<Self::Value, E> {
+        self.watch.number(value);
+        Ok(self.shape.expect_number(value.into()))
     }
 
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
         // A parsed tree holds no non-finite number (it reads as null).
-        Ok(serde_json::Number::from_f64(value).and_then(|n| self.0.expect_number(n)))
+        Ok(serde_json::Number::from_f64(value).and_then(|n| self.shape.expect_number(n)))
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(self.0.expect_str(value))
+    fn visit_str<E: de::Error>(mut self, value: &str) -> Result<Self::Value, E> {
+        self.watch.text(value);
+        Ok(self.shape.expect_str(value))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -339,11 +493,11 @@ impl<'de, S: Shape> Visitor<'de> for Expect<S> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        self.0.expect_seq(seq)
+        self.shape.expect_seq(seq, self.watch)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.0.expect_map(map)
+        self.shape.expect_map(map, self.watch)
     }
 }
 
@@ -395,8 +549,12 @@ struct ObjectShape<R>(R);
 impl<R: ReadObject> Shape for ObjectShape<R> {
     type Output = R::Output;
 
-    fn expect_map<'de, A: MapAccess<'de>>(self, map: A) -> Result<Option<R::Output>, A::Error> {
-        self.0.read(map).map(Some)
+    fn expect_map<'de, A: MapAccess<'de>>(
+        self,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
+    ) -> Result<Option<R::Output>, A::Error> {
+        self.0.read(map, watch).map(Some)
     }
 }
 
@@ -406,21 +564,82 @@ struct ListShape<R>(R, usize);
 impl<R: ReadObject + Copy> Shape for ListShape<R> {
     type Output = List<R::Output>;
 
-    fn expect_seq<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Self::Output>, A::Error> {
-        read_list(seq, self.0, self.1).map(Some)
+    fn expect_seq<'de, A: SeqAccess<'de>>(
+        self,
+        seq: A,
+        watch: Watch<'_, '_, 'de>,
+    ) -> Result<Option<Self::Output>, A::Error> {
+        read_list(seq, self.0, self.1, watch).map(Some)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scrub::{MemberScan, NoReader, Settings};
 
     /// Reads the text both ways, checks they agree, and returns the reading.
     fn read(text: &str) -> Exceptions {
-        let from_text = from_text(text).expect("valid JSON");
+        let event = format!(r#"{{"exception": {text}}}"#);
+        let mut reader = ExceptionReader::default();
+        MemberScan::new(&Settings::default())
+            .members(&event, &mut reader)
+            .expect("valid JSON");
+        let from_text = reader.exceptions;
         let value: Value = serde_json::from_str(text).expect("valid JSON");
         assert_eq!(from_value(Some(&value)), from_text, "{text}");
         from_text
+    }
+
+    /// Whether the scan, reading the member with the reader, reports it; checks that the
+    /// scan reading it alone says the same.
+    fn reported(member: &str) -> bool {
+        let event = format!(r#"{{"exception": {member}}}"#);
+        let scan = |reader: &mut dyn FnMut(&str) -> Option<bool>| reader(&event);
+        let with_reader = scan(&mut |text| {
+            let members = MemberScan::new(&Settings::default())
+                .members(text, &mut ExceptionReader::default())?;
+            Some(members[0].must_rebuild)
+        });
+        let alone = scan(&mut |text| {
+            let members = MemberScan::new(&Settings::default()).members(text, &mut NoReader)?;
+            Some(members[0].must_rebuild)
+        });
+        assert_eq!(with_reader, alone, "{member}");
+        with_reader.expect("valid JSON")
+    }
+
+    #[test]
+    fn everything_read_or_skipped_goes_through_the_scan() {
+        let clean = r#"{"values": [{"type": "E", "value": "order 12", "module": "m",
+            "mechanism": {"type": "generic", "handled": false},
+            "stacktrace": {"frames": [{"function": "f", "lineno": 3, "in_app": true,
+                "vars": {"limit": 20}, "pre_context": ["a"]}]}}]}"#;
+        assert!(!reported(clean));
+        for member in [
+            // A secret in a value the reader skips, at every depth.
+            r#"{"values": [{"type": "E", "stacktrace": {"frames": [{"vars": {"password": "x"}}]}}]}"#,
+            r#"{"type": "E", "mechanism": {"handled": false, "data": {"token": "x"}}}"#,
+            r#"{"type": "E", "stacktrace": {"frames": [], "registers": {"secret": 1}}}"#,
+            r#"{"type": "E", "extra": "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}"#,
+            // In a value the reader reads.
+            r#"{"type": "E", "value": "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}"#,
+            r#"[{"type": "E", "stacktrace": {"frames": [{"lineno": 4111111111111111}]}}]"#,
+            r#"[{"type": "E", "stacktrace": {"frames": [{"function": "https://me:pw@h.example/"}]}}]"#,
+            // A secret key or a repeated key in an object the reader reads.
+            r#"{"type": "E", "password": "x"}"#,
+            r#"[{"stacktrace": {"frames": [{"function": "f", "Authorization": "x"}]}}]"#,
+            r#"{"type": "A", "type": "B"}"#,
+            r#"[{"stacktrace": {"frames": [{"lineno": 1, "lineno": 2}]}}]"#,
+            // A value of another shape than the reader expects.
+            r#"{"type": "E", "mechanism": [["password", "x"]]}"#,
+            r#"{"type": "E", "stacktrace": {"frames": {"password": "x"}}}"#,
+            r#"[{"stacktrace": {"frames": [["Authorization", "Basic abc"]]}}]"#,
+            r#"{"type": {"secret": "x"}}"#,
+            r#"{"values": {"token": "x"}}"#,
+        ] {
+            assert!(reported(member), "{member}");
+        }
     }
 
     fn types(exceptions: &Exceptions) -> Vec<&str> {

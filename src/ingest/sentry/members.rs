@@ -1,20 +1,24 @@
 //! A Sentry event read from its text member by member, without building its whole tree.
 //!
 //! ```text
-//! text ─► members (key, value text) ─┬─► exception: frames read as they stream ─┐
-//!                                    ├─► other members normalizing reads, pruned ┴► ErrorEvent
-//!                                    └─► the members scrubbing could change, whole ─► payload
+//! text ─► scan: members (key, value text), each checked ─┬─► exception: frames read as the
+//!                                                        │   scan streams past them ─────┐
+//!                                                        ├─► other members normalizing   ├► ErrorEvent
+//!                                                        │   reads, pruned ──────────────┘
+//!                                                        └─► the members scrubbing could
+//!                                                            change, whole ─► payload
 //! ```
 //!
 //! Building a `serde_json::Value` of a whole event, then walking it to scrub, was most of
 //! ingestion's CPU, yet most of an event is stored as it came. Here each member stays text
 //! unless it is needed. One pass (`scrub::MemberScan::members`) splits the text into its
-//! members and notes those scrubbing could change. Normalizing reads the stack traces
-//! straight from their text (`super::exception`: only the frames' names and lines) and a
-//! pruned tree of the other members it names (`event::NORMALIZED_MEMBERS`). Only the members
-//! the scan reported become whole trees, which scrubbing then changes in place. The event's
-//! `payload` holds just those; the stored payload is the received text with them written
-//! again (`store::events::ReceivedPayload`).
+//! members and notes those scrubbing could change. In the same pass normalizing reads the
+//! stack traces (`super::exception`: only the frames' names and lines), so the largest
+//! member is read once. Then it reads a pruned tree of the other members it names
+//! (`event::NORMALIZED_MEMBERS`). Only the members the scan reported become whole trees,
+//! which scrubbing then changes in place. The event's `payload` holds just those; the
+//! stored payload is the received text with them written again
+//! (`store::events::ReceivedPayload`).
 //!
 //! The result is the event [`super::event::parse_received`] gives for the same text, and
 //! its stored payload reads back as the same scrubbed JSON. Texts this reader does not take
@@ -24,7 +28,7 @@
 use serde_json::{Map, Value};
 
 use super::event::{self, NORMALIZED_MEMBERS};
-use super::exception::{self, Exceptions};
+use super::exception::ExceptionReader;
 use super::tree;
 use crate::ingest::received::Received;
 use crate::model::ErrorEvent;
@@ -53,20 +57,18 @@ pub fn read<'a>(
         return None;
     }
     let mut scan = MemberScan::new(settings);
-    let scanned = scan.members(std::str::from_utf8(text).ok()?)?;
+    let mut exceptions = ExceptionReader::default();
+    let scanned = scan.members(std::str::from_utf8(text).ok()?, &mut exceptions)?;
     let members: Vec<Member<'a>> = scanned.iter().map(|m| (m.key, m.value)).collect();
     if repeats_a_key(&members) {
         return None;
     }
     let mut normalized = Map::new();
-    let mut exceptions = Exceptions::default();
     let mut payload = Map::new();
     let mut rebuilt = Vec::new();
     for member in &scanned {
         let (key, value) = (member.key, member.value);
-        if key == "exception" {
-            exceptions = exception::from_text(value).ok()?;
-        } else if let Some((_, keep)) = NORMALIZED_MEMBERS.iter().find(|(name, _)| *name == key) {
+        if let Some((_, keep)) = NORMALIZED_MEMBERS.iter().find(|(name, _)| *name == key) {
             let tree = match keep {
                 Some(keep) => tree::parse_pruned(value, keep).ok()?,
                 None => tree::parse(value.as_bytes()).ok()?.value,
@@ -79,7 +81,7 @@ pub fn read<'a>(
             rebuilt.push(key.to_owned());
         }
     }
-    let mut event = event::event_of(&normalized, exceptions, received);
+    let mut event = event::event_of(&normalized, exceptions.exceptions, received);
     event.payload = Value::Object(payload);
     Some(EventText {
         event,
