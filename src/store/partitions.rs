@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use chrono::{Days, NaiveDate};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 use super::StoreError;
 
@@ -23,14 +23,14 @@ pub fn partition_name(day: NaiveDate) -> String {
 impl Partitions {
     pub async fn ensure(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         days: impl IntoIterator<Item = NaiveDate>,
     ) -> Result<(), StoreError> {
         for day in days {
             if self.is_known(day) {
                 continue;
             }
-            create(pool, day).await?;
+            create(conn, day).await?;
             if let Ok(mut known) = self.known.lock() {
                 known.insert(day);
             }
@@ -46,7 +46,7 @@ impl Partitions {
     }
 }
 
-async fn create(pool: &PgPool, day: NaiveDate) -> Result<(), StoreError> {
+async fn create(conn: &mut PgConnection, day: NaiveDate) -> Result<(), StoreError> {
     let next = day
         .checked_add_days(Days::new(1))
         .ok_or_else(|| StoreError::Corrupt(format!("no day after {day}")))?;
@@ -55,7 +55,7 @@ async fn create(pool: &PgPool, day: NaiveDate) -> Result<(), StoreError> {
         "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ('{day}') TO ('{next}')",
         partition_name(day)
     );
-    match sqlx::query(&sql).execute(pool).await {
+    match sqlx::query(&sql).execute(conn).await {
         Ok(_) => Ok(()),
         // Another process created it between our IF NOT EXISTS check and the create.
         Err(e) if is_already_exists(&e) => Ok(()),

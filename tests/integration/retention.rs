@@ -21,8 +21,9 @@ fn days_ago(days: u64) -> NaiveDate {
 
 /// Copies every stored event of the project into `day` (fresh ids), as if received then.
 async fn copy_events_to_day(pool: &PgPool, project_id: ProjectId, day: NaiveDate) {
+    let mut conn = pool.acquire().await.expect("a connection");
     Partitions::default()
-        .ensure(pool, [day])
+        .ensure(&mut conn, [day])
         .await
         .expect("partition");
     sqlx::query(

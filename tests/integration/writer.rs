@@ -91,3 +91,33 @@ async fn payloads_are_stored_compressed_with_the_fields_queries_need() {
     assert_eq!(partitions, 1, "today's partition was created");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_writer_connection_the_server_closed_is_replaced_without_losing_the_batch() {
+    // One writer worker, so both batches go through the same kept connection; no spool, so
+    // a batch the writer gave up on would be answered 503.
+    let app = TestApp::spawn_with(|s| {
+        s.set("writer_concurrency", "1");
+        s.set("spool_dir", "off");
+    })
+    .await;
+    let first = python_exception("AError", "boom", &["handler"], 1);
+    assert_eq!(app.send_event(&first).await.status().as_u16(), 200);
+    assert_eq!(app.event_count().await, 1);
+
+    // As a PostgreSQL restart or an idle timeout would: every connection Seismo keeps to
+    // its database is closed by the server between two batches.
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("terminate");
+    assert!(!closed.is_empty());
+
+    let second = python_exception("AError", "boom", &["handler"], 2);
+    assert_eq!(app.send_event(&second).await.status().as_u16(), 200);
+    assert_eq!(app.event_count().await, 2);
+    app.stop().await;
+}

@@ -1,14 +1,21 @@
 //! The writer's workers: a thread and runtime of their own, each worker taking every job
 //! waiting (up to the batch size) and writing them in one transaction; a batch that fails
 //! for another reason than an unreachable database is retried job by job.
+//!
+//! Each worker keeps one connection of its own from batch to batch. A pooled connection is
+//! pinged when taken and again when given back: two round trips per batch on top of the
+//! batch's own five (see `store::batch`), each costing both sides a wake-up and, with TLS, a
+//! record each way. A kept connection the server has closed since (a restart, an idle
+//! timeout) fails the next batch at its first statement; the worker then connects anew and
+//! writes the batch once more.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection as _, PgConnection};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
@@ -40,17 +47,16 @@ pub(super) fn run_workers(
         }
     };
     runtime.block_on(async move {
-        // Connected lazily, from this runtime, so their I/O is driven by it.
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.concurrency as u32)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_lazy_with(options);
         let receiver = Arc::new(Mutex::new(receiver));
         let partitions = Arc::new(Partitions::default());
         let workers: Vec<JoinHandle<()>> = (0..settings.concurrency)
             .map(|_| {
                 let worker = Worker {
-                    pool: pool.clone(),
+                    // Connected lazily, from this runtime, so its I/O is driven by it.
+                    connection: Connection {
+                        options: options.clone(),
+                        open: None,
+                    },
                     receiver: receiver.clone(),
                     partitions: partitions.clone(),
                     metrics: metrics.clone(),
@@ -62,12 +68,53 @@ pub(super) fn run_workers(
         for worker in workers {
             let _ = worker.await;
         }
-        pool.close().await;
     });
 }
 
+/// How long connecting may take before the batch fails as if the database were down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A worker's connection, opened when first needed and kept until it fails.
+struct Connection {
+    options: PgConnectOptions,
+    open: Option<PgConnection>,
+}
+
+impl Connection {
+    /// The kept connection, or a new one.
+    async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
+        let conn = match self.open.take() {
+            Some(conn) => conn,
+            None => tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
+                .await
+                .map_err(|_| connect_timed_out())??,
+        };
+        Ok(self.open.insert(conn))
+    }
+
+    /// Drops the connection after an error that may have broken it.
+    fn forget_after(&mut self, error: &StoreError) {
+        if error.is_unavailable() {
+            self.open = None;
+        }
+    }
+
+    async fn close(self) {
+        if let Some(conn) = self.open {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+fn connect_timed_out() -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "connecting to PostgreSQL timed out",
+    )))
+}
+
 struct Worker {
-    pool: PgPool,
+    connection: Connection,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     partitions: Arc<Partitions>,
     metrics: Arc<Metrics>,
@@ -75,10 +122,11 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self) {
+    async fn run(mut self) {
         while let Some(jobs) = self.next_batch().await {
             self.write_jobs(jobs).await;
         }
+        self.connection.close().await;
     }
 
     /// Waits for one job, then takes every job already waiting, up to the batch size.
@@ -103,7 +151,7 @@ impl Worker {
         Some(jobs)
     }
 
-    async fn write_jobs(&self, jobs: Vec<Job>) {
+    async fn write_jobs(&mut self, jobs: Vec<Job>) {
         let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| &j.batch.events).collect();
         let spans: Vec<SpanGroup> = jobs.iter().filter_map(Job::spans).collect();
         let mut result = self.write_batch(&all, &spans).await;
@@ -138,26 +186,58 @@ impl Worker {
     #[tracing::instrument(name = "writer_batch", level = "debug", skip_all,
         fields(events = events.len(), span_groups = spans.len()))]
     async fn write_batch(
-        &self,
+        &mut self,
         events: &[&NewEvent],
         spans: &[SpanGroup<'_>],
     ) -> Result<Vec<Written>, StoreError> {
         let started = Instant::now();
-        let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
-        self.partitions.ensure(&self.pool, days).await?;
-        let projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
-        let mut tx = self
-            .pool
-            .begin_with(batch::begin_sharing_issue_sets(&projects))
-            .await?;
-        let written = write_in(&mut tx, events, spans).await?;
-        tx.commit().await?;
+        let kept = self.connection.open.is_some();
+        let written = match self.write_on_connection(events, spans).await {
+            // The kept connection was closed by the server since the last batch. Written
+            // again on a new one; should the first try have committed after all, its events
+            // now read as duplicates and count once.
+            Err(error) if kept && error.is_unavailable() => {
+                self.write_on_connection(events, spans).await?
+            }
+            result => result?,
+        };
         self.metrics.writer_batch_size.observe(events.len() as f64);
         self.metrics
             .writer_commit_duration
             .observe(started.elapsed().as_secs_f64());
         Ok(written)
     }
+
+    /// Writes the batch in one transaction on the worker's connection.
+    async fn write_on_connection(
+        &mut self,
+        events: &[&NewEvent],
+        spans: &[SpanGroup<'_>],
+    ) -> Result<Vec<Written>, StoreError> {
+        let conn = self.connection.get().await?;
+        let result = write_in_transaction(conn, &self.partitions, events, spans).await;
+        if let Err(error) = &result {
+            self.connection.forget_after(error);
+        }
+        result
+    }
+}
+
+async fn write_in_transaction(
+    conn: &mut PgConnection,
+    partitions: &Partitions,
+    events: &[&NewEvent],
+    spans: &[SpanGroup<'_>],
+) -> Result<Vec<Written>, StoreError> {
+    let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
+    partitions.ensure(conn, days).await?;
+    let projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
+    let mut tx = conn
+        .begin_with(batch::begin_sharing_issue_sets(&projects))
+        .await?;
+    let written = write_in(&mut tx, events, spans).await?;
+    tx.commit().await?;
+    Ok(written)
 }
 
 /// The job, unless its request gave up waiting and spooled it (then its reply is dropped).
