@@ -224,38 +224,64 @@ impl Fields {
 
 /// Reads an exception object's fields; `values` too when `member` (the member itself).
 fn read_fields<'de, A: MapAccess<'de>>(
-    mut map: A,
+    map: A,
     member: bool,
-    mut watch: Watch<'_, '_, 'de>,
+    watch: Watch<'_, '_, 'de>,
 ) -> Result<Fields, A::Error> {
     let mut fields = Fields::default();
-    let mut object = watch.object();
-    while let Some(key) = map.next_key_seed(BorrowedKey)? {
-        watch.key(&mut object, key.clone());
-        let w = watch.again();
-        match key.as_ref() {
-            "type" => fields.ty = next(&mut map, TextShape, w)?.flatten(),
-            "value" => fields.value = next(&mut map, TextShape, w)?.flatten(),
-            "module" => fields.module = next(&mut map, TextShape, w)?.flatten(),
-            "mechanism" => fields.handled = next(&mut map, ObjectShape(Mechanism), w)?.flatten(),
-            "stacktrace" => fields.frames = next(&mut map, ObjectShape(Stacktrace), w)?.flatten(),
+    each_member(map, watch, |key, value| {
+        match key {
+            "type" => fields.ty = value.read(TextShape)?.flatten(),
+            "value" => fields.value = value.read(TextShape)?.flatten(),
+            "module" => fields.module = value.read(TextShape)?.flatten(),
+            "mechanism" => fields.handled = value.read(ObjectShape(Mechanism))?.flatten(),
+            "stacktrace" => fields.frames = value.read(ObjectShape(Stacktrace))?.flatten(),
             "values" if member => {
-                fields.values = Some(next(&mut map, ListShape(Item, MAX_EXCEPTIONS), w)?)
+                fields.values = Some(value.read(ListShape(Item, MAX_EXCEPTIONS))?)
             }
-            _ => watch.skip(&mut map)?,
+            _ => value.skip()?,
         }
-    }
-    watch.end_object(object);
+        Ok(())
+    })?;
     Ok(fields)
 }
 
-/// Reads the next member's value as the shape `S`.
-fn next<'de, A: MapAccess<'de>, S: Shape>(
-    map: &mut A,
-    shape: S,
-    watch: Watch<'_, '_, 'de>,
-) -> Result<Option<S::Output>, A::Error> {
-    map.next_value_seed(Expect::new(shape, watch))
+/// Reads an object member by member: each key is checked, then handed with its value to
+/// `read`, which reads the value or skips it.
+fn each_member<'s, 'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut watch: Watch<'_, 's, 'de>,
+    mut read: impl FnMut(&str, MemberValue<'_, '_, 's, 'de, A>) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut object = watch.object();
+    while let Some(key) = map.next_key_seed(BorrowedKey)? {
+        watch.key(&mut object, key.clone());
+        let value = MemberValue {
+            map: &mut map,
+            watch: watch.again(),
+        };
+        read(&key, value)?;
+    }
+    watch.end_object(object);
+    Ok(())
+}
+
+/// The value of an object's member, next in the text.
+struct MemberValue<'m, 'w, 's, 'de, A> {
+    map: &'m mut A,
+    watch: Watch<'w, 's, 'de>,
+}
+
+impl<'de, A: MapAccess<'de>> MemberValue<'_, '_, '_, 'de, A> {
+    /// Reads it as the shape `S`.
+    fn read<S: Shape>(self, shape: S) -> Result<Option<S::Output>, A::Error> {
+        self.map.next_value_seed(Expect::new(shape, self.watch))
+    }
+
+    /// Skips it, checking all of it.
+    fn skip(mut self) -> Result<(), A::Error> {
+        self.watch.skip(self.map)
+    }
 }
 
 /// The last items of a list of objects (`None`: an item that is not an object).
@@ -329,19 +355,17 @@ impl ReadObject for Mechanism {
     type Output = Option<bool>;
     fn read<'de, A: MapAccess<'de>>(
         self,
-        mut map: A,
-        mut watch: Watch<'_, '_, 'de>,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
     ) -> Result<Option<bool>, A::Error> {
         let mut handled = None;
-        let mut object = watch.object();
-        while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            watch.key(&mut object, key.clone());
-            match key.as_ref() {
-                "handled" => handled = next(&mut map, BoolShape, watch.again())?,
-                _ => watch.skip(&mut map)?,
+        each_member(map, watch, |key, value| {
+            match key {
+                "handled" => handled = value.read(BoolShape)?,
+                _ => value.skip()?,
             }
-        }
-        watch.end_object(object);
+            Ok(())
+        })?;
         Ok(handled)
     }
 }
@@ -353,21 +377,17 @@ impl ReadObject for Stacktrace {
     type Output = Option<List<Frame>>;
     fn read<'de, A: MapAccess<'de>>(
         self,
-        mut map: A,
-        mut watch: Watch<'_, '_, 'de>,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
     ) -> Result<Self::Output, A::Error> {
         let mut frames = None;
-        let mut object = watch.object();
-        while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            watch.key(&mut object, key.clone());
-            match key.as_ref() {
-                "frames" => {
-                    frames = next(&mut map, ListShape(FrameFields, MAX_FRAMES), watch.again())?
-                }
-                _ => watch.skip(&mut map)?,
+        each_member(map, watch, |key, value| {
+            match key {
+                "frames" => frames = value.read(ListShape(FrameFields, MAX_FRAMES))?,
+                _ => value.skip()?,
             }
-        }
-        watch.end_object(object);
+            Ok(())
+        })?;
         Ok(frames)
     }
 }
@@ -379,26 +399,23 @@ impl ReadObject for FrameFields {
     type Output = Frame;
     fn read<'de, A: MapAccess<'de>>(
         self,
-        mut map: A,
-        mut watch: Watch<'_, '_, 'de>,
+        map: A,
+        watch: Watch<'_, '_, 'de>,
     ) -> Result<Frame, A::Error> {
         let mut frame = Frame::default();
         let mut abs_path = None;
-        let mut object = watch.object();
-        while let Some(key) = map.next_key_seed(BorrowedKey)? {
-            watch.key(&mut object, key.clone());
-            let w = watch.again();
-            match key.as_ref() {
-                "function" => frame.function = next(&mut map, TextShape, w)?.flatten(),
-                "module" => frame.module = next(&mut map, TextShape, w)?.flatten(),
-                "filename" => frame.filename = next(&mut map, TextShape, w)?.flatten(),
-                "abs_path" => abs_path = next(&mut map, TextShape, w)?.flatten(),
-                "lineno" => frame.lineno = next(&mut map, LineShape, w)?,
-                "in_app" => frame.in_app = next(&mut map, BoolShape, w)?,
-                _ => watch.skip(&mut map)?,
+        each_member(map, watch, |key, value| {
+            match key {
+                "function" => frame.function = value.read(TextShape)?.flatten(),
+                "module" => frame.module = value.read(TextShape)?.flatten(),
+                "filename" => frame.filename = value.read(TextShape)?.flatten(),
+                "abs_path" => abs_path = value.read(TextShape)?.flatten(),
+                "lineno" => frame.lineno = value.read(LineShape)?,
+                "in_app" => frame.in_app = value.read(BoolShape)?,
+                _ => value.skip()?,
             }
-        }
-        watch.end_object(object);
+            Ok(())
+        })?;
         frame.filename = frame.filename.or(abs_path);
         Ok(frame)
     }
