@@ -3,22 +3,27 @@
 //!
 //! 0. [`begin_sharing_issue_sets`]: BEGIN, holding off merges and deletions of the batch's
 //!    projects' issues;
-//! 1. [`open`]: find or create the issue of every fingerprint (no row locked), and record
-//!    releases first seen — one round trip;
-//! 2. `events::insert`: the event rows; the unique key decides which are new;
-//! 3. [`close`]: add the new events to their issues (reopening regressed ones), then the
+//! 1. [`open`]: find or create the issue of every fingerprint (no row locked), record
+//!    releases first seen, then insert the event rows (the unique key decides which are
+//!    new) — one round trip;
+//! 2. [`close`]: add the new events to their issues (reopening regressed ones), then the
 //!    per-minute counts — the only statements that lock rows every batch shares — in one
 //!    round trip (a PL/pgSQL function runs them in order);
-//! 4. COMMIT.
+//! 3. COMMIT.
 //!
 //! Why this shape: under load each round trip costs far more than the SQL in it, so `open`
-//! writes two tables at once (a data-modifying CTE runs even when unreferenced); and the rows
-//! every batch shares (a hot issue, the project's current minute) stay locked from the
+//! writes three tables at once (a data-modifying CTE runs even when unreferenced); and the
+//! rows every batch shares (a hot issue, the project's current minute) stay locked from the
 //! statement that touches them until COMMIT, so they are touched last.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
+use super::events::{self, NewEvent};
 use super::releases;
 use super::StoreError;
 use crate::model::{Fingerprint, IssueId, ProjectId, SeriesMinute, Tally};
@@ -82,20 +87,115 @@ pub struct EnsuredIssue {
 /// A release in a batch: project, version, first time seen in the batch.
 pub type Release<'a> = (ProjectId, &'a str, DateTime<Utc>);
 
-/// Returns the issue of every key, creating the new ones (with no events counted yet), and
-/// records the releases not seen before (a known release is not touched, so not locked).
-/// Keys come sorted by (project, fingerprint), so two writers creating the same issues wait
-/// for each other in one order and cannot deadlock.
+/// What [`open`] found and wrote.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// The issue of every key.
+    pub issues: Vec<EnsuredIssue>,
+    /// The ids of the events inserted (an id already stored, or repeated in the batch,
+    /// once).
+    pub stored: HashSet<Uuid>,
+}
+
+/// Finds the issue of every key, creating the new ones (with no events counted yet),
+/// records the releases not seen before (a known release is not touched, so not locked),
+/// and inserts the events, each with its issue. Keys come sorted by (project, fingerprint),
+/// so two writers creating the same issues wait for each other in one order and cannot
+/// deadlock.
 pub async fn open(
     conn: &mut PgConnection,
     keys: &[IssueKey<'_>],
     releases: &[Release<'_>],
-) -> Result<Vec<EnsuredIssue>, StoreError> {
-    // The final SELECT sees the statement's snapshot: the existing issues, not those this
-    // statement creates (they come from `created`), so each key appears once.
-    // A fingerprint merged into another issue is an alias: it joins that issue and never
-    // creates its own again.
-    let mut found: Vec<EnsuredIssue> = sqlx::query_as(
+    events: &[&NewEvent],
+) -> Result<Opened, StoreError> {
+    let query = sqlx::query_as(&OPEN)
+        .bind(keys.iter().map(|k| k.project_id).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.strategy).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.title).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.culprit).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.level).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.seen_at).collect::<Vec<_>>())
+        .bind(releases.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(releases.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(releases.iter().map(|r| r.2).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.grouping.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+        );
+    let rows: Vec<OpenRow> = events::bind_rows(query, events)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut opened = Opened::default();
+    for row in rows {
+        match row {
+            (Some(id), Some(project_id), Some(fingerprint), Some(created), None) => {
+                opened.issues.push(EnsuredIssue {
+                    id,
+                    project_id,
+                    fingerprint,
+                    created,
+                })
+            }
+            (None, None, None, None, Some(event_id)) => {
+                opened.stored.insert(event_id);
+            }
+            row => return Err(StoreError::Corrupt(format!("unexpected row {row:?}"))),
+        }
+    }
+    if opened.issues.len() < keys.len() {
+        let meanwhile = created_meanwhile(conn, keys, &opened.issues).await?;
+        // Their events found no issue in the statement: they go in now.
+        let late: Vec<(&NewEvent, IssueId)> = events
+            .iter()
+            .filter_map(|e| {
+                let issue = meanwhile.iter().find(|i| {
+                    i.project_id == e.project_id
+                        && i.fingerprint.as_str() == e.grouping.fingerprint.as_str()
+                })?;
+                Some((*e, issue.id))
+            })
+            .collect();
+        opened.stored.extend(events::insert(conn, &late).await?);
+        opened.issues.extend(meanwhile);
+    }
+    Ok(opened)
+}
+
+/// A row of [`OPEN`]: an issue (id, project, fingerprint, created) or an inserted event's
+/// id.
+type OpenRow = (
+    Option<IssueId>,
+    Option<ProjectId>,
+    Option<Fingerprint>,
+    Option<bool>,
+    Option<Uuid>,
+);
+
+/// The statement of [`open`].
+///
+/// `resolved` is the issue of every key: those this statement creates (from `created`),
+/// aliases, and the existing ones. Its final SELECT sees the statement's snapshot: the
+/// existing issues, not those it creates, so each key appears once. A fingerprint merged
+/// into another issue is an alias: it joins that issue and never creates its own again.
+///
+/// The events insert reads the issue ids through `issue_ids`, one row aggregated over all
+/// of `resolved`: so every issue insert is done before any event insert starts, the order
+/// separate statements had. (Left to the planner, the two inserts could interleave, and two
+/// batches holding the same new issue and the same event could wait for each other.) An
+/// event whose fingerprint is in no issue yet (one another writer committed after the
+/// snapshot) is not inserted here; `open` inserts it after `created_meanwhile`.
+static OPEN: LazyLock<String> = LazyLock::new(|| {
+    let insert_events = events::insert_rows_sql(
+        11,
+        "text",
+        "r.id",
+        "JOIN (SELECT r.* FROM issue_ids, UNNEST(issue_ids.ids, issue_ids.ps, issue_ids.fs) \
+           AS r(id, p, f)) r ON r.p = e.project_id AND r.f = e.link",
+    );
+    format!(
         "WITH new_releases AS ( \
            INSERT INTO releases (project_id, version, first_seen) \
            SELECT * FROM UNNEST($8::int8[], $9::text[], $10::timestamptz[]) \
@@ -112,31 +212,22 @@ pub async fn open(
            SELECT p, f, s, t, c, l, at, at FROM keys \
            WHERE NOT EXISTS (SELECT 1 FROM aliased WHERE aliased.p = keys.p AND aliased.f = keys.f) \
            ON CONFLICT (project_id, fingerprint) DO NOTHING \
-           RETURNING id, project_id, fingerprint) \
-         SELECT id, project_id, fingerprint, true AS created FROM created \
+           RETURNING id, project_id, fingerprint), \
+         resolved AS ( \
+           SELECT id, project_id AS p, fingerprint AS f, true AS created FROM created \
+           UNION ALL \
+           SELECT issue_id, p, f, false FROM aliased \
+           UNION ALL \
+           SELECT i.id, i.project_id, i.fingerprint, false FROM issues i \
+             JOIN keys ON i.project_id = keys.p AND i.fingerprint = keys.f), \
+         issue_ids AS ( \
+           SELECT array_agg(id) AS ids, array_agg(p) AS ps, array_agg(f) AS fs FROM resolved), \
+         stored AS ({insert_events}) \
+         SELECT id, p, f, created, NULL::uuid FROM resolved \
          UNION ALL \
-         SELECT issue_id, p, f, false FROM aliased \
-         UNION ALL \
-         SELECT i.id, i.project_id, i.fingerprint, false FROM issues i \
-           JOIN keys ON i.project_id = keys.p AND i.fingerprint = keys.f",
+         SELECT NULL, NULL, NULL, NULL, event_id FROM stored"
     )
-    .bind(keys.iter().map(|k| k.project_id).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.strategy).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.title).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.culprit).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.level).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.seen_at).collect::<Vec<_>>())
-    .bind(releases.iter().map(|r| r.0).collect::<Vec<_>>())
-    .bind(releases.iter().map(|r| r.1).collect::<Vec<_>>())
-    .bind(releases.iter().map(|r| r.2).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await?;
-    if found.len() < keys.len() {
-        found.extend(created_meanwhile(conn, keys, &found).await?);
-    }
-    Ok(found)
-}
+});
 
 /// Issues another writer committed after `open`'s snapshot was taken (its insert then found
 /// the conflict, its select did not see the row): a new statement sees them.

@@ -1,9 +1,19 @@
 //! The writer under concurrency: counts stay exact, per-minute series add up, and what was
 //! acknowledged is in the database.
 
+use std::time::Duration;
+
+use chrono::Utc;
+use seismo::ingest::prepare;
+use seismo::ingest::received::Received;
+use seismo::model::{IssueId, Source};
+use seismo::scrub::Settings;
+use seismo::store::batch::{self, EnsuredIssue, IssueKey};
+use seismo::store::partitions::Partitions;
+use seismo::store::projects;
 use serde_json::json;
 
-use crate::harness::{envelope, python_exception, TestApp};
+use crate::harness::{envelope, fresh_database_on, python_exception, server_url, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_are_counted_exactly() {
@@ -120,4 +130,104 @@ async fn a_writer_connection_the_server_closed_is_replaced_without_losing_the_ba
     assert_eq!(app.send_event(&second).await.status().as_u16(), 200);
     assert_eq!(app.event_count().await, 2);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_events() {
+    let (_, pool) = fresh_database_on(server_url().await).await;
+    let mut conn = pool.acquire().await.expect("a connection");
+    let project = projects::create(&mut conn, "race", "Race", None)
+        .await
+        .expect("project");
+    let received = Received {
+        project_id: project.id,
+        source: Source::Sentry,
+        at: Utc::now(),
+        envelope_event_id: None,
+    };
+    Partitions::default()
+        .ensure(&mut conn, [received.at.date_naive()])
+        .await
+        .expect("the day's partition");
+    drop(conn);
+    let text =
+        serde_json::to_vec(&python_exception("RaceError", "late", &["handler"], 1)).expect("JSON");
+    let event = prepare::sentry_event(&text, received, &Settings::default(), None)
+        .expect("prepared")
+        .row;
+    let fingerprint = event.grouping.fingerprint.clone();
+
+    // Another writer creates the issue and has not committed yet.
+    let mut other = pool.begin().await.expect("begin");
+    let other_issue: IssueId = sqlx::query_scalar(
+        "INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, culprit, level, \
+           first_seen, last_seen) VALUES ($1, $2, $3, 't', 'c', 'error', now(), now()) \
+         RETURNING id",
+    )
+    .bind(project.id)
+    .bind(fingerprint.as_str())
+    .bind(event.grouping.strategy.as_str())
+    .fetch_one(&mut *other)
+    .await
+    .expect("the other writer's issue");
+
+    // The batch's insert of the same issue waits for the other writer; when that commits,
+    // the batch's snapshot (taken before) does not show the issue.
+    let batch_pool = pool.clone();
+    let batch_event = event.clone();
+    let opening = tokio::spawn(async move {
+        let mut tx = batch_pool.begin().await.expect("begin");
+        let key = IssueKey {
+            project_id: batch_event.project_id,
+            fingerprint: batch_event.grouping.fingerprint.as_str(),
+            strategy: batch_event.grouping.strategy.as_str(),
+            title: &batch_event.grouping.title,
+            culprit: &batch_event.grouping.culprit,
+            level: batch_event.level.as_str(),
+            seen_at: batch_event.received_at,
+        };
+        let opened = batch::open(&mut tx, &[key], &[], &[&batch_event])
+            .await
+            .expect("opened");
+        tx.commit().await.expect("commit");
+        opened
+    });
+    wait_for_a_lock_wait(&pool).await;
+    other.commit().await.expect("the other writer commits");
+    let opened = opening.await.expect("the batch");
+
+    assert_eq!(
+        opened.issues,
+        [EnsuredIssue {
+            id: other_issue,
+            project_id: project.id,
+            fingerprint,
+            created: false,
+        }]
+    );
+    assert!(opened.stored.contains(&event.event_id));
+    let stored_in: IssueId = sqlx::query_scalar("SELECT issue_id FROM events WHERE event_id = $1")
+        .bind(event.event_id)
+        .fetch_one(&pool)
+        .await
+        .expect("the event is stored");
+    assert_eq!(stored_in, other_issue);
+}
+
+/// Waits until some backend of the test's database waits for a lock.
+async fn wait_for_a_lock_wait(pool: &sqlx::PgPool) {
+    for _ in 0..500 {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no backend waited for a lock within 5 s");
 }

@@ -8,9 +8,12 @@
 //! names its version (see `store::dictionaries`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::QueryAs;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use zstd::dict::DecoderDictionary;
@@ -274,42 +277,98 @@ fn decode(
 /// Inserts the events with their issue ids, in one statement, and returns the ids of those
 /// that were new. An event id already stored that day (an SDK retry) is skipped; one being
 /// inserted by a concurrent transaction waits for it, so exactly one of them counts it.
+/// (The writer inserts most events in `batch::open`; this is for the rest.)
 pub async fn insert(
     conn: &mut PgConnection,
     events: &[(&NewEvent, IssueId)],
 ) -> Result<HashSet<Uuid>, StoreError> {
-    let column =
-        |f: fn(&NewEvent) -> Option<String>| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
-    let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO events (event_id, received_day, project_id, issue_id, received_at, timestamp, level, \
-           source, platform, release, environment, service, title, trace_id, handled, top_frames, \
-           dictionary, data) \
-         SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[], $4::int8[], $5::timestamptz[], \
-           $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-           $13::text[], $14::text[], $15::bool[], $16::text[], $17::int4[], $18::bytea[]) \
+    static INSERT: LazyLock<String> = LazyLock::new(|| insert_rows_sql(1, "int8", "e.link", ""));
+    let rows: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
+    let query =
+        sqlx::query_as(&INSERT).bind(events.iter().map(|(_, issue)| *issue).collect::<Vec<_>>());
+    let inserted: Vec<(Uuid,)> = bind_rows(query, &rows).fetch_all(conn).await?;
+    Ok(inserted.into_iter().map(|(id,)| id).collect())
+}
+
+/// An event row's columns but `issue_id`, in the order [`bind_rows`] binds them, each with
+/// the type of its array.
+const ROW_COLUMNS: [(&str, &str); 17] = [
+    ("event_id", "uuid"),
+    ("received_day", "date"),
+    ("project_id", "int8"),
+    ("received_at", "timestamptz"),
+    ("timestamp", "timestamptz"),
+    ("level", "text"),
+    ("source", "text"),
+    ("platform", "text"),
+    ("release", "text"),
+    ("environment", "text"),
+    ("service", "text"),
+    ("title", "text"),
+    ("trace_id", "text"),
+    ("handled", "bool"),
+    ("top_frames", "text"),
+    ("dictionary", "int4"),
+    ("data", "bytea"),
+];
+
+/// The statement inserting the rows [`bind_rows`] binds from parameter `first + 1` on,
+/// after a link column (parameter `first`, an array of `link_type`) by which each row finds
+/// its issue: `issue` is the SQL giving the issue id from `e.link` (and what `join` adds to
+/// the rows `e`). Returns the ids inserted; an id already stored is skipped.
+pub(crate) fn insert_rows_sql(first: usize, link_type: &str, issue: &str, join: &str) -> String {
+    let names: Vec<&str> = ROW_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let arrays: Vec<String> = ROW_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", first + 1 + i))
+        .collect();
+    let values: Vec<String> = names.iter().map(|name| format!("e.{name}")).collect();
+    format!(
+        "INSERT INTO events (issue_id, {}) SELECT {issue}, {} \
+         FROM UNNEST(${first}::{link_type}[], {}) AS e(link, {}) {join} \
          ON CONFLICT DO NOTHING RETURNING event_id",
+        names.join(", "),
+        values.join(", "),
+        arrays.join(", "),
+        names.join(", "),
     )
-    .bind(events.iter().map(|(e, _)| e.event_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.received_day()).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.project_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|(_, issue)| *issue).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.received_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.timestamp).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.level.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.source.as_str()).collect::<Vec<_>>())
-    .bind(column(|e| e.platform.clone()))
-    .bind(column(|e| e.release.clone()))
-    .bind(column(|e| e.environment.clone()))
-    .bind(column(|e| e.service.clone()))
-    .bind(events.iter().map(|(e, _)| e.grouping.title.as_str()).collect::<Vec<_>>())
-    .bind(column(|e| e.trace_id.clone()))
-    .bind(events.iter().map(|(e, _)| e.handled).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.top_frames.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.dictionary).collect::<Vec<_>>())
-    .bind(events.iter().map(|(e, _)| e.data.as_slice()).collect::<Vec<_>>())
-    .fetch_all(conn)
-    .await?;
-    Ok(inserted.into_iter().collect())
+}
+
+/// Binds the events' columns as [`ROW_COLUMNS`] lists them, one array each.
+pub(crate) fn bind_rows<'q, O>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    events: &[&'q NewEvent],
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    let column = |f: fn(&NewEvent) -> Option<&str>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    query
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.received_day()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.project_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.timestamp).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind(column(|e| e.platform.as_deref()))
+        .bind(column(|e| e.release.as_deref()))
+        .bind(column(|e| e.environment.as_deref()))
+        .bind(column(|e| e.service.as_deref()))
+        .bind(
+            events
+                .iter()
+                .map(|e| e.grouping.title.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|e| e.trace_id.as_deref()))
+        .bind(events.iter().map(|e| e.handled).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.top_frames.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.dictionary).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.data.as_slice()).collect::<Vec<_>>())
 }
 
 /// A stored event with its document decoded.

@@ -1,4 +1,4 @@
-//! One writer transaction: issues and releases, the event rows, then the counts of the
+//! One writer transaction: issues, releases and the event rows, then the counts of the
 //! events that were new, with the span counts of batches not applied before.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::Written;
 use crate::model::{IssueId, ProjectId, Scope, SeriesMinute, SpanTally, Tally};
 use crate::store::batch::{self, IssueDelta, IssueKey, Release};
-use crate::store::events::{self, NewEvent};
+use crate::store::events::NewEvent;
 use crate::store::StoreError;
 
 /// One request's span counts, under the id that makes adding them happen once.
@@ -21,8 +21,8 @@ pub(super) struct SpanGroup<'a> {
 }
 
 /// The batch's statements, inside the caller's transaction (begun by
-/// `batch::begin_sharing_issue_sets`, see `store::batch`): issues and
-/// releases, the event rows, then the counts of the events that were new.
+/// `batch::begin_sharing_issue_sets`, see `store::batch`): issues, releases
+/// and the event rows, then the counts of the events that were new.
 pub(super) async fn write_in(
     conn: &mut PgConnection,
     events: &[&NewEvent],
@@ -33,8 +33,15 @@ pub(super) async fn write_in(
         batch::close(conn, &[], &minute_tallies(&[], &spans)).await?;
         return Ok(Vec::new());
     }
-    let ensured = batch::open(conn, &issue_keys(events), &release_sightings(events)).await?;
-    let issue_ids: HashMap<(ProjectId, &str), IssueId> = ensured
+    let opened = batch::open(
+        conn,
+        &issue_keys(events),
+        &release_sightings(events),
+        events,
+    )
+    .await?;
+    let issue_ids: HashMap<(ProjectId, &str), IssueId> = opened
+        .issues
         .iter()
         .map(|u| ((u.project_id, u.fingerprint.as_str()), u.id))
         .collect();
@@ -52,7 +59,7 @@ pub(super) async fn write_in(
             })
         })
         .collect::<Result<_, _>>()?;
-    let mut inserted = events::insert(conn, &with_issue).await?;
+    let mut inserted = opened.stored;
     // An id repeated within the batch was inserted once: the first occurrence counts.
     let written: Vec<Written> = with_issue
         .iter()
