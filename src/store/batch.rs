@@ -75,6 +75,21 @@ pub struct IssueKey<'a> {
     pub seen_at: DateTime<Utc>,
 }
 
+impl<'a> IssueKey<'a> {
+    /// The key of the event's fingerprint, named by the event.
+    pub fn of(event: &'a NewEvent) -> IssueKey<'a> {
+        IssueKey {
+            project_id: event.project_id,
+            fingerprint: event.grouping.fingerprint.as_str(),
+            strategy: event.grouping.strategy.as_str(),
+            title: &event.grouping.title,
+            culprit: &event.grouping.culprit,
+            level: event.level.as_str(),
+            seen_at: event.received_at,
+        }
+    }
+}
+
 /// An issue row the batch will add events to.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EnsuredIssue {

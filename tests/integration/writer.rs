@@ -177,15 +177,7 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
     let batch_event = event.clone();
     let opening = tokio::spawn(async move {
         let mut tx = batch_pool.begin().await.expect("begin");
-        let key = IssueKey {
-            project_id: batch_event.project_id,
-            fingerprint: batch_event.grouping.fingerprint.as_str(),
-            strategy: batch_event.grouping.strategy.as_str(),
-            title: &batch_event.grouping.title,
-            culprit: &batch_event.grouping.culprit,
-            level: batch_event.level.as_str(),
-            seen_at: batch_event.received_at,
-        };
+        let key = IssueKey::of(&batch_event);
         let opened = batch::open(&mut tx, &[key], &[], &[&batch_event])
             .await
             .expect("opened");

@@ -104,15 +104,7 @@ fn issue_keys<'a>(events: &[&'a NewEvent]) -> Vec<IssueKey<'a>> {
     for event in events {
         keys.insert(
             (event.project_id, event.grouping.fingerprint.as_str()),
-            IssueKey {
-                project_id: event.project_id,
-                fingerprint: event.grouping.fingerprint.as_str(),
-                strategy: event.grouping.strategy.as_str(),
-                title: &event.grouping.title,
-                culprit: &event.grouping.culprit,
-                level: event.level.as_str(),
-                seen_at: event.received_at,
-            },
+            IssueKey::of(event),
         );
     }
     keys.into_values().collect()
