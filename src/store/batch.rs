@@ -143,6 +143,15 @@ pub async fn open(
     let rows: Vec<OpenRow> = events::bind_rows(query, events)
         .fetch_all(&mut *conn)
         .await?;
+    let mut opened = opened_from(rows)?;
+    if opened.issues.len() < keys.len() {
+        add_created_meanwhile(conn, keys, events, &mut opened).await?;
+    }
+    Ok(opened)
+}
+
+/// The issues and inserted event ids of [`OPEN`]'s rows.
+fn opened_from(rows: Vec<OpenRow>) -> Result<Opened, StoreError> {
     let mut opened = Opened::default();
     for row in rows {
         match row {
@@ -160,23 +169,31 @@ pub async fn open(
             row => return Err(StoreError::Corrupt(format!("unexpected row {row:?}"))),
         }
     }
-    if opened.issues.len() < keys.len() {
-        let meanwhile = created_meanwhile(conn, keys, &opened.issues).await?;
-        // Their events found no issue in the statement: they go in now.
-        let late: Vec<(&NewEvent, IssueId)> = events
-            .iter()
-            .filter_map(|e| {
-                let issue = meanwhile.iter().find(|i| {
-                    i.project_id == e.project_id
-                        && i.fingerprint.as_str() == e.grouping.fingerprint.as_str()
-                })?;
-                Some((*e, issue.id))
-            })
-            .collect();
-        opened.stored.extend(events::insert(conn, &late).await?);
-        opened.issues.extend(meanwhile);
-    }
     Ok(opened)
+}
+
+/// Adds the issues another writer committed after [`OPEN`]'s snapshot, and inserts their
+/// events, which found no issue in that statement.
+async fn add_created_meanwhile(
+    conn: &mut PgConnection,
+    keys: &[IssueKey<'_>],
+    events: &[&NewEvent],
+    opened: &mut Opened,
+) -> Result<(), StoreError> {
+    let meanwhile = created_meanwhile(conn, keys, &opened.issues).await?;
+    let late: Vec<(&NewEvent, IssueId)> = events
+        .iter()
+        .filter_map(|e| {
+            let issue = meanwhile.iter().find(|i| {
+                i.project_id == e.project_id
+                    && i.fingerprint.as_str() == e.grouping.fingerprint.as_str()
+            })?;
+            Some((*e, issue.id))
+        })
+        .collect();
+    opened.stored.extend(events::insert(conn, &late).await?);
+    opened.issues.extend(meanwhile);
+    Ok(())
 }
 
 /// A row of [`OPEN`]: an issue (id, project, fingerprint, created) or an inserted event's
