@@ -126,12 +126,13 @@ impl<'de> ReadMember<'de> for NoReader {
         None
     }
 
+    /// Never handed a member; were it, it would only check it, as the scan does.
     fn read<D: Deserializer<'de>>(
         &mut self,
-        _: D,
-        _: &mut Checks<'_, 'de>,
+        deserializer: D,
+        checks: &mut Checks<'_, 'de>,
     ) -> Result<(), D::Error> {
-        Err(de::Error::custom("no member is read by a reader"))
+        checks.value().deserialize(deserializer).map(drop)
     }
 }
 

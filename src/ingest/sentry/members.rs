@@ -57,8 +57,8 @@ pub fn read<'a>(
         return None;
     }
     let mut scan = MemberScan::new(settings);
-    let mut exceptions = ExceptionReader::default();
-    let scanned = scan.members(std::str::from_utf8(text).ok()?, &mut exceptions)?;
+    let mut stack_traces = ExceptionReader::default();
+    let scanned = scan.members(std::str::from_utf8(text).ok()?, &mut stack_traces)?;
     let members: Vec<Member<'a>> = scanned.iter().map(|m| (m.key, m.value)).collect();
     if repeats_a_key(&members) {
         return None;
@@ -81,7 +81,7 @@ pub fn read<'a>(
             rebuilt.push(key.to_owned());
         }
     }
-    let mut event = event::event_of(&normalized, exceptions.exceptions, received);
+    let mut event = event::event_of(&normalized, stack_traces.exceptions, received);
     event.payload = Value::Object(payload);
     Some(EventText {
         event,
