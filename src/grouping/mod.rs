@@ -41,6 +41,8 @@ mod title;
 
 pub use normalize::normalize_message;
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::model::{ErrorEvent, Exception, Fingerprint, Frame};
@@ -93,8 +95,9 @@ pub fn group(event: &ErrorEvent) -> Grouping {
 }
 
 /// One hashed component: a kind tag ("literal", "stacktrace", …) followed by its fields.
-/// The tag keeps components of different kinds apart even when their text is equal.
-type Component = Vec<String>;
+/// The tag keeps components of different kinds apart even when their text is equal. Fields
+/// borrow from the event where they can: an event has two per frame.
+type Component<'a> = Vec<Cow<'a, str>>;
 
 const NO_MESSAGE: &str = "<no message>";
 
@@ -113,20 +116,23 @@ fn is_default_marker(entry: &str) -> bool {
         .eq("{{default}}".chars())
 }
 
-fn expand_custom(entries: &[String], default: &[Component]) -> Vec<Component> {
+fn expand_custom<'a>(entries: &'a [String], default: &[Component<'a>]) -> Vec<Component<'a>> {
     let mut components = Vec::new();
     for entry in entries {
         if is_default_marker(entry) {
             components.extend_from_slice(default);
         } else {
-            components.push(vec!["literal".to_string(), entry.clone()]);
+            components.push(vec![
+                Cow::Borrowed("literal"),
+                Cow::Borrowed(entry.as_str()),
+            ]);
         }
     }
     components
 }
 
 /// Rules 2–4 of the module doc: the first one with something to say wins.
-fn default_components(event: &ErrorEvent) -> (Strategy, Vec<Component>) {
+fn default_components(event: &ErrorEvent) -> (Strategy, Vec<Component<'_>>) {
     if let Some(components) = stacktrace_components(event) {
         return (Strategy::Stacktrace, components);
     }
@@ -140,13 +146,16 @@ fn default_components(event: &ErrorEvent) -> (Strategy, Vec<Component>) {
         .map_or_else(|| NO_MESSAGE.to_string(), normalize_message);
     (
         Strategy::Message,
-        vec![vec![Strategy::Message.as_str().to_string(), message]],
+        vec![vec![
+            Cow::Borrowed(Strategy::Message.as_str()),
+            Cow::Owned(message),
+        ]],
     )
 }
 
 /// One component per exception (type, then location and function of each usable frame),
 /// or `None` if no exception has a usable frame.
-fn stacktrace_components(event: &ErrorEvent) -> Option<Vec<Component>> {
+fn stacktrace_components(event: &ErrorEvent) -> Option<Vec<Component<'_>>> {
     let in_app_only = event
         .exceptions
         .iter()
@@ -162,10 +171,10 @@ fn stacktrace_components(event: &ErrorEvent) -> Option<Vec<Component>> {
     any_frame.then_some(components)
 }
 
-fn stacktrace_component(exception: &Exception, in_app_only: bool) -> Component {
+fn stacktrace_component(exception: &Exception, in_app_only: bool) -> Component<'_> {
     let mut component = vec![
-        Strategy::Stacktrace.as_str().to_string(),
-        exception.ty.trim().to_string(),
+        Cow::Borrowed(Strategy::Stacktrace.as_str()),
+        Cow::Borrowed(exception.ty.trim()),
     ];
     let frames = exception
         .frames
@@ -182,15 +191,14 @@ fn stacktrace_component(exception: &Exception, in_app_only: bool) -> Component {
 
 /// `(module or file basename, normalized function)`; `None` when both are missing.
 /// Never the line number, never the directory.
-fn frame_parts(frame: &Frame) -> Option<(String, String)> {
+fn frame_parts(frame: &Frame) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     let location = non_empty(&frame.module)
-        .map(str::to_string)
         .or_else(|| non_empty(&frame.filename).map(basename))
         .unwrap_or_default();
     let function = non_empty(&frame.function)
         .map(normalize::normalize_function)
         .unwrap_or_default();
-    (!location.is_empty() || !function.is_empty()).then_some((location, function))
+    (!location.is_empty() || !function.is_empty()).then_some((Cow::Borrowed(location), function))
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -198,7 +206,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 }
 
 /// The last path segment of a unix or windows path or of a URL (without its query).
-fn basename(filename: &str) -> String {
+fn basename(filename: &str) -> &str {
     let path = if filename.contains("://") {
         filename.split(['?', '#']).next().unwrap_or(filename)
     } else {
@@ -206,15 +214,19 @@ fn basename(filename: &str) -> String {
     };
     let base = path.rsplit(['/', '\\']).next().unwrap_or(path).trim();
     // "dir/" has no last segment: keep the whole name rather than lose the location.
-    if base.is_empty() { path.trim() } else { base }.to_string()
+    if base.is_empty() {
+        path.trim()
+    } else {
+        base
+    }
 }
 
-fn exception_component(exception: &Exception) -> Component {
+fn exception_component(exception: &Exception) -> Component<'_> {
     let value = normalize_message(exception.value.as_deref().unwrap_or(""));
     vec![
-        Strategy::Exception.as_str().to_string(),
-        exception.ty.trim().to_string(),
-        value,
+        Cow::Borrowed(Strategy::Exception.as_str()),
+        Cow::Borrowed(exception.ty.trim()),
+        Cow::Owned(value),
     ]
 }
 
