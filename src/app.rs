@@ -24,10 +24,13 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the spool, starts the writer (and the spool's replayer) and returns the app with
-    /// the writer's tasks. Drop every `App` clone, then join the tasks, to flush the last
-    /// batches.
-    pub fn start(config: Config, pool: PgPool) -> Result<(Arc<App>, WriterTasks), SpoolError> {
+    /// Opens the spool, starts the writer (and the spool's replayer), caches the ingestion
+    /// keys and returns the app with the writer's tasks. Drop every `App` clone, then join
+    /// the tasks, to flush the last batches.
+    pub async fn start(
+        config: Config,
+        pool: PgPool,
+    ) -> Result<(Arc<App>, WriterTasks), SpoolError> {
         let metrics = Arc::new(Metrics::new());
         let spool = config
             .spool_dir
@@ -50,6 +53,13 @@ impl App {
             metrics,
             spool,
         };
+        match app.ingest.preload_keys().await {
+            Ok(keys) => tracing::debug!(keys, "ingestion keys cached"),
+            Err(error) => tracing::warn!(
+                %error,
+                "could not cache the ingestion keys; each is looked up when first used"
+            ),
+        }
         Ok((Arc::new(app), tasks))
     }
 }

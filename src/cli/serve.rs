@@ -27,7 +27,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let project = first_project(&database).await?;
     let listeners = Listeners::bind(&config).await?;
     project::print_human(&project, &config);
-    let (app, writer) = App::start(config, database.pool.clone())?;
+    let (app, writer) = App::start(config, database.pool.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let detection = Worker::new(app.pool.clone(), app.metrics.clone(), Settings::default())
         .with_spool(app.spool.clone());

@@ -166,6 +166,15 @@ impl Ingest {
         &self.metrics
     }
 
+    /// Caches every active key (see `keys`), so that each keeps working through a database
+    /// outage even if it sent nothing since this process started; returns how many.
+    pub async fn preload_keys(&self) -> Result<usize, StoreError> {
+        let grants = projects::active_grants(&self.pool, keys::MAX_ENTRIES as i64).await?;
+        let count = grants.len();
+        self.keys.preload(grants);
+        Ok(count)
+    }
+
     /// Forgets what this process cached about the project's keys: after the project or its
     /// keys change, its next request is checked against the database.
     pub fn forget_project(&self, project_id: ProjectId) {

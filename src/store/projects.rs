@@ -89,21 +89,41 @@ pub async fn exists(pool: &PgPool, id: ProjectId) -> Result<bool, StoreError> {
     )
 }
 
+/// A [`KeyGrant`]'s columns, from `project_keys k JOIN projects p`.
+const GRANT_COLUMNS: &str = "p.id AS project_id, p.rate_limit_per_minute, k.id AS key_id, \
+     k.rate_limit_per_minute AS key_rate_limit_per_minute, p.scrub_settings AS scrub";
+
 /// The project an active key belongs to, if any.
 pub async fn grant_for_key(
     pool: &PgPool,
     public_key: &str,
 ) -> Result<Option<KeyGrant>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT p.id AS project_id, p.rate_limit_per_minute, k.id AS key_id, \
-           k.rate_limit_per_minute AS key_rate_limit_per_minute, p.scrub_settings AS scrub \
-         FROM project_keys k \
+    let sql = format!(
+        "SELECT {GRANT_COLUMNS} FROM project_keys k JOIN projects p ON p.id = k.project_id \
+         WHERE k.public_key = $1 AND k.revoked_at IS NULL"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(public_key)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// An active key and what it grants.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyedGrant {
+    pub public_key: String,
+    #[sqlx(flatten)]
+    pub grant: KeyGrant,
+}
+
+/// The newest `limit` active keys with what each grants.
+pub async fn active_grants(pool: &PgPool, limit: i64) -> Result<Vec<KeyedGrant>, StoreError> {
+    let sql = format!(
+        "SELECT k.public_key, {GRANT_COLUMNS} FROM project_keys k \
          JOIN projects p ON p.id = k.project_id \
-         WHERE k.public_key = $1 AND k.revoked_at IS NULL",
-    )
-    .bind(public_key)
-    .fetch_optional(pool)
-    .await?)
+         WHERE k.revoked_at IS NULL ORDER BY k.id DESC LIMIT $1"
+    );
+    Ok(sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?)
 }
 
 /// Changes what the project scrubs (ingestion sees it within the key cache's lifetime).

@@ -179,7 +179,9 @@ impl TestApp {
             .await
             .expect("create token")
             .token;
-        let (app, writer) = App::start(config, pool.clone()).expect("start the app");
+        let (app, writer) = App::start(config, pool.clone())
+            .await
+            .expect("start the app");
         let (shutdown, stop) = watch::channel(false);
         let (http_app, grpc_app) = (app.clone(), app.clone());
         let server = tokio::spawn(async move {

@@ -165,6 +165,34 @@ async fn a_database_outage_is_absorbed_by_the_spool_and_replayed_exactly_once() 
     app.stop().await;
 }
 
+/// The project sent nothing since Seismo started, then the database went away: its key
+/// was cached at start, so its first event is spooled, not refused (an SDK drops an event
+/// answered 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_unused_since_the_start_works_through_an_outage() {
+    let (_dir, mut cluster) = own_cluster().await;
+    let app = TestApp::spawn_on(&server_of(&cluster), |s| s.set("spool_after_ms", "1000")).await;
+    cluster.stop().await.expect("stop the cluster");
+    let id = Uuid::new_v4();
+    let answer = app.send_event(&event_with_id(id, 0)).await;
+    assert_eq!(
+        answer.status(),
+        200,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+
+    cluster.restart().await.expect("the cluster comes back");
+    wait_until_replayed(&app, 1).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_answers_503_with_retry_after() {
     let (_dir, mut cluster) = own_cluster().await;

@@ -158,6 +158,8 @@ async fn a_project_may_turn_scrubbing_off_explicitly() {
     seismo::store::projects::set_scrub_settings(&app.pool, app.project.id, &off)
         .await
         .expect("settings");
+    // As the API's project update does: the key cache holds the project's old settings.
+    app.app.ingest.forget_project(app.project.id);
     send(&app, vec![event_with(SECRETS)]).await;
     let stored = stored_text(&app).await;
     assert!(
