@@ -117,13 +117,17 @@ mod tests {
         }
     }
 
+    fn keyed(key: &str, project: i64) -> KeyedGrant {
+        KeyedGrant {
+            public_key: key.to_owned(),
+            grant: grant(project),
+        }
+    }
+
     #[test]
     fn preloaded_keys_are_answered_from_the_cache() {
         let cache = KeyCache::default();
-        cache.preload(vec![KeyedGrant {
-            public_key: "k1".to_owned(),
-            grant: grant(7),
-        }]);
+        cache.preload(vec![keyed("k1", 7)]);
         assert_eq!(cache.cached("k1"), Some(Some(grant(7))));
         assert_eq!(cache.last_known("k1"), Some(grant(7)));
         assert_eq!(cache.cached("k2"), None);
@@ -132,10 +136,7 @@ mod tests {
     #[test]
     fn a_flood_of_unknown_keys_does_not_evict_the_working_ones() {
         let cache = KeyCache::default();
-        cache.preload(vec![KeyedGrant {
-            public_key: "good".to_owned(),
-            grant: grant(1),
-        }]);
+        cache.preload(vec![keyed("good", 1)]);
         let mut entries = cache.entries.lock().expect("lock");
         for n in 0..2 * MAX_ENTRIES {
             make_room(&mut entries);
