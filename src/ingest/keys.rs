@@ -21,7 +21,7 @@ use crate::store::StoreError;
 const POSITIVE_TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 /// Bounds memory when clients send many random keys.
-pub const MAX_ENTRIES: usize = 10_000;
+pub(super) const MAX_ENTRIES: usize = 10_000;
 
 type Entries = HashMap<String, (Instant, Option<KeyGrant>)>;
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::events::{self, NewEvent};
 use super::releases;
-use super::StoreError;
+use super::{column, StoreError};
 use crate::model::{Fingerprint, IssueId, ProjectId, SeriesMinute, Tally};
 
 /// The advisory lock namespace (the first of the two-int key) guarding which issue a
@@ -124,22 +124,17 @@ pub async fn open(
     events: &[&NewEvent],
 ) -> Result<Opened, StoreError> {
     let query = sqlx::query_as(&OPEN)
-        .bind(keys.iter().map(|k| k.project_id).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.strategy).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.title).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.culprit).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.level).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.seen_at).collect::<Vec<_>>())
-        .bind(releases.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(releases.iter().map(|r| r.1).collect::<Vec<_>>())
-        .bind(releases.iter().map(|r| r.2).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.grouping.fingerprint.as_str())
-                .collect::<Vec<_>>(),
-        );
+        .bind(column(keys, |k| k.project_id))
+        .bind(column(keys, |k| k.fingerprint))
+        .bind(column(keys, |k| k.strategy))
+        .bind(column(keys, |k| k.title))
+        .bind(column(keys, |k| k.culprit))
+        .bind(column(keys, |k| k.level))
+        .bind(column(keys, |k| k.seen_at))
+        .bind(column(releases, |r| r.0))
+        .bind(column(releases, |r| r.1))
+        .bind(column(releases, |r| r.2))
+        .bind(column(events, |e| e.grouping.fingerprint.as_str()));
     let rows: Vec<OpenRow> = events::bind_rows(query, events)
         .fetch_all(&mut *conn)
         .await?;
@@ -280,8 +275,8 @@ async fn created_meanwhile(
         "SELECT i.id, i.project_id, i.fingerprint, false AS created FROM issues i \
          JOIN UNNEST($1::int8[], $2::text[]) AS k(p, f) ON i.project_id = k.p AND i.fingerprint = k.f",
     )
-    .bind(missing.iter().map(|k| k.project_id).collect::<Vec<_>>())
-    .bind(missing.iter().map(|k| k.fingerprint).collect::<Vec<_>>())
+    .bind(column(&missing, |k| k.project_id))
+    .bind(column(&missing, |k| k.fingerprint))
     .fetch_all(conn)
     .await?)
 }
@@ -328,62 +323,27 @@ pub async fn close(
            $12::bytea[], $13::int8[], $14::text[], $15::text[], $16::int8[], $17::timestamptz[], \
            $18::int8[], $19::int8[], $20::int8[], $21::int8[])",
     )
-    .bind(deltas.iter().map(|d| d.issue_id).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.title.as_str()).collect::<Vec<_>>())
-    .bind(
-        deltas
-            .iter()
-            .map(|d| d.culprit.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(deltas.iter().map(|d| d.level).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.times_seen).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.times_unhandled).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.first_seen).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.last_seen).collect::<Vec<_>>())
-    .bind(
-        deltas
-            .iter()
-            .map(|d| d.first_release.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        deltas
-            .iter()
-            .map(|d| d.last_release.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        orders
-            .iter()
-            .map(|o| o.as_ref().map(|o| o.0.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        orders
-            .iter()
-            .map(|o| o.as_ref().map(|o| o.1.as_slice()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        tallies
-            .iter()
-            .map(|(key, _)| key.project_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(columns.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
-    .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(
-        tallies
-            .iter()
-            .map(|(key, _)| key.minute)
-            .collect::<Vec<_>>(),
-    )
-    .bind(tallies.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
-    .bind(tallies.iter().map(|(_, t)| t.unhandled).collect::<Vec<_>>())
-    .bind(tallies.iter().map(|(_, t)| t.requests).collect::<Vec<_>>())
-    .bind(tallies.iter().map(|(_, t)| t.failed).collect::<Vec<_>>())
+    .bind(column(deltas, |d| d.issue_id))
+    .bind(column(deltas, |d| d.title.as_str()))
+    .bind(column(deltas, |d| d.culprit.as_str()))
+    .bind(column(deltas, |d| d.level))
+    .bind(column(deltas, |d| d.times_seen))
+    .bind(column(deltas, |d| d.times_unhandled))
+    .bind(column(deltas, |d| d.first_seen))
+    .bind(column(deltas, |d| d.last_seen))
+    .bind(column(deltas, |d| d.first_release.as_deref()))
+    .bind(column(deltas, |d| d.last_release.as_deref()))
+    .bind(column(&orders, |o| o.as_ref().map(|o| o.0.as_str())))
+    .bind(column(&orders, |o| o.as_ref().map(|o| o.1.as_slice())))
+    .bind(column(tallies, |(key, _)| key.project_id))
+    .bind(column(&columns, |c| c.0))
+    .bind(column(&columns, |c| c.1))
+    .bind(column(&columns, |c| c.2))
+    .bind(column(tallies, |(key, _)| key.minute))
+    .bind(column(tallies, |(_, t)| t.events))
+    .bind(column(tallies, |(_, t)| t.unhandled))
+    .bind(column(tallies, |(_, t)| t.requests))
+    .bind(column(tallies, |(_, t)| t.failed))
     .fetch_one(conn)
     .await?;
     Ok(regressed.into_iter().map(IssueId).collect())

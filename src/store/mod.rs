@@ -91,6 +91,11 @@ impl StoreError {
     }
 }
 
+/// One column of `rows`, as the array parameter an `UNNEST` reads it from.
+pub(crate) fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
+}
+
 /// The PostgreSQL error code for a unique violation.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error

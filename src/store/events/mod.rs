@@ -24,7 +24,7 @@ mod payload;
 pub use payload::{Member, ReceivedPayload};
 
 use super::dictionaries::{self, Dictionary};
-use super::StoreError;
+use super::{column, StoreError};
 use crate::grouping::Grouping;
 use crate::model::{ErrorEvent, Exception, IssueId, Level, ProjectId, Source};
 
@@ -284,8 +284,7 @@ pub async fn insert(
 ) -> Result<HashSet<Uuid>, StoreError> {
     static INSERT: LazyLock<String> = LazyLock::new(|| insert_rows_sql(1, "int8", "e.link", ""));
     let rows: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
-    let query =
-        sqlx::query_as(&INSERT).bind(events.iter().map(|(_, issue)| *issue).collect::<Vec<_>>());
+    let query = sqlx::query_as(&INSERT).bind(column(events, |(_, issue)| *issue));
     let inserted: Vec<(Uuid,)> = bind_rows(query, &rows).fetch_all(conn).await?;
     Ok(inserted.into_iter().map(|(id,)| id).collect())
 }
@@ -340,35 +339,24 @@ pub(crate) fn bind_rows<'q, O>(
     query: QueryAs<'q, Postgres, O, PgArguments>,
     events: &[&'q NewEvent],
 ) -> QueryAs<'q, Postgres, O, PgArguments> {
-    let column = |f: fn(&NewEvent) -> Option<&str>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
     query
-        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.received_day()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.project_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.timestamp).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-        .bind(column(|e| e.platform.as_deref()))
-        .bind(column(|e| e.release.as_deref()))
-        .bind(column(|e| e.environment.as_deref()))
-        .bind(column(|e| e.service.as_deref()))
-        .bind(
-            events
-                .iter()
-                .map(|e| e.grouping.title.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|e| e.trace_id.as_deref()))
-        .bind(events.iter().map(|e| e.handled).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.top_frames.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.dictionary).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.data.as_slice()).collect::<Vec<_>>())
+        .bind(column(events, |e| e.event_id))
+        .bind(column(events, |e| e.received_day()))
+        .bind(column(events, |e| e.project_id))
+        .bind(column(events, |e| e.received_at))
+        .bind(column(events, |e| e.timestamp))
+        .bind(column(events, |e| e.level.as_str()))
+        .bind(column(events, |e| e.source.as_str()))
+        .bind(column(events, |e| e.platform.as_deref()))
+        .bind(column(events, |e| e.release.as_deref()))
+        .bind(column(events, |e| e.environment.as_deref()))
+        .bind(column(events, |e| e.service.as_deref()))
+        .bind(column(events, |e| e.grouping.title.as_str()))
+        .bind(column(events, |e| e.trace_id.as_deref()))
+        .bind(column(events, |e| e.handled))
+        .bind(column(events, |e| e.top_frames.as_str()))
+        .bind(column(events, |e| e.dictionary))
+        .bind(column(events, |e| e.data.as_slice()))
 }
 
 /// A stored event with its document decoded.

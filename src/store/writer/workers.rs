@@ -4,7 +4,7 @@
 //!
 //! Each worker keeps one connection of its own from batch to batch. A pooled connection is
 //! pinged when taken and again when given back: two round trips per batch on top of the
-//! batch's own five (see `store::batch`), each costing both sides a wake-up and, with TLS, a
+//! batch's own four (see `store::batch`), each costing both sides a wake-up and, with TLS, a
 //! record each way. A kept connection the server has closed since (a restart, an idle
 //! timeout) fails the next batch at its first statement; the worker then connects anew and
 //! writes the batch once more.
