@@ -18,6 +18,8 @@
 #                            payloads are stored as received
 #   SELF_TRACING=0           1 exports Seismo's own spans over OTLP/HTTP to a sink on
 #                            127.0.0.1 that accepts and discards them (the cost of tracing on)
+#   COMMIT_DELAY_US=0        every commit of the database waits this long before its WAL
+#                            flush (PostgreSQL's commit_delay): a slower disk, simulated
 #   DICTIONARY_WARMUP=0      1 first sends 5 s of events at concurrency 16 and waits until
 #                            the project's compression dictionary is trained (checked every
 #                            5 s), so the measured runs see a project in its steady state

@@ -115,6 +115,13 @@ start_seismo() {
         psql -d postgres -qc "create database \"$DB\"" >/dev/null
         DB_CREATED=1
     fi
+    # A slower disk, simulated: every commit of this database waits COMMIT_DELAY_US before
+    # its WAL flush (commit_siblings 0 makes the delay apply to every commit).
+    if [[ "${COMMIT_DELAY_US:-0}" != 0 ]]; then
+        log "every commit waits ${COMMIT_DELAY_US} µs before its flush"
+        psql -d postgres -q -c "alter database \"$DB\" set commit_delay = ${COMMIT_DELAY_US}" \
+            -c "alter database \"$DB\" set commit_siblings = 0" >/dev/null
+    fi
     export SEISMO_DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
     export SEISMO_LISTEN="127.0.0.1:${PORT}"
     export SEISMO_DATA_DIR="$WORK/data"

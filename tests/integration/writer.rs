@@ -17,7 +17,12 @@ use crate::harness::{envelope, fresh_database_on, python_exception, server_url, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_are_counted_exactly() {
-    let app = TestApp::spawn_with(|s| s.set("writer_batch_size", "16")).await;
+    // Small batches on three workers, so that transactions on the same issues overlap.
+    let app = TestApp::spawn_with(|s| {
+        s.set("writer_batch_size", "16");
+        s.set("writer_concurrency", "3");
+    })
+    .await;
     let groups = ["AError", "BError", "CError"];
     let requests = 120;
     let mut tasks = Vec::new();
@@ -104,8 +109,9 @@ async fn payloads_are_stored_compressed_with_the_fields_queries_need() {
 
 #[tokio::test]
 async fn a_writer_connection_the_server_closed_is_replaced_without_losing_the_batch() {
-    // One writer worker, so both batches go through the same kept connection; no spool, so
-    // a batch the writer gave up on would be answered 503.
+    // One writer worker (the default, set here because the test depends on it), so both
+    // batches go through the same kept connection; no spool, so a batch the writer gave up
+    // on would be answered 503.
     let app = TestApp::spawn_with(|s| {
         s.set("writer_concurrency", "1");
         s.set("spool_dir", "off");

@@ -10,10 +10,12 @@
 //! them (else `Overloaded`, which ingestion answers with 503 + Retry-After: never an unbounded
 //! buffer). A worker takes every job waiting, up to the batch size, and writes them in one
 //! transaction (see [`write_in`]): issues, releases, the event rows, then — summed per issue
-//! and per series-minute — the counts. Several workers pipeline: the rows every batch shares
-//! are locked only at the very end, so one worker's inserts overlap another's commit. If a
-//! batch fails for a reason other than the database being unreachable, each job is retried
-//! alone, so one bad request cannot fail its neighbours.
+//! and per series-minute — the counts. There is one worker unless configured otherwise: its
+//! batches grow with the load, which costs less per event than two workers splitting it
+//! (measured with a slow commit too, bench/README.md). Several workers pipeline: the rows
+//! every batch shares are locked only at the very end, so one worker's inserts overlap
+//! another's commit. If a batch fails for a reason other than the database being
+//! unreachable, each job is retried alone, so one bad request cannot fail its neighbours.
 //!
 //! With a spool (`store::spool`), a request whose batch the database cannot take — it is
 //! unreachable, or has not committed within `spool_after` — is appended to the spool
