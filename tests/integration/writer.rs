@@ -1,16 +1,19 @@
 //! The writer under concurrency: counts stay exact, per-minute series add up, and what was
 //! acknowledged is in the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use seismo::ingest::prepare;
 use seismo::ingest::received::Received;
+use seismo::metrics::Metrics;
 use seismo::model::{IssueId, Source};
 use seismo::scrub::Settings;
 use seismo::store::batch::{self, EnsuredIssue, IssueKey};
 use seismo::store::partitions::Partitions;
 use seismo::store::projects;
+use seismo::store::writer::{Batch, Writer, WriterSettings, Written};
 use serde_json::json;
 
 use crate::harness::{envelope, fresh_database_on, python_exception, server_url, TestApp};
@@ -210,6 +213,106 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
         .await
         .expect("the event is stored");
     assert_eq!(stored_in, other_issue);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_writer_connection_is_replaced_once_older_than_the_pools_max_lifetime() {
+    let (_, pool) = fresh_database_on(server_url().await).await;
+    let mut conn = pool.acquire().await.expect("a connection");
+    let project = projects::create(&mut conn, "aging", "Aging", None)
+        .await
+        .expect("project");
+    let received = Received {
+        project_id: project.id,
+        source: Source::Sentry,
+        at: Utc::now(),
+        envelope_event_id: None,
+    };
+    Partitions::default()
+        .ensure(&mut conn, [received.at.date_naive()])
+        .await
+        .expect("the day's partition");
+    drop(conn);
+
+    // The writer takes its connection settings and their lifetime from the pool it is given;
+    // the name tells its connections apart from the test's own.
+    let name = "seismo-aging-writer";
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .application_name(name);
+    let lifetime = Duration::from_millis(500);
+    let writer_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_lifetime(lifetime)
+        .connect_lazy_with(options);
+    let settings = WriterSettings {
+        queue_capacity: 100,
+        batch_size: 10,
+        concurrency: 1,
+        spool_after: Duration::from_secs(5),
+    };
+    let (writer, tasks) = Writer::start(&writer_pool, settings, Arc::new(Metrics::new()), None);
+    let write = |n: u32| {
+        let text = serde_json::to_vec(&python_exception("AgeError", "old", &["handler"], n))
+            .expect("JSON");
+        let event = prepare::sentry_event(&text, received, &Settings::default(), None)
+            .expect("prepared")
+            .row;
+        let writer = writer.clone();
+        async move {
+            let written = writer
+                .write(Batch {
+                    events: vec![event],
+                    spans: Vec::new(),
+                })
+                .await
+                .expect("written");
+            assert!(
+                matches!(written[..], [Written::Stored { .. }]),
+                "{written:?}"
+            );
+        }
+    };
+    let backends = || async {
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
+        )
+        .bind(name)
+        .fetch_all(&pool)
+        .await
+        .expect("pg_stat_activity");
+        pids
+    };
+
+    write(1).await;
+    let first = backends().await;
+    assert_eq!(first.len(), 1, "one kept connection: {first:?}");
+    write(2).await;
+    assert_eq!(backends().await, first, "kept while young");
+
+    tokio::time::sleep(lifetime + Duration::from_millis(100)).await;
+    write(3).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut now = backends().await;
+    while now.contains(&first[0]) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        now = backends().await;
+    }
+    assert_eq!(
+        now.len(),
+        1,
+        "the old connection was closed, not leaked: {now:?}"
+    );
+    assert_ne!(now, first, "replaced once older than the lifetime");
+
+    drop(writer);
+    tasks.join().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 3);
 }
 
 /// Waits until some backend of the test's database waits for a lock.

@@ -163,10 +163,11 @@ impl Writer {
         // The channel itself is unbounded, but admission is bounded by `room` (in events).
         let (queue, receiver) = mpsc::unbounded_channel();
         let options = pool.connect_options().as_ref().clone();
+        let max_lifetime = pool.options().get_max_lifetime();
         let worker_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("seismo-writer".into())
-            .spawn(move || run_workers(options, receiver, settings, worker_metrics))
+            .spawn(move || run_workers(options, max_lifetime, receiver, settings, worker_metrics))
             .expect("the OS starts a thread");
         let writer = Writer {
             queue,

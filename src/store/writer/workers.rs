@@ -7,7 +7,9 @@
 //! batch's own four (see `store::batch`), each costing both sides a wake-up and, with TLS, a
 //! record each way. A kept connection the server has closed since (a restart, an idle
 //! timeout) fails the next batch at its first statement; the worker then connects anew and
-//! writes the batch once more.
+//! writes the batch once more. A kept connection older than the pool's `max_lifetime` is
+//! closed and replaced before its next batch, as the pool does with its own: a backend's
+//! caches grow over its life, and a new connection follows a moved or reconfigured server.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -32,6 +34,7 @@ use crate::store::StoreError;
 /// the queue closes.
 pub(super) fn run_workers(
     options: PgConnectOptions,
+    max_lifetime: Option<Duration>,
     receiver: mpsc::UnboundedReceiver<Job>,
     settings: WriterSettings,
     metrics: Arc<Metrics>,
@@ -55,6 +58,7 @@ pub(super) fn run_workers(
                     // Connected lazily, from this runtime, so its I/O is driven by it.
                     connection: Connection {
                         options: options.clone(),
+                        max_lifetime,
                         open: None,
                     },
                     receiver: receiver.clone(),
@@ -74,22 +78,50 @@ pub(super) fn run_workers(
 /// How long connecting may take before the batch fails as if the database were down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A worker's connection, opened when first needed and kept until it fails.
+/// A worker's connection, opened when first needed and kept until it fails or grows old.
 struct Connection {
     options: PgConnectOptions,
-    open: Option<PgConnection>,
+    /// How long a connection is kept (`None`: until it fails).
+    max_lifetime: Option<Duration>,
+    open: Option<Opened>,
+}
+
+struct Opened {
+    conn: PgConnection,
+    at: Instant,
 }
 
 impl Connection {
-    /// The kept connection, or a new one.
+    /// The kept connection, or a new one when there is none or it has grown old.
     async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
-        let conn = match self.open.take() {
-            Some(conn) => conn,
-            None => tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
-                .await
-                .map_err(|_| connect_timed_out())??,
+        let opened = match self.open.take() {
+            Some(opened) if !self.too_old(&opened) => opened,
+            old => {
+                if let Some(old) = old {
+                    close(old.conn).await;
+                }
+                let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
+                    .await
+                    .map_err(|_| connect_timed_out())??;
+                Opened {
+                    conn,
+                    at: Instant::now(),
+                }
+            }
         };
-        Ok(self.open.insert(conn))
+        Ok(&mut self.open.insert(opened).conn)
+    }
+
+    /// Whether the next batch goes to a connection kept from an earlier one.
+    fn is_kept(&self) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|opened| !self.too_old(opened))
+    }
+
+    fn too_old(&self, opened: &Opened) -> bool {
+        self.max_lifetime
+            .is_some_and(|lifetime| opened.at.elapsed() >= lifetime)
     }
 
     /// Drops the connection after an error that may have broken it.
@@ -100,10 +132,16 @@ impl Connection {
     }
 
     async fn close(self) {
-        if let Some(conn) = self.open {
-            let _ = conn.close().await;
+        if let Some(opened) = self.open {
+            close(opened.conn).await;
         }
     }
+}
+
+/// Closes a connection politely (the server logs no broken connection), giving up after
+/// the connect timeout should the server not answer.
+async fn close(conn: PgConnection) {
+    let _ = tokio::time::timeout(CONNECT_TIMEOUT, conn.close()).await;
 }
 
 fn connect_timed_out() -> StoreError {
@@ -191,7 +229,7 @@ impl Worker {
         spans: &[SpanGroup<'_>],
     ) -> Result<Vec<Written>, StoreError> {
         let started = Instant::now();
-        let kept = self.connection.open.is_some();
+        let kept = self.connection.is_kept();
         let written = match self.write_on_connection(events, spans).await {
             // The kept connection was closed by the server since the last batch. Written
             // again on a new one; should the first try have committed after all, its events
