@@ -91,8 +91,8 @@ pub struct Config {
     /// Most events one writer transaction takes.
     pub writer_batch_size: usize,
     /// Writer transactions in flight at once. One by default: its batches grow with the
-    /// load, and measured (bench/README.md, "One writer") it stores more events per second
-    /// for less CPU than two, with a slow commit too.
+    /// load, and it stores more events per second for less CPU than two, with a slow commit
+    /// too (bench/README.md, "One writer; compressed bodies inflated in place").
     pub writer_concurrency: usize,
     /// A recovery action not delivered within this many minutes is dropped.
     pub recovery_expire_minutes: u64,

@@ -341,7 +341,7 @@ pub async fn decompress_body(
         }
         return Ok(body);
     }
-    // A body already larger than the inline bound inflates past it.
+    // A body already larger than the inline bound would inflate past it: straight to the pool.
     if body.len() <= INLINE_DECOMPRESSED_BYTES {
         match decompress::decompress(encoding.as_deref(), &body, INLINE_DECOMPRESSED_BYTES) {
             Ok(inflated) => return Ok(bytes::Bytes::from(inflated)),
