@@ -143,22 +143,7 @@ async fn a_writer_connection_the_server_closed_is_replaced_without_losing_the_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_events() {
-    let (_, pool) = fresh_database_on(server_url().await).await;
-    let mut conn = pool.acquire().await.expect("a connection");
-    let project = projects::create(&mut conn, "race", "Race", None)
-        .await
-        .expect("project");
-    let received = Received {
-        project_id: project.id,
-        source: Source::Sentry,
-        at: Utc::now(),
-        envelope_event_id: None,
-    };
-    Partitions::default()
-        .ensure(&mut conn, [received.at.date_naive()])
-        .await
-        .expect("the day's partition");
-    drop(conn);
+    let (pool, received) = database_with_a_project("race").await;
     let text =
         serde_json::to_vec(&python_exception("RaceError", "late", &["handler"], 1)).expect("JSON");
     let event = prepare::sentry_event(&text, received, &Settings::default(), None)
@@ -173,7 +158,7 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
            first_seen, last_seen) VALUES ($1, $2, $3, 't', 'c', 'error', now(), now()) \
          RETURNING id",
     )
-    .bind(project.id)
+    .bind(received.project_id)
     .bind(fingerprint.as_str())
     .bind(event.grouping.strategy.as_str())
     .fetch_one(&mut *other)
@@ -201,7 +186,7 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
         opened.issues,
         [EnsuredIssue {
             id: other_issue,
-            project_id: project.id,
+            project_id: received.project_id,
             fingerprint,
             created: false,
         }]
@@ -217,22 +202,7 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_writer_connection_is_replaced_once_older_than_the_pools_max_lifetime() {
-    let (_, pool) = fresh_database_on(server_url().await).await;
-    let mut conn = pool.acquire().await.expect("a connection");
-    let project = projects::create(&mut conn, "aging", "Aging", None)
-        .await
-        .expect("project");
-    let received = Received {
-        project_id: project.id,
-        source: Source::Sentry,
-        at: Utc::now(),
-        envelope_event_id: None,
-    };
-    Partitions::default()
-        .ensure(&mut conn, [received.at.date_naive()])
-        .await
-        .expect("the day's partition");
-    drop(conn);
+    let (pool, received) = database_with_a_project("aging").await;
 
     // The writer takes its connection settings and their lifetime from the pool it is given;
     // the name tells its connections apart from the test's own.
@@ -313,6 +283,26 @@ async fn a_kept_writer_connection_is_replaced_once_older_than_the_pools_max_life
         .await
         .expect("count");
     assert_eq!(stored, 3);
+}
+
+/// A fresh database with one project, today's partition made, and how its events arrive.
+async fn database_with_a_project(slug: &str) -> (sqlx::PgPool, Received) {
+    let (_, pool) = fresh_database_on(server_url().await).await;
+    let mut conn = pool.acquire().await.expect("a connection");
+    let project = projects::create(&mut conn, slug, slug, None)
+        .await
+        .expect("project");
+    let received = Received {
+        project_id: project.id,
+        source: Source::Sentry,
+        at: Utc::now(),
+        envelope_event_id: None,
+    };
+    Partitions::default()
+        .ensure(&mut conn, [received.at.date_naive()])
+        .await
+        .expect("the day's partition");
+    (pool, received)
 }
 
 /// Waits until some backend of the test's database waits for a lock.
