@@ -92,36 +92,30 @@ struct Opened {
 }
 
 impl Connection {
-    /// The kept connection, or a new one when there is none or it has grown old.
+    /// The kept connection, or a new one.
     async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
         let opened = match self.open.take() {
-            Some(opened) if !self.too_old(&opened) => opened,
-            old => {
-                if let Some(old) = old {
-                    close(old.conn).await;
-                }
-                let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
+            Some(opened) => opened,
+            None => Opened {
+                conn: tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
                     .await
-                    .map_err(|_| connect_timed_out())??;
-                Opened {
-                    conn,
-                    at: Instant::now(),
-                }
-            }
+                    .map_err(|_| connect_timed_out())??,
+                at: Instant::now(),
+            },
         };
         Ok(&mut self.open.insert(opened).conn)
     }
 
-    /// Whether the next batch goes to a connection kept from an earlier one.
-    fn is_kept(&self) -> bool {
-        self.open
-            .as_ref()
-            .is_some_and(|opened| !self.too_old(opened))
-    }
-
-    fn too_old(&self, opened: &Opened) -> bool {
-        self.max_lifetime
-            .is_some_and(|lifetime| opened.at.elapsed() >= lifetime)
+    /// Closes the kept connection once it is older than `max_lifetime`: the next batch
+    /// gets a new one.
+    async fn retire_if_old(&mut self) {
+        let lifetime = self.max_lifetime;
+        let old = self
+            .open
+            .take_if(|opened| lifetime.is_some_and(|lifetime| opened.at.elapsed() >= lifetime));
+        if let Some(old) = old {
+            close(old.conn).await;
+        }
     }
 
     /// Drops the connection after an error that may have broken it.
@@ -228,8 +222,9 @@ impl Worker {
         events: &[&NewEvent],
         spans: &[SpanGroup<'_>],
     ) -> Result<Vec<Written>, StoreError> {
+        self.connection.retire_if_old().await;
         let started = Instant::now();
-        let kept = self.connection.is_kept();
+        let kept = self.connection.open.is_some();
         let written = match self.write_on_connection(events, spans).await {
             // The kept connection was closed by the server since the last batch. Written
             // again on a new one; should the first try have committed after all, its events
