@@ -5,8 +5,10 @@
 //! unreachable, a key this process has seen keeps working whatever its age: the spool
 //! takes its events, and a refused SDK would lose them (Sentry SDKs drop an event answered
 //! 503). So that this holds for a project that has been quiet since the process started,
-//! every active key is cached at start ([`KeyCache::preload`]); and a flood of unknown keys
-//! makes room by dropping unknown keys first, never a key that works.
+//! every active key is cached at start ([`KeyCache::preload`]).
+//!
+//! Keys that work and unknown keys are kept apart, each under its own bound: a client
+//! sending random keys fills and empties only the unknown ones, never a key that works.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,14 +22,44 @@ use crate::store::StoreError;
 
 const POSITIVE_TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
-/// Bounds memory when clients send many random keys.
+/// Bounds memory: each map holds at most this many keys, and is emptied when full.
 pub(super) const MAX_ENTRIES: usize = 10_000;
-
-type Entries = HashMap<String, (Instant, Option<KeyGrant>)>;
 
 #[derive(Default)]
 pub struct KeyCache {
     entries: Mutex<Entries>,
+}
+
+/// What the cache knows of each key it has looked up, and when it learnt it.
+#[derive(Default)]
+struct Entries {
+    known: HashMap<String, (Instant, KeyGrant)>,
+    unknown: HashMap<String, Instant>,
+}
+
+impl Entries {
+    /// Records what a lookup found for `key`, replacing what was known of it before.
+    fn remember(&mut self, key: String, grant: Option<KeyGrant>, at: Instant) {
+        match grant {
+            Some(grant) => {
+                self.unknown.remove(&key);
+                insert_bounded(&mut self.known, key, (at, grant));
+            }
+            None => {
+                self.known.remove(&key);
+                insert_bounded(&mut self.unknown, key, at);
+            }
+        }
+    }
+}
+
+/// Inserts into a map that is emptied once it holds [`MAX_ENTRIES`] keys: one clear per
+/// `MAX_ENTRIES` insertions, so a flood costs no more per key than a trickle.
+fn insert_bounded<V>(map: &mut HashMap<String, V>, key: String, value: V) {
+    if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 impl KeyCache {
@@ -44,8 +76,7 @@ impl KeyCache {
             Err(error) => return Err(error),
         };
         if let Ok(mut entries) = self.entries.lock() {
-            make_room(&mut entries);
-            entries.insert(key.to_owned(), (Instant::now(), grant.clone()));
+            entries.remember(key.to_owned(), grant.clone(), Instant::now());
         }
         Ok(grant)
     }
@@ -57,8 +88,7 @@ impl KeyCache {
         };
         let now = Instant::now();
         for KeyedGrant { public_key, grant } in grants {
-            make_room(&mut entries);
-            entries.insert(public_key, (now, Some(grant)));
+            entries.remember(public_key, Some(grant), now);
         }
     }
 
@@ -68,37 +98,24 @@ impl KeyCache {
     pub fn forget_project(&self, project_id: ProjectId) {
         if let Ok(mut entries) = self.entries.lock() {
             entries
-                .retain(|_, (_, grant)| grant.as_ref().is_none_or(|g| g.project_id != project_id));
+                .known
+                .retain(|_, (_, grant)| grant.project_id != project_id);
         }
     }
 
     /// The grant last seen for the key, however old.
     fn last_known(&self, key: &str) -> Option<KeyGrant> {
         let entries = self.entries.lock().ok()?;
-        entries.get(key)?.1.clone()
+        entries.known.get(key).map(|(_, grant)| grant.clone())
     }
 
     fn cached(&self, key: &str) -> Option<Option<KeyGrant>> {
         let entries = self.entries.lock().ok()?;
-        let (at, grant) = entries.get(key)?;
-        let ttl = if grant.is_some() {
-            POSITIVE_TTL
-        } else {
-            NEGATIVE_TTL
-        };
-        (at.elapsed() < ttl).then(|| grant.clone())
-    }
-}
-
-/// Keeps the cache under [`MAX_ENTRIES`]: unknown keys go first (a client sending random
-/// keys makes only those), and everything only if working keys alone fill it.
-fn make_room(entries: &mut Entries) {
-    if entries.len() < MAX_ENTRIES {
-        return;
-    }
-    entries.retain(|_, (_, grant)| grant.is_some());
-    if entries.len() >= MAX_ENTRIES {
-        entries.clear();
+        if let Some((at, grant)) = entries.known.get(key) {
+            return (at.elapsed() < POSITIVE_TTL).then(|| Some(grant.clone()));
+        }
+        let at = entries.unknown.get(key)?;
+        (at.elapsed() < NEGATIVE_TTL).then_some(None)
     }
 }
 
@@ -138,14 +155,30 @@ mod tests {
         let cache = KeyCache::default();
         cache.preload(vec![keyed("good", 1)]);
         let mut entries = cache.entries.lock().expect("lock");
-        for n in 0..2 * MAX_ENTRIES {
-            make_room(&mut entries);
-            entries.insert(format!("random-{n}"), (Instant::now(), None));
+        for n in 0..2 * MAX_ENTRIES + 1 {
+            entries.remember(format!("random-{n}"), None, Instant::now());
         }
-        assert!(entries.len() <= MAX_ENTRIES);
+        assert!(entries.unknown.len() <= MAX_ENTRIES);
+        assert!(entries
+            .unknown
+            .contains_key(&format!("random-{}", 2 * MAX_ENTRIES)));
         assert_eq!(
-            entries.get("good").map(|e| e.1.clone()),
-            Some(Some(grant(1)))
+            entries.known.get("good").map(|e| e.1.clone()),
+            Some(grant(1))
         );
+    }
+
+    #[test]
+    fn a_key_found_unknown_forgets_the_grant_it_had() {
+        // A revoked key: during an outage it must not work on the strength of its old grant.
+        let cache = KeyCache::default();
+        cache.preload(vec![keyed("revoked", 1)]);
+        cache
+            .entries
+            .lock()
+            .expect("lock")
+            .remember("revoked".into(), None, Instant::now());
+        assert_eq!(cache.cached("revoked"), Some(None));
+        assert_eq!(cache.last_known("revoked"), None);
     }
 }
