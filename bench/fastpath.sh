@@ -11,6 +11,7 @@
 #
 #   BUILDS="before=/path/seismo-a after=/path/seismo-b" LOADGEN_BIN=… bench/fastpath.sh
 #   ROUNDS=3 CONCURRENCIES="64 16" DURATION=15   (the defaults)
+#   CALLGRIND=1   also the instructions Seismo ran per event, under callgrind (see ingest.sh)
 set -euo pipefail
 
 BUILDS=${BUILDS:?name=binary pairs, e.g. "before=/tmp/seismo-a after=/tmp/seismo-b"}
@@ -36,11 +37,14 @@ summarize() {
         /^cpu_s_per_1k_events / { split($2, s, "="); cpu[c] = s[2] }
         /^seismo_peak_rss / { rss[c] = $2 }
         /^events_partitions / { bytes = $4 }
+        /^callgrind_instructions_per_event / { instructions[c] = $2 }
         END {
             for (i = 1; i <= n; i++) {
                 c = order[i]
-                printf "%s round=%s c=%s events_s=%s p99_ms=%s seismo_cpu_s_per_1k=%s rss_kb=%s bytes_per_event=%s load=%s\n",
+                printf "%s round=%s c=%s events_s=%s p99_ms=%s seismo_cpu_s_per_1k=%s rss_kb=%s bytes_per_event=%s load=%s",
                     build, round, c, rate[c], p99[c], cpu[c], rss[c], bytes, loadavg
+                if (c in instructions) printf " instructions_per_event=%s", instructions[c]
+                printf "\n"
             }
         }' "$1"
 }
@@ -77,10 +81,12 @@ for c in $CONCURRENCIES; do
                 for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
                 return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
             }
-            { for (f = 4; f <= 8; f++) { split($f, kv, "="); name[f] = kv[1]; col[f, NR] = kv[2] + 0 } }
+            # Fields 4-8 and, under CALLGRIND=1, 10 (9 is the load average).
+            { for (f = 4; f <= NF; f++) { split($f, kv, "="); name[f] = kv[1]; col[f, NR] = kv[2] + 0 } }
             END {
                 printf "%s c=%s", b, c
                 for (f = 4; f <= 8; f++) printf " %s=%s", name[f], median(f)
+                if (10 in name) printf " %s=%s", name[10], median(10)
                 # Noise from a shared machine only adds CPU: the least is the steadiest.
                 least = col[6, 1]
                 for (i = 2; i <= NR; i++) if (col[6, i] < least) least = col[6, i]

@@ -25,6 +25,14 @@
 #                            5 s), so the measured runs see a project in its steady state
 #                            rather than its first minute; a build without dictionaries
 #                            just warms up
+#   CALLGRIND=0              1 runs Seismo under valgrind's callgrind and reports the
+#                            instructions it ran per stored event (user space, every thread,
+#                            from loadgen's start to its end): a count that the machine's
+#                            neighbours do not move, for an A/B of a change worth a few
+#                            per cent (the server is ~50x slower there, so expect ~100
+#                            events/s, larger writer batches, and CPU and latency figures
+#                            that mean nothing); CALLGRIND_OUT=<file> keeps the last run's
+#                            profile there, for callgrind_annotate
 set -euo pipefail
 
 DURATION=${DURATION:-20}
@@ -36,6 +44,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 SELF_TRACING=${SELF_TRACING:-0}
 KEEP_IPS=${KEEP_IPS:-0}
 DICTIONARY_WARMUP=${DICTIONARY_WARMUP:-0}
+CALLGRIND=${CALLGRIND:-0}
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -51,10 +60,26 @@ run_load() {
     local gzip_flag=()
     [[ "$GZIP" == 1 ]] && gzip_flag=(--gzip)
     log "loadgen: concurrency $concurrency, ${DURATION}s, $ISSUE_GROUPS groups"
+    [[ "$CALLGRIND" == 1 ]] && callgrind_control --zero "$SEISMO_PID" >/dev/null
     measure_loadgen "$out" --dsn "$DSN" --concurrency "$concurrency" \
         --duration "$DURATION" --groups "$ISSUE_GROUPS" --report-every 5 "${gzip_flag[@]}"
     cat "$out"
     report_run "$concurrency" "$out"
+    [[ "$CALLGRIND" == 1 ]] && report_instructions "$(field "$out" accepted)"
+    return 0
+}
+
+# Instructions Seismo ran since the counters were zeroed, per event of the run ($1).
+report_instructions() {
+    local dump
+    callgrind_control --dump "$SEISMO_PID" >/dev/null
+    dump=$(ls -t "$WORK"/callgrind.out.* | head -1)
+    awk -v n="$1" '$1 == "summary:" && n > 0 {
+        printf "callgrind_instructions_per_event %.0f\n", $2 / n }' "$dump"
+    if [[ -n "${CALLGRIND_OUT:-}" ]]; then
+        cp "$dump" "$CALLGRIND_OUT"
+        log "the run's profile: callgrind_annotate $CALLGRIND_OUT"
+    fi
 }
 
 report_run() {
@@ -158,6 +183,13 @@ report_storage() {
 build
 if [[ "$DICTIONARY_WARMUP" == 1 ]]; then
     export SEISMO_DICTIONARY_CHECK_SECONDS=5
+fi
+if [[ "$CALLGRIND" == 1 ]]; then
+    # Names uncompressed: each dump then reads on its own (callgrind_annotate).
+    SERVE_UNDER=(valgrind --tool=callgrind --log-file="$WORK/valgrind.log" --compress-strings=no
+        --callgrind-out-file="$WORK/callgrind.out.%p")
+    STARTUP_SECONDS=300
+    log "seismo runs under callgrind"
 fi
 if [[ "$SELF_TRACING" == 1 ]]; then
     start_span_sink

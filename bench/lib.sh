@@ -17,6 +17,8 @@ DB="${DB_PREFIX:-seismo_bench}_$(date +%s)_$$"
 BASE=""
 WORK=$(mktemp -d -t seismo-bench.XXXXXX)
 SEISMO_PID=""
+# A command `seismo serve` runs under (a profiler, say), set by the benchmark; none by default.
+SERVE_UNDER=()
 DB_CREATED=0
 SEISMO_LOG_SEEN=0
 
@@ -130,9 +132,9 @@ start_seismo() {
     export SEISMO_LOG=${SEISMO_LOG:-warn}
     # A benchmark that must prepare the database before the server starts defines this.
     if declare -F before_serve >/dev/null; then before_serve; fi
-    "$SEISMO_BIN" serve >"$WORK/seismo.log" 2>&1 &
+    "${SERVE_UNDER[@]}" "$SEISMO_BIN" serve >"$WORK/seismo.log" 2>&1 &
     SEISMO_PID=$!
-    for _ in $(seq 1 120); do
+    for _ in $(seq 1 $((4 * ${STARTUP_SECONDS:-30}))); do
         if curl -sf "$BASE/healthz" >/dev/null 2>&1; then
             log "seismo is up (pid $SEISMO_PID)"
             return
@@ -144,7 +146,7 @@ start_seismo() {
         fi
         sleep 0.25
     done
-    echo "seismo did not answer /healthz within 30 s" >&2
+    echo "seismo did not answer /healthz within ${STARTUP_SECONDS:-30} s" >&2
     exit 1
 }
 

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod body_timeout;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod grpc;
@@ -28,7 +29,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Layer;
-use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::ingest::MAX_COMPRESSED_BYTES;
@@ -82,12 +82,9 @@ pub fn metrics_router(app: Arc<App>) -> Router {
 
 /// Every request: a span by route template, and its duration by route and status.
 fn observed(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
-    routes
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::record_duration,
-        ))
-        .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
+    routes.layer(observe::Observe::new(
+        state.metrics.http_request_duration.clone(),
+    ))
 }
 
 /// How long a client may take to send a request: its headers, then its body. A client

@@ -6,12 +6,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method, Request};
+use axum::http::{header, HeaderMap, Request};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
+use super::cors::Cors;
 use super::error::ApiError;
 use super::extract::{header_text, IngestBody};
 use super::AppState;
@@ -23,21 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/{project_id}/envelope/", post(envelope))
         .route("/api/{project_id}/store/", post(store))
-        .layer(cors())
-}
-
-/// Browser SDKs post cross-origin and must read the rate-limit headers.
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(ExposeHeaders::list([
-            header::RETRY_AFTER,
-            header::HeaderName::from_static("x-sentry-rate-limits"),
-            header::HeaderName::from_static("x-sentry-error"),
-        ]))
-        .max_age(std::time::Duration::from_secs(3600))
+        .layer(Cors)
 }
 
 async fn envelope(
