@@ -16,13 +16,9 @@ use tower::{Layer, Service};
 
 use crate::telemetry;
 
-/// The route template a request matched (`unmatched` for the fallback).
-fn route(request: &Request) -> &str {
-    request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("unmatched")
+/// The route label of a request's matched template (`unmatched`: the fallback's).
+fn route(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or("unmatched", MatchedPath::as_str)
 }
 
 /// A method label from a fixed set, so a client cannot mint new series.
@@ -42,8 +38,7 @@ fn method(method: &Method) -> &'static str {
 /// The span of one request, named and described as OpenTelemetry's HTTP conventions say
 /// (`GET /readyz`, server kind, method, route; status and error recorded when it is
 /// answered); a child of the caller's trace when it sent `traceparent`.
-pub fn request_span(request: &Request) -> tracing::Span {
-    let route = route(request);
+fn request_span(request: &Request, route: &str) -> tracing::Span {
     let span = tracing::debug_span!(
         "request",
         otel.name = format!("{} {route}", request.method()),
@@ -113,9 +108,9 @@ where
 
     fn call(&mut self, request: Request) -> Observing<S::Future> {
         let started = Instant::now();
-        let span = request_span(&request);
-        let method = method(request.method());
         let route = request.extensions().get::<MatchedPath>().cloned();
+        let span = request_span(&request, self::route(route.as_ref()));
+        let method = method(request.method());
         let inner = span.in_scope(|| self.inner.call(request));
         Observing {
             inner,
@@ -156,9 +151,8 @@ where
         if let Ok(response) = &result {
             let status = response.status();
             record_status(this.span, status);
-            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
             this.durations
-                .with_label_values(&[this.method, route, status.as_str()])
+                .with_label_values(&[this.method, route(this.route.as_ref()), status.as_str()])
                 .observe(this.started.elapsed().as_secs_f64());
         }
         Poll::Ready(result)
@@ -171,7 +165,9 @@ fn record_status(span: &tracing::Span, status: StatusCode) {
     if span.is_disabled() {
         return;
     }
-    span.record("http.response.status_code", status.as_u16());
+    // As a signed integer: tracing-opentelemetry sends unsigned ones as text, where
+    // OpenTelemetry's conventions say an int.
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }

@@ -141,6 +141,13 @@ async fn an_incoming_traceparent_makes_the_request_span_part_of_the_callers_trac
     assert_eq!(found.name, "GET /readyz");
     assert_eq!(attribute(&found, "http.route"), Some("/readyz"));
     assert_eq!(found.kind, SpanKind::Server as i32);
+    // The answer's status, recorded when the route answered.
+    let status = found
+        .attributes
+        .iter()
+        .find(|a| a.key == "http.response.status_code")
+        .and_then(|a| a.value.as_ref()?.value.clone());
+    assert_eq!(status, Some(Any::IntValue(200)), "{:?}", found.attributes);
     traced.kill();
 }
 
