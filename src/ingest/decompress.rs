@@ -77,13 +77,14 @@ fn read_limited(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
 
     const TEXT: &[u8] = b"{\"message\":\"hello\"}";
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    /// `data`, gzip-compressed (the ingest tests use it too).
+    pub(in crate::ingest) fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).expect("write");
         e.finish().expect("finish")

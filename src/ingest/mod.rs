@@ -373,13 +373,6 @@ mod tests {
         assert_eq!(seismo_key(Some(" "), None), None);
     }
 
-    fn gzip(text: &[u8]) -> bytes::Bytes {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(text).expect("gzip");
-        bytes::Bytes::from(encoder.finish().expect("gzip"))
-    }
-
     #[tokio::test]
     async fn compressed_bodies_inflate_whole_on_either_side_of_the_inline_bound() {
         let sizes = [
@@ -390,9 +383,10 @@ mod tests {
         ];
         for size in sizes {
             let text: Vec<u8> = (0..size).map(|i| b'a' + (i % 7) as u8).collect();
-            let inflated = decompress_body(Some("gzip".into()), gzip(&text))
-                .await
-                .unwrap_or_else(|error| panic!("{size} bytes: {error}"));
+            let inflated =
+                decompress_body(Some("gzip".into()), decompress::tests::gzip(&text).into())
+                    .await
+                    .unwrap_or_else(|error| panic!("{size} bytes: {error}"));
             assert!(
                 inflated == text,
                 "{size} bytes inflate to what was compressed"
