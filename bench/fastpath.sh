@@ -4,10 +4,11 @@
 # shared machine hits them all; each round starts with the next build), with the same
 # loadgen. Prints one line per run and concurrency, then the median of each build: stored
 # events/s, ack p99, Seismo CPU seconds per 1,000 stored events (utime+stime from
-# /proc/<pid>/stat over the run), peak RSS, and the events partitions' bytes on disk per
-# event (heap+TOAST+indexes, after the run's concurrencies); and each build's least CPU per
-# 1,000 events over its rounds (a busy neighbour only ever adds to it). `load` is the
-# 1-minute load average before each run: how busy the machine was.
+# /proc/<pid>/stat over the run), peak RSS, the events partitions' bytes on disk per event
+# (heap+TOAST+indexes, after the run's concurrencies) and the kernel's share of Seismo's CPU
+# (stime over utime+stime); and each build's least CPU per 1,000 events over its rounds (a
+# busy neighbour only ever adds to it). `load` is the 1-minute load average before each
+# run: how busy the machine was.
 #
 #   BUILDS="before=/path/seismo-a after=/path/seismo-b" LOADGEN_BIN=… bench/fastpath.sh
 #   ROUNDS=3 CONCURRENCIES="64 16" DURATION=15   (the defaults)
@@ -38,11 +39,16 @@ summarize() {
         /^seismo_peak_rss / { rss[c] = $2 }
         /^events_partitions / { bytes = $4 }
         /^callgrind_instructions_per_event / { instructions[c] = $2 }
+        /^seismo_cpu_split / {
+            split($2, u, "="); split($3, k, "=")
+            if (u[2] + k[2] > 0) kernel[c] = sprintf("%.2f", k[2] / (u[2] + k[2]))
+        }
         END {
             for (i = 1; i <= n; i++) {
                 c = order[i]
                 printf "%s round=%s c=%s events_s=%s p99_ms=%s seismo_cpu_s_per_1k=%s rss_kb=%s bytes_per_event=%s load=%s",
                     build, round, c, rate[c], p99[c], cpu[c], rss[c], bytes, loadavg
+                if (c in kernel) printf " kernel_share=%s", kernel[c]
                 if (c in instructions) printf " instructions_per_event=%s", instructions[c]
                 printf "\n"
             }
@@ -81,12 +87,11 @@ for c in $CONCURRENCIES; do
                 for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
                 return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
             }
-            # Fields 4-8 and, under CALLGRIND=1, 10 (9 is the load average).
+            # Every name=value field from the fourth on, but the load average (field 9).
             { for (f = 4; f <= NF; f++) { split($f, kv, "="); name[f] = kv[1]; col[f, NR] = kv[2] + 0 } }
             END {
                 printf "%s c=%s", b, c
-                for (f = 4; f <= 8; f++) printf " %s=%s", name[f], median(f)
-                if (10 in name) printf " %s=%s", name[10], median(10)
+                for (f = 4; f in name; f++) if (f != 9) printf " %s=%s", name[f], median(f)
                 # Noise from a shared machine only adds CPU: the least is the steadiest.
                 least = col[6, 1]
                 for (i = 2; i <= NR; i++) if (col[6, i] < least) least = col[6, i]

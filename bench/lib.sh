@@ -165,9 +165,10 @@ create_project() {
     SEISMO_LOG_SEEN=$(wc -l <"$WORK/seismo.log")
 }
 
-# CPU time (clock ticks, user+system) of process $1, or 0 once it is gone.
+# CPU time of process $1 in clock ticks: "user+system user system", or "0 0 0" once it is
+# gone.
 proc_ticks() {
-    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13, $12, $13 }' || echo 0 0 0
 }
 
 # PostgreSQL processes serving this benchmark: backends of $DB and the shared background
@@ -179,7 +180,7 @@ postgres_pids() {
         2>/dev/null || true
 }
 
-# "pid ticks" for seismo and the postgres processes, taken before and after a run.
+# "pid ticks user_ticks system_ticks" for seismo and the postgres processes, taken before and after a run.
 cpu_sample() {
     local pid
     for pid in "$SEISMO_PID" $(postgres_pids); do
@@ -200,14 +201,22 @@ cpu_report() {
     hz=$(getconf CLK_TCK)
     awk -v seismo="$SEISMO_PID" -v hz="$hz" -v t="$seconds" -v lg="$loadgen_s" \
         -v mb="$machine_before" -v ma="$machine_after" '
-        FNR == NR { start[$1] = $2; next }
-        { used = ($2 - start[$1]) / hz; if ($1 == seismo) s += used; else p += used }
+        FNR == NR { start[$1] = $2; user[$1] = $3; kernel[$1] = $4; next }
+        {
+            used = ($2 - start[$1]) / hz
+            if ($1 == seismo) {
+                s += used; su = ($3 - user[$1]) / hz; ss = ($4 - kernel[$1]) / hz
+            } else p += used
+        }
         END {
             split(mb, b, " "); split(ma, a, " ")
             busy = (a[1] - b[1]) / hz / t; iowait = (a[2] - b[2]) / hz / t
             printf "cpu_cores seismo=%.2f postgres=%.2f loadgen=%.2f machine_busy=%.2f other=%.2f iowait=%.2f\n",
                 s / t, p / t, lg / t, busy, busy - (s + p + lg) / t, iowait
             printf "cpu_seconds seismo_s=%.2f postgres_s=%.2f loadgen_s=%.2f\n", s, p, lg
+            # Seismo in its own code and libraries (user) and in the kernel for it (system):
+            # sockets, wake-ups, memory; the part an instruction count does not see.
+            printf "seismo_cpu_split user_s=%.2f system_s=%.2f\n", su, ss
         }' "$before" "$after"
 }
 

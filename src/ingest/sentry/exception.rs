@@ -409,7 +409,10 @@ impl ReadObject for FrameFields {
                 "function" => frame.function = value.read(TextShape)?.flatten(),
                 "module" => frame.module = value.read(TextShape)?.flatten(),
                 "filename" => frame.filename = value.read(TextShape)?.flatten(),
-                "abs_path" => abs_path = value.read(TextShape)?.flatten(),
+                // Only a fallback for `filename`: not copied out when that came first.
+                "abs_path" if frame.filename.is_none() => {
+                    abs_path = value.read(TextShape)?.flatten()
+                }
                 "lineno" => frame.lineno = value.read(LineShape)?,
                 "in_app" => frame.in_app = value.read(BoolShape)?,
                 _ => value.skip()?,
