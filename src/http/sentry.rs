@@ -106,13 +106,15 @@ pub fn strip_dsn_prefix<B>(mut request: Request<B>) -> Request<B> {
     let is_ingest = matches!(kind, "envelope" | "store")
         && !id.is_empty()
         && id.bytes().all(|b| b.is_ascii_digit());
-    let canonical = format!("/api/{id}/{kind}/");
-    if !is_ingest || path == canonical {
+    // `/api/` + `id/kind` + one `/`, from the start: already canonical (every SDK request
+    // but a prefixed DSN's), and nothing is built.
+    let canonical = start == 0 && path.len() == "/api/".len() + id.len() + 1 + kind.len() + 1;
+    if !is_ingest || canonical {
         return request;
     }
     let target = match request.uri().query() {
-        Some(query) => format!("{canonical}?{query}"),
-        None => canonical,
+        Some(query) => format!("/api/{id}/{kind}/?{query}"),
+        None => format!("/api/{id}/{kind}/"),
     };
     if let Ok(uri) = target.parse() {
         *request.uri_mut() = uri;
@@ -136,6 +138,11 @@ mod tests {
     fn prefixes_and_missing_slashes_are_normalized() {
         assert_eq!(rewritten("/api/1/envelope/"), "/api/1/envelope/");
         assert_eq!(rewritten("/api/1/envelope"), "/api/1/envelope/");
+        assert_eq!(rewritten("/api/1/envelope//"), "/api/1/envelope/");
+        assert_eq!(
+            rewritten("/api/1/envelope/?sentry_key=k"),
+            "/api/1/envelope/?sentry_key=k"
+        );
         assert_eq!(
             rewritten("/sentry/x/api/42/store/?sentry_key=k"),
             "/api/42/store/?sentry_key=k"
