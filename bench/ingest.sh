@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingestion benchmark: builds Seismo and bench/loadgen.rs in release mode, starts Seismo on a
 # fresh PostgreSQL database, runs loadgen at each concurrency, and reports throughput, ack
-# latency, peak RSS, writer batch size, stored rows vs accepted events, and bytes per event.
+# latency, Seismo's CPU per event (user and kernel time), peak RSS, writer batch size, stored
+# rows vs accepted events, and bytes per event.
 # Everything it creates (database, work directory, server process) is removed on exit.
 #
 # Environment (all optional):
