@@ -1,8 +1,14 @@
 //! Request bodies arrive gzip-, deflate- (zlib or raw), brotli- or zstd-compressed. They are
 //! inflated through a reader that stops at the decompressed-size limit, so a small "bomb"
 //! is cut off after `limit` bytes instead of filling memory.
+//!
+//! [`Inflating`] keeps its decoder and what it has inflated between two limits: a body can
+//! be inflated on the request's own task up to a small bound and, when it goes past it,
+//! carried on elsewhere up to the real limit without starting over.
 
 use std::io::{self, Read};
+
+use bytes::{Buf, Bytes};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecompressError {
@@ -17,30 +23,87 @@ pub enum DecompressError {
 /// Returns the decompressed body (or the body itself for `identity`/no encoding).
 pub fn decompress(
     encoding: Option<&str>,
-    body: &[u8],
+    body: Bytes,
     limit: usize,
 ) -> Result<Vec<u8>, DecompressError> {
-    let encoding = encoding
-        .map(|e| e.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    match encoding.as_str() {
-        "" | "identity" => within_limit(body.to_vec(), limit),
-        "gzip" | "x-gzip" => read_limited(flate2::read::MultiGzDecoder::new(body), limit, "gzip"),
-        "deflate" if looks_like_zlib(body) => {
-            read_limited(flate2::read::ZlibDecoder::new(body), limit, "deflate")
+    let mut inflating = Inflating::new(encoding, body)?;
+    match inflating.inflate_up_to(limit)? {
+        Progress::Done => Ok(inflating.into_inflated()),
+        Progress::PastLimit => Err(DecompressError::TooLarge(limit)),
+    }
+}
+
+/// How far [`Inflating::inflate_up_to`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The whole body is inflated, within the limit.
+    Done,
+    /// The body inflates past the limit; a larger one may go on from here.
+    PastLimit,
+}
+
+/// A body being inflated: its decoder, and the bytes inflated so far.
+pub struct Inflating {
+    reader: Box<dyn Read + Send>,
+    /// The encoding's name, for the error when the data is not valid.
+    name: &'static str,
+    inflated: Vec<u8>,
+}
+
+impl Inflating {
+    /// A decoder for `body` in `encoding`; nothing is inflated yet.
+    pub fn new(encoding: Option<&str>, body: Bytes) -> Result<Inflating, DecompressError> {
+        let encoding = encoding
+            .map(|e| e.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let (reader, name): (Box<dyn Read + Send>, &'static str) = match encoding.as_str() {
+            "" | "identity" => (Box::new(body.reader()), "identity"),
+            "gzip" | "x-gzip" => (
+                Box::new(flate2::read::MultiGzDecoder::new(body.reader())),
+                "gzip",
+            ),
+            "deflate" if looks_like_zlib(&body) => (
+                Box::new(flate2::read::ZlibDecoder::new(body.reader())),
+                "deflate",
+            ),
+            "deflate" => (
+                Box::new(flate2::read::DeflateDecoder::new(body.reader())),
+                "deflate",
+            ),
+            "br" => (
+                Box::new(brotli_decompressor::Decompressor::new(body.reader(), 4096)),
+                "br",
+            ),
+            "zstd" => {
+                let decoder = zstd::stream::read::Decoder::new(body.reader())
+                    .map_err(|_| DecompressError::Corrupt("zstd"))?;
+                (Box::new(decoder), "zstd")
+            }
+            other => return Err(DecompressError::Unsupported(other.to_owned())),
+        };
+        Ok(Inflating {
+            reader,
+            name,
+            inflated: Vec::new(),
+        })
+    }
+
+    /// Inflates on until the body ends or `limit` bytes in all are passed.
+    pub fn inflate_up_to(&mut self, limit: usize) -> Result<Progress, DecompressError> {
+        // One byte past the limit tells "exactly at the limit" from "over it".
+        let room = (limit + 1).saturating_sub(self.inflated.len());
+        let mut limited = (&mut self.reader).take(room as u64);
+        match limited.read_to_end(&mut self.inflated) {
+            Ok(_) if self.inflated.len() > limit => Ok(Progress::PastLimit),
+            Ok(_) => Ok(Progress::Done),
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => Ok(Progress::PastLimit),
+            Err(_) => Err(DecompressError::Corrupt(self.name)),
         }
-        "deflate" => read_limited(flate2::read::DeflateDecoder::new(body), limit, "deflate"),
-        "br" => read_limited(
-            brotli_decompressor::Decompressor::new(body, 4096),
-            limit,
-            "br",
-        ),
-        "zstd" => {
-            let decoder = zstd::stream::read::Decoder::new(body)
-                .map_err(|_| DecompressError::Corrupt("zstd"))?;
-            read_limited(decoder, limit, "zstd")
-        }
-        other => Err(DecompressError::Unsupported(other.to_owned())),
+    }
+
+    /// What was inflated: the whole body after [`Progress::Done`].
+    pub fn into_inflated(self) -> Vec<u8> {
+        self.inflated
     }
 }
 
@@ -50,29 +113,6 @@ fn looks_like_zlib(body: &[u8]) -> bool {
     match body {
         [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) * 256 + u16::from(*flg)) % 31 == 0,
         _ => false,
-    }
-}
-
-fn within_limit(body: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecompressError> {
-    if body.len() > limit {
-        return Err(DecompressError::TooLarge(limit));
-    }
-    Ok(body)
-}
-
-fn read_limited(
-    reader: impl Read,
-    limit: usize,
-    name: &'static str,
-) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::new();
-    // One byte past the limit tells "exactly at the limit" from "over it".
-    let mut limited = reader.take(limit as u64 + 1);
-    match limited.read_to_end(&mut out) {
-        Ok(_) if out.len() > limit => Err(DecompressError::TooLarge(limit)),
-        Ok(_) => Ok(out),
-        Err(e) if e.kind() == io::ErrorKind::OutOfMemory => Err(DecompressError::TooLarge(limit)),
-        Err(_) => Err(DecompressError::Corrupt(name)),
     }
 }
 
@@ -112,7 +152,7 @@ pub(super) mod tests {
         ];
         for (encoding, body) in cases {
             assert_eq!(
-                decompress(Some(encoding), &body, 1024).as_deref(),
+                decompress(Some(encoding), body.into(), 1024).as_deref(),
                 Ok(TEXT),
                 "{encoding}"
             );
@@ -124,21 +164,43 @@ pub(super) mod tests {
         let bomb = gzip(&vec![b'a'; 10 * 1024 * 1024]);
         assert!(bomb.len() < 64 * 1024);
         assert_eq!(
-            decompress(Some("gzip"), &bomb, 1024 * 1024),
+            decompress(Some("gzip"), bomb.into(), 1024 * 1024),
             Err(DecompressError::TooLarge(1024 * 1024))
         );
     }
 
     #[test]
+    fn a_body_past_one_limit_goes_on_to_the_next_where_it_stopped() {
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let bodies = [
+            ("gzip", gzip(&text)),
+            ("zstd", zstd::encode_all(&text[..], 1).expect("zstd")),
+        ];
+        for (encoding, body) in bodies {
+            let mut inflating = Inflating::new(Some(encoding), body.into()).expect("known");
+            assert_eq!(inflating.inflate_up_to(1000), Ok(Progress::PastLimit));
+            assert_eq!(
+                inflating.inflate_up_to(text.len() - 1),
+                Ok(Progress::PastLimit)
+            );
+            assert_eq!(inflating.inflate_up_to(text.len()), Ok(Progress::Done));
+            assert!(inflating.into_inflated() == text, "{encoding}");
+        }
+    }
+
+    #[test]
     fn garbage_and_unknown_encodings_are_refused() {
         assert_eq!(
-            decompress(Some("gzip"), b"not gzip", 1024),
+            decompress(Some("gzip"), Bytes::from_static(b"not gzip"), 1024),
             Err(DecompressError::Corrupt("gzip"))
         );
         assert_eq!(
-            decompress(Some("compress"), TEXT, 1024),
+            decompress(Some("compress"), Bytes::from_static(TEXT), 1024),
             Err(DecompressError::Unsupported("compress".into()))
         );
-        assert_eq!(decompress(None, TEXT, 4), Err(DecompressError::TooLarge(4)));
+        assert_eq!(
+            decompress(None, Bytes::from_static(TEXT), 4),
+            Err(DecompressError::TooLarge(4))
+        );
     }
 }

@@ -342,16 +342,19 @@ pub async fn decompress_body(
         return Ok(body);
     }
     // A body already larger than the inline bound would inflate past it: straight to the pool.
-    if body.len() <= INLINE_DECOMPRESSED_BYTES {
-        match decompress::decompress(encoding.as_deref(), &body, INLINE_DECOMPRESSED_BYTES) {
-            Ok(inflated) => return Ok(bytes::Bytes::from(inflated)),
-            // Past the inline bound: inflated again in the pool, up to the real limit.
-            Err(decompress::DecompressError::TooLarge(_)) => {}
-            Err(error) => return Err(error.into()),
-        }
+    let inline = body.len() <= INLINE_DECOMPRESSED_BYTES;
+    let mut inflating = decompress::Inflating::new(encoding.as_deref(), body)?;
+    if inline && inflating.inflate_up_to(INLINE_DECOMPRESSED_BYTES)? == decompress::Progress::Done {
+        return Ok(bytes::Bytes::from(inflating.into_inflated()));
     }
+    // The pool goes on from where the inline bound stopped it, up to the real limit.
     let inflated = tokio::task::spawn_blocking(move || {
-        decompress::decompress(encoding.as_deref(), &body, MAX_DECOMPRESSED_BYTES)
+        match inflating.inflate_up_to(MAX_DECOMPRESSED_BYTES)? {
+            decompress::Progress::Done => Ok(inflating.into_inflated()),
+            decompress::Progress::PastLimit => Err(decompress::DecompressError::TooLarge(
+                MAX_DECOMPRESSED_BYTES,
+            )),
+        }
     })
     .await
     .map_err(|_| IngestError::Malformed("decompression failed".into()))??;
