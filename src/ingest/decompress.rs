@@ -26,11 +26,7 @@ pub fn decompress(
     body: Bytes,
     limit: usize,
 ) -> Result<Vec<u8>, DecompressError> {
-    let mut inflating = Inflating::new(encoding, body)?;
-    match inflating.inflate_up_to(limit)? {
-        Progress::Done => Ok(inflating.into_inflated()),
-        Progress::PastLimit => Err(DecompressError::TooLarge(limit)),
-    }
+    Inflating::new(encoding, body)?.finish(limit)
 }
 
 /// How far [`Inflating::inflate_up_to`] got.
@@ -98,6 +94,14 @@ impl Inflating {
             Ok(_) => Ok(Progress::Done),
             Err(e) if e.kind() == io::ErrorKind::OutOfMemory => Ok(Progress::PastLimit),
             Err(_) => Err(DecompressError::Corrupt(self.name)),
+        }
+    }
+
+    /// Inflates the rest, up to `limit` bytes in all: the whole body, or `TooLarge`.
+    pub fn finish(mut self, limit: usize) -> Result<Vec<u8>, DecompressError> {
+        match self.inflate_up_to(limit)? {
+            Progress::Done => Ok(self.inflated),
+            Progress::PastLimit => Err(DecompressError::TooLarge(limit)),
         }
     }
 

@@ -348,16 +348,9 @@ pub async fn decompress_body(
         return Ok(bytes::Bytes::from(inflating.into_inflated()));
     }
     // The pool goes on from where the inline bound stopped it, up to the real limit.
-    let inflated = tokio::task::spawn_blocking(move || {
-        match inflating.inflate_up_to(MAX_DECOMPRESSED_BYTES)? {
-            decompress::Progress::Done => Ok(inflating.into_inflated()),
-            decompress::Progress::PastLimit => Err(decompress::DecompressError::TooLarge(
-                MAX_DECOMPRESSED_BYTES,
-            )),
-        }
-    })
-    .await
-    .map_err(|_| IngestError::Malformed("decompression failed".into()))??;
+    let inflated = tokio::task::spawn_blocking(move || inflating.finish(MAX_DECOMPRESSED_BYTES))
+        .await
+        .map_err(|_| IngestError::Malformed("decompression failed".into()))??;
     Ok(bytes::Bytes::from(inflated))
 }
 
