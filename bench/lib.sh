@@ -180,7 +180,8 @@ postgres_pids() {
         2>/dev/null || true
 }
 
-# "pid ticks user_ticks system_ticks" for seismo and the postgres processes, taken before and after a run.
+# "pid ticks user_ticks system_ticks" for seismo and the postgres processes, taken before
+# and after a run.
 cpu_sample() {
     local pid
     for pid in "$SEISMO_PID" $(postgres_pids); do

@@ -68,16 +68,13 @@ where
 
     fn call(&mut self, request: Request) -> Answering<S::Future> {
         if request.method() == Method::OPTIONS {
-            return Answering {
-                inner: None,
-                preflight: Some(preflight(request.headers())),
-                origin: None,
+            return Answering::Preflight {
+                answer: Some(preflight(request.headers())),
             };
         }
-        Answering {
+        Answering::Route {
             origin: request.headers().get(ORIGIN).cloned(),
-            inner: Some(self.inner.call(request)),
-            preflight: None,
+            inner: self.inner.call(request),
         }
     }
 }
@@ -99,12 +96,19 @@ fn preflight(request: &HeaderMap) -> Response {
 }
 
 pin_project_lite::pin_project! {
-    /// A route's answer on its way (`inner`), or a preflight's, ready.
-    pub struct Answering<F> {
-        #[pin]
-        inner: Option<F>,
-        preflight: Option<Response>,
-        origin: Option<HeaderValue>,
+    /// A route's answer on its way, or a preflight's, ready.
+    #[project = AnsweringProjection]
+    pub enum Answering<F> {
+        Route {
+            #[pin]
+            inner: F,
+            // The page's origin, allowed on the answer.
+            origin: Option<HeaderValue>,
+        },
+        Preflight {
+            // Taken when polled (a second poll, past completion, gets an empty one).
+            answer: Option<Response>,
+        },
     }
 }
 
@@ -115,17 +119,18 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(inner) = this.inner.as_pin_mut() else {
-            // A preflight: its answer is ready (polled again once taken, an empty one).
-            return Poll::Ready(Ok(this.preflight.take().unwrap_or_default()));
+        let (inner, origin) = match self.project() {
+            AnsweringProjection::Preflight { answer } => {
+                return Poll::Ready(Ok(answer.take().unwrap_or_default()));
+            }
+            AnsweringProjection::Route { inner, origin } => (inner, origin),
         };
         let mut result = std::task::ready!(inner.poll(cx));
         if let Ok(response) = &mut result {
             let headers = response.headers_mut();
             headers.insert(VARY, VARY_ON);
             headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);
-            if let Some(origin) = this.origin.take() {
+            if let Some(origin) = origin.take() {
                 headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             }
         }

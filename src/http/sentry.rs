@@ -112,10 +112,11 @@ pub fn strip_dsn_prefix<B>(mut request: Request<B>) -> Request<B> {
     if !is_ingest || canonical {
         return request;
     }
-    let target = match request.uri().query() {
-        Some(query) => format!("/api/{id}/{kind}/?{query}"),
-        None => format!("/api/{id}/{kind}/"),
-    };
+    let mut target = format!("/api/{id}/{kind}/");
+    if let Some(query) = request.uri().query() {
+        target.push('?');
+        target.push_str(query);
+    }
     if let Ok(uri) = target.parse() {
         *request.uri_mut() = uri;
     }

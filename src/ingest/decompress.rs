@@ -20,15 +20,6 @@ pub enum DecompressError {
     TooLarge(usize),
 }
 
-/// Returns the decompressed body (or the body itself for `identity`/no encoding).
-pub fn decompress(
-    encoding: Option<&str>,
-    body: Bytes,
-    limit: usize,
-) -> Result<Vec<u8>, DecompressError> {
-    Inflating::new(encoding, body)?.finish(limit)
-}
-
 /// How far [`Inflating::inflate_up_to`] got.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -126,6 +117,15 @@ pub(super) mod tests {
     use std::io::Write;
 
     const TEXT: &[u8] = b"{\"message\":\"hello\"}";
+
+    /// The whole body at once, up to `limit`.
+    fn decompress(
+        encoding: Option<&str>,
+        body: Bytes,
+        limit: usize,
+    ) -> Result<Vec<u8>, DecompressError> {
+        Inflating::new(encoding, body)?.finish(limit)
+    }
 
     /// `data`, gzip-compressed (the ingest tests use it too).
     pub(in crate::ingest) fn gzip(data: &[u8]) -> Vec<u8> {
