@@ -15,17 +15,24 @@
 //! writes three tables at once (a data-modifying CTE runs even when unreferenced); and the
 //! rows every batch shares (a hot issue, the project's current minute) stay locked from the
 //! statement that touches them until COMMIT, so they are touched last.
+//!
+//! Most batches are all new: [`write_whole`] runs the same statements, in the same order,
+//! in one round trip (the function `seismo_write_batch`, migration 0032). The steps above
+//! are for the rest: an event or span counts stored before, an issue another writer created
+//! meanwhile.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use super::events::{self, NewEvent};
 use super::releases;
-use super::{column, StoreError};
+use super::{column, has_sqlstate, StoreError};
 use crate::model::{Fingerprint, IssueId, ProjectId, SeriesMinute, Tally};
 
 /// The advisory lock namespace (the first of the two-int key) guarding which issue a
@@ -40,22 +47,23 @@ pub(crate) fn issue_set_lock_of(project_id: ProjectId) -> i32 {
     (project_id.get() % 2_147_483_647) as i32
 }
 
+/// The second ints of the issue-set locks of a batch's projects: each project once, in the
+/// order every batch takes them (by project id), so two batches cannot wait for each other.
+pub fn issue_set_locks(project_ids: &[ProjectId]) -> Vec<i32> {
+    let mut ids: Vec<ProjectId> = project_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().map(issue_set_lock_of).collect()
+}
+
 /// The statement that begins a batch's transaction and takes the shared issue-set lock of
 /// every project in it, until COMMIT: in the BEGIN's own round trip (a simple query may
 /// hold several statements), and before [`open`], which must see the world after any
 /// merge it waited for. The ids are integers, formatted into the text.
 pub fn begin_sharing_issue_sets(project_ids: &[ProjectId]) -> String {
-    let mut ids: Vec<ProjectId> = project_ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let locks: Vec<String> = ids
+    let locks: Vec<String> = issue_set_locks(project_ids)
         .iter()
-        .map(|id| {
-            format!(
-                "pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, {})",
-                issue_set_lock_of(*id)
-            )
-        })
+        .map(|key| format!("pg_advisory_xact_lock_shared({ISSUE_SET_LOCK}, {key})"))
         .collect();
     match locks.is_empty() {
         true => "BEGIN".to_owned(),
@@ -123,7 +131,25 @@ pub async fn open(
     releases: &[Release<'_>],
     events: &[&NewEvent],
 ) -> Result<Opened, StoreError> {
-    let query = sqlx::query_as(&OPEN)
+    let query = bind_keys(sqlx::query_as(&OPEN), keys, releases)
+        .bind(column(events, |e| e.grouping.fingerprint.as_str()));
+    let rows: Vec<OpenRow> = events::bind_rows(query, events)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut opened = opened_from(rows)?;
+    if opened.issues.len() < keys.len() {
+        add_created_meanwhile(conn, keys, events, &mut opened).await?;
+    }
+    Ok(opened)
+}
+
+/// Binds the keys' columns, then the releases', one array each.
+fn bind_keys<'q, O>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    keys: &'q [IssueKey<'q>],
+    releases: &'q [Release<'q>],
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    query
         .bind(column(keys, |k| k.project_id))
         .bind(column(keys, |k| k.fingerprint))
         .bind(column(keys, |k| k.strategy))
@@ -134,15 +160,6 @@ pub async fn open(
         .bind(column(releases, |r| r.0))
         .bind(column(releases, |r| r.1))
         .bind(column(releases, |r| r.2))
-        .bind(column(events, |e| e.grouping.fingerprint.as_str()));
-    let rows: Vec<OpenRow> = events::bind_rows(query, events)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut opened = opened_from(rows)?;
-    if opened.issues.len() < keys.len() {
-        add_created_meanwhile(conn, keys, events, &mut opened).await?;
-    }
-    Ok(opened)
 }
 
 /// The issues and inserted event ids of [`OPEN`]'s rows.
@@ -281,10 +298,11 @@ async fn created_meanwhile(
     .await?)
 }
 
-/// The batch's newly stored events of one issue, summed.
+/// The batch's newly stored events of one issue, summed. `I` names the issue: its id, or
+/// (for [`write_whole`]) the position of its key.
 #[derive(Debug, Clone)]
-pub struct IssueDelta {
-    pub issue_id: IssueId,
+pub struct IssueDelta<I = IssueId> {
+    pub issue: I,
     pub title: String,
     pub culprit: String,
     pub level: &'static str,
@@ -312,42 +330,142 @@ pub async fn close(
     if deltas.is_empty() && tallies.is_empty() {
         return Ok(Vec::new());
     }
-    let orders: Vec<Option<(String, Vec<u8>)>> = deltas
-        .iter()
-        .map(|d| d.last_release.as_deref().and_then(releases::order_key))
-        .collect();
+    let orders = release_orders(deltas);
     let columns: Vec<_> = tallies.iter().map(|(key, _)| key.scope.columns()).collect();
-    let regressed: Vec<i64> = sqlx::query_scalar(
+    let query = sqlx::query_as(
         "SELECT seismo_close_batch($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], \
            $6::int8[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], \
            $12::bytea[], $13::int8[], $14::text[], $15::text[], $16::int8[], $17::timestamptz[], \
            $18::int8[], $19::int8[], $20::int8[], $21::int8[])",
     )
-    .bind(column(deltas, |d| d.issue_id))
-    .bind(column(deltas, |d| d.title.as_str()))
-    .bind(column(deltas, |d| d.culprit.as_str()))
-    .bind(column(deltas, |d| d.level))
-    .bind(column(deltas, |d| d.times_seen))
-    .bind(column(deltas, |d| d.times_unhandled))
-    .bind(column(deltas, |d| d.first_seen))
-    .bind(column(deltas, |d| d.last_seen))
-    .bind(column(deltas, |d| d.first_release.as_deref()))
-    .bind(column(deltas, |d| d.last_release.as_deref()))
-    .bind(column(&orders, |o| o.as_ref().map(|o| o.0.as_str())))
-    .bind(column(&orders, |o| o.as_ref().map(|o| o.1.as_slice())))
-    .bind(column(tallies, |(key, _)| key.project_id))
-    .bind(column(&columns, |c| c.0))
-    .bind(column(&columns, |c| c.1))
-    .bind(column(&columns, |c| c.2))
-    .bind(column(tallies, |(key, _)| key.minute))
-    .bind(column(tallies, |(_, t)| t.events))
-    .bind(column(tallies, |(_, t)| t.unhandled))
-    .bind(column(tallies, |(_, t)| t.requests))
-    .bind(column(tallies, |(_, t)| t.failed))
-    .fetch_one(conn)
-    .await?;
+    .bind(column(deltas, |d| d.issue));
+    let (regressed,): (Vec<i64>,) = bind_deltas(query, deltas, &orders)
+        .bind(column(tallies, |(key, _)| key.project_id))
+        .bind(column(&columns, |c| c.0))
+        .bind(column(&columns, |c| c.1))
+        .bind(column(&columns, |c| c.2))
+        .bind(column(tallies, |(key, _)| key.minute))
+        .bind(column(tallies, |(_, t)| t.events))
+        .bind(column(tallies, |(_, t)| t.unhandled))
+        .bind(column(tallies, |(_, t)| t.requests))
+        .bind(column(tallies, |(_, t)| t.failed))
+        .fetch_one(conn)
+        .await?;
     Ok(regressed.into_iter().map(IssueId).collect())
 }
+
+/// Each delta's package and order key of its last release (`releases::order_key`), by
+/// which a regression is told from an older release.
+type ReleaseOrder = Option<(String, Vec<u8>)>;
+
+fn release_orders<I>(deltas: &[IssueDelta<I>]) -> Vec<ReleaseOrder> {
+    deltas
+        .iter()
+        .map(|d| d.last_release.as_deref().and_then(releases::order_key))
+        .collect()
+}
+
+/// Binds the deltas' columns after their issue: naming, counts, times, releases and the
+/// last release's order, one array each.
+fn bind_deltas<'q, O, I>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    deltas: &'q [IssueDelta<I>],
+    orders: &'q [ReleaseOrder],
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    query
+        .bind(column(deltas, |d| d.title.as_str()))
+        .bind(column(deltas, |d| d.culprit.as_str()))
+        .bind(column(deltas, |d| d.level))
+        .bind(column(deltas, |d| d.times_seen))
+        .bind(column(deltas, |d| d.times_unhandled))
+        .bind(column(deltas, |d| d.first_seen))
+        .bind(column(deltas, |d| d.last_seen))
+        .bind(column(deltas, |d| d.first_release.as_deref()))
+        .bind(column(deltas, |d| d.last_release.as_deref()))
+        .bind(column(orders, |o| o.as_ref().map(|o| o.0.as_str())))
+        .bind(column(orders, |o| o.as_ref().map(|o| o.1.as_slice())))
+}
+
+/// One issue's events in one minute: (project, issue, minute), the issue named as in
+/// [`IssueDelta`].
+pub type IssueMinute<I> = (ProjectId, I, DateTime<Utc>);
+
+/// A batch for [`write_whole`], its issues named by the position of their key in `keys`:
+/// every event, delta and count computed as if all events and span counts are new.
+pub struct WholeBatch<'a> {
+    /// The projects whose issue sets the batch holds.
+    pub projects: Vec<ProjectId>,
+    /// The ids of the requests whose span counts are in `series` (see [`record_applied`]).
+    pub applied: Vec<Uuid>,
+    /// Sorted by (project, fingerprint), each once.
+    pub keys: Vec<IssueKey<'a>>,
+    pub releases: Vec<Release<'a>>,
+    pub events: Vec<(&'a NewEvent, usize)>,
+    pub deltas: Vec<IssueDelta<usize>>,
+    /// Per project and per service, of events and spans, sorted by key.
+    pub series: Vec<(SeriesMinute, Tally)>,
+    pub per_issue: Vec<(IssueMinute<usize>, Tally)>,
+}
+
+/// The SQLSTATE `seismo_write_batch` raises when the batch is not all new (see
+/// [`write_whole`]).
+const NOT_ALL_NEW: &str = "SW001";
+
+/// Writes the whole batch in one round trip and one implicit transaction: the function
+/// `seismo_write_batch` (migration 0032) runs the statements of BEGIN, [`open`], [`close`]
+/// and COMMIT in their order, and commits before it answers, so the events are durable when
+/// this returns. Returns the issue id of each key; or `None`, with nothing written, when an
+/// event or a request's span counts were stored before, or an issue was created by another
+/// writer meanwhile: the batch is then written step by step, which sorts these out.
+pub async fn write_whole(
+    conn: &mut PgConnection,
+    batch: &WholeBatch<'_>,
+) -> Result<Option<Vec<IssueId>>, StoreError> {
+    let rows: Vec<&NewEvent> = batch.events.iter().map(|(e, _)| *e).collect();
+    let orders = release_orders(&batch.deltas);
+    let columns: Vec<_> = column(&batch.series, |(key, _)| key.scope.columns());
+    let query = sqlx::query_as(&WRITE_BATCH)
+        .bind(ISSUE_SET_LOCK)
+        .bind(issue_set_locks(&batch.projects))
+        .bind(&batch.applied);
+    let query = bind_keys(query, &batch.keys, &batch.releases)
+        .bind(column(&batch.events, |(_, key)| sql_position(*key)));
+    let query =
+        events::bind_rows(query, &rows).bind(column(&batch.deltas, |d| sql_position(d.issue)));
+    let per_issue = &batch.per_issue;
+    let answer: Result<(Vec<i64>,), sqlx::Error> = bind_deltas(query, &batch.deltas, &orders)
+        .bind(column(&batch.series, |(key, _)| key.project_id))
+        .bind(column(&columns, |c| c.0))
+        .bind(column(&columns, |c| c.1))
+        .bind(column(&batch.series, |(key, _)| key.minute))
+        .bind(column(&batch.series, |(_, t)| t.events))
+        .bind(column(&batch.series, |(_, t)| t.unhandled))
+        .bind(column(&batch.series, |(_, t)| t.requests))
+        .bind(column(&batch.series, |(_, t)| t.failed))
+        .bind(column(per_issue, |((project, _, _), _)| *project))
+        .bind(column(per_issue, |((_, key, _), _)| sql_position(*key)))
+        .bind(column(per_issue, |((_, _, minute), _)| *minute))
+        .bind(column(per_issue, |(_, t)| t.events))
+        .bind(column(per_issue, |(_, t)| t.unhandled))
+        .fetch_one(conn)
+        .await;
+    match answer {
+        Ok((ids,)) => Ok(Some(ids.into_iter().map(IssueId).collect())),
+        Err(error) if has_sqlstate(&error, NOT_ALL_NEW) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A position in a batch's keys as SQL arrays count it, from 1.
+fn sql_position(index: usize) -> i32 {
+    i32::try_from(index + 1).unwrap_or(i32::MAX)
+}
+
+/// The call of `seismo_write_batch`: its 56 parameters take their types from the function.
+static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+    let parameters: Vec<String> = (1..=56).map(|i| format!("${i}")).collect();
+    format!("SELECT seismo_write_batch({})", parameters.join(", "))
+});
 
 /// Records batch ids as applied; returns those that were not yet (see `store::spool`).
 pub async fn record_applied(

@@ -98,10 +98,15 @@ pub(crate) fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec
 
 /// The PostgreSQL error code for a unique violation.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    has_sqlstate(error, "23505")
+}
+
+/// Whether the database answered with this SQLSTATE.
+pub(crate) fn has_sqlstate(error: &sqlx::Error, code: &str) -> bool {
     error
         .as_database_error()
         .and_then(|e| e.code())
-        .is_some_and(|code| code == "23505")
+        .is_some_and(|c| c == code)
 }
 
 /// Runs `work` while this process holds PostgreSQL's session advisory lock `key`, so that

@@ -4,17 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DurationRound, TimeDelta, Utc};
 use seismo::ingest::prepare;
 use seismo::ingest::received::Received;
 use seismo::metrics::Metrics;
-use seismo::model::{IssueId, Source};
+use seismo::model::{IssueId, Source, SpanTally};
 use seismo::scrub::Settings;
 use seismo::store::batch::{self, EnsuredIssue, IssueKey};
+use seismo::store::events::NewEvent;
 use seismo::store::partitions::Partitions;
 use seismo::store::projects;
-use seismo::store::writer::{Batch, Writer, WriterSettings, Written};
+use seismo::store::writer::{Batch, Writer, WriterSettings, WriterTasks, Written};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::harness::{envelope, fresh_database_on, python_exception, server_url, TestApp};
 
@@ -144,26 +146,10 @@ async fn a_writer_connection_the_server_closed_is_replaced_without_losing_the_ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_events() {
     let (pool, received) = database_with_a_project("race").await;
-    let text =
-        serde_json::to_vec(&python_exception("RaceError", "late", &["handler"], 1)).expect("JSON");
-    let event = prepare::sentry_event(&text, received, &Settings::default(), None)
-        .expect("prepared")
-        .row;
+    let event = prepared(received, "RaceError", 1);
     let fingerprint = event.grouping.fingerprint.clone();
 
-    // Another writer creates the issue and has not committed yet.
-    let mut other = pool.begin().await.expect("begin");
-    let other_issue: IssueId = sqlx::query_scalar(
-        "INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, culprit, level, \
-           first_seen, last_seen) VALUES ($1, $2, $3, 't', 'c', 'error', now(), now()) \
-         RETURNING id",
-    )
-    .bind(received.project_id)
-    .bind(fingerprint.as_str())
-    .bind(event.grouping.strategy.as_str())
-    .fetch_one(&mut *other)
-    .await
-    .expect("the other writer's issue");
+    let (other_issue, other) = insert_issue_uncommitted(&pool, &event).await;
 
     // The batch's insert of the same issue waits for the other writer; when that commits,
     // the batch's snapshot (taken before) does not show the issue.
@@ -200,6 +186,125 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
     assert_eq!(stored_in, other_issue);
 }
 
+#[tokio::test]
+async fn a_batch_holding_an_event_stored_before_counts_only_the_new_ones() {
+    let (pool, received) = database_with_a_project("again").await;
+    let (writer, tasks) = start_writer(&pool);
+    let first = prepared(received, "AgainError", 1);
+    let second = prepared(received, "AgainError", 2);
+    let other = prepared(received, "OtherError", 3);
+
+    let written = writer.write(batch_of(&[&first])).await.expect("written");
+    let [Written::Stored { issue_id }] = written[..] else {
+        panic!("{written:?}");
+    };
+    // A retry of the first event, arriving with two new ones: only they count.
+    let written = writer
+        .write(batch_of(&[&second, &first, &other]))
+        .await
+        .expect("written");
+    assert!(
+        matches!(written[..], [Written::Stored { issue_id: a }, Written::Duplicate, Written::Stored { issue_id: b }]
+            if a == issue_id && b != issue_id),
+        "{written:?}"
+    );
+    // And the same event twice in one batch is stored once.
+    let third = prepared(received, "AgainError", 4);
+    let written = writer
+        .write(batch_of(&[&third, &third]))
+        .await
+        .expect("written");
+    assert!(
+        matches!(written[..], [Written::Stored { .. }, Written::Duplicate]),
+        "{written:?}"
+    );
+    drop(writer);
+    tasks.join().await;
+
+    assert_eq!(times_seen(&pool, issue_id).await, 3);
+    assert_eq!(minute_events(&pool, "issue", issue_id).await, 3);
+    assert_eq!(minute_events(&pool, "project", IssueId(0)).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_another_writer_commits_while_the_writer_writes_gets_the_events_and_counts() {
+    let (pool, received) = database_with_a_project("meanwhile").await;
+    let (writer, tasks) = start_writer(&pool);
+    let event = prepared(received, "MeanwhileError", 1);
+    let (other_issue, other) = insert_issue_uncommitted(&pool, &event).await;
+
+    let writing = {
+        let writer = writer.clone();
+        let batch = batch_of(&[&event]);
+        tokio::spawn(async move { writer.write(batch).await })
+    };
+    wait_for_a_lock_wait(&pool).await;
+    other.commit().await.expect("the other writer commits");
+    let written = writing.await.expect("task").expect("written");
+    assert!(
+        matches!(written[..], [Written::Stored { issue_id }] if issue_id == other_issue),
+        "{written:?}"
+    );
+    drop(writer);
+    tasks.join().await;
+
+    assert_eq!(times_seen(&pool, other_issue).await, 1);
+    assert_eq!(minute_events(&pool, "issue", other_issue).await, 1);
+    assert_eq!(minute_events(&pool, "project", IssueId(0)).await, 1);
+}
+
+#[tokio::test]
+async fn a_batch_written_again_under_its_id_adds_its_span_counts_once() {
+    let (pool, received) = database_with_a_project("twice").await;
+    let (writer, tasks) = start_writer(&pool);
+    let event = prepared(received, "TwiceError", 1);
+    let minute = received
+        .at
+        .duration_trunc(TimeDelta::minutes(1))
+        .expect("a minute");
+    let batch = || Batch {
+        events: vec![event.clone()],
+        spans: vec![SpanTally {
+            project_id: received.project_id,
+            service: Some("api".to_owned()),
+            minute,
+            requests: 10,
+            failed: 2,
+        }],
+    };
+    // As the spool's replayer does with a batch whose first COMMIT raced a timeout.
+    let id = Uuid::new_v4();
+    let first = writer
+        .write_to_database(batch(), id)
+        .await
+        .expect("written");
+    let again = writer
+        .write_to_database(batch(), id)
+        .await
+        .expect("written");
+    assert!(matches!(first[..], [Written::Stored { .. }]), "{first:?}");
+    assert!(matches!(again[..], [Written::Duplicate]), "{again:?}");
+    drop(writer);
+    tasks.join().await;
+
+    let counts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT scope, sum(events)::int8, sum(requests)::int8, sum(failed)::int8 \
+         FROM minute_counts GROUP BY scope ORDER BY scope",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("minute counts");
+    assert_eq!(
+        counts,
+        [
+            ("issue".to_owned(), 1, 0, 0),
+            ("project".to_owned(), 1, 10, 2),
+            // The event names no service.
+            ("service".to_owned(), 0, 10, 2),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_writer_connection_is_replaced_once_older_than_the_pools_max_lifetime() {
     let (pool, received) = database_with_a_project("aging").await;
@@ -224,20 +329,10 @@ async fn a_kept_writer_connection_is_replaced_once_older_than_the_pools_max_life
     };
     let (writer, tasks) = Writer::start(&writer_pool, settings, Arc::new(Metrics::new()), None);
     let write = |n: u32| {
-        let text = serde_json::to_vec(&python_exception("AgeError", "old", &["handler"], n))
-            .expect("JSON");
-        let event = prepare::sentry_event(&text, received, &Settings::default(), None)
-            .expect("prepared")
-            .row;
+        let batch = batch_of(&[&prepared(received, "AgeError", n)]);
         let writer = writer.clone();
         async move {
-            let written = writer
-                .write(Batch {
-                    events: vec![event],
-                    spans: Vec::new(),
-                })
-                .await
-                .expect("written");
+            let written = writer.write(batch).await.expect("written");
             assert!(
                 matches!(written[..], [Written::Stored { .. }]),
                 "{written:?}"
@@ -321,4 +416,70 @@ async fn wait_for_a_lock_wait(pool: &sqlx::PgPool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("no backend waited for a lock within 5 s");
+}
+
+/// A writer of one worker on the test's database.
+fn start_writer(pool: &sqlx::PgPool) -> (Writer, WriterTasks) {
+    let settings = WriterSettings {
+        queue_capacity: 100,
+        batch_size: 10,
+        concurrency: 1,
+        spool_after: Duration::from_secs(5),
+    };
+    Writer::start(pool, settings, Arc::new(Metrics::new()), None)
+}
+
+/// A Python exception of the group, prepared as ingestion prepares it.
+fn prepared(received: Received, group: &str, n: u32) -> NewEvent {
+    let text = serde_json::to_vec(&python_exception(group, "boom", &["handler"], n)).expect("JSON");
+    prepare::sentry_event(&text, received, &Settings::default(), None)
+        .expect("prepared")
+        .row
+}
+
+fn batch_of(events: &[&NewEvent]) -> Batch {
+    Batch {
+        events: events.iter().map(|e| (*e).clone()).collect(),
+        spans: Vec::new(),
+    }
+}
+
+/// Another writer creates the event's issue and has not committed yet.
+async fn insert_issue_uncommitted(
+    pool: &sqlx::PgPool,
+    event: &NewEvent,
+) -> (IssueId, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let mut other = pool.begin().await.expect("begin");
+    let issue: IssueId = sqlx::query_scalar(
+        "INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, culprit, level, \
+           first_seen, last_seen) VALUES ($1, $2, $3, 't', 'c', 'error', now(), now()) \
+         RETURNING id",
+    )
+    .bind(event.project_id)
+    .bind(event.grouping.fingerprint.as_str())
+    .bind(event.grouping.strategy.as_str())
+    .fetch_one(&mut *other)
+    .await
+    .expect("the other writer's issue");
+    (issue, other)
+}
+
+async fn times_seen(pool: &sqlx::PgPool, issue: IssueId) -> i64 {
+    sqlx::query_scalar("SELECT times_seen FROM issues WHERE id = $1")
+        .bind(issue)
+        .fetch_one(pool)
+        .await
+        .expect("the issue")
+}
+
+/// The events counted per minute in one scope (`issue` 0 but for the issue scope).
+async fn minute_events(pool: &sqlx::PgPool, scope: &str, issue: IssueId) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(events), 0)::int8 FROM minute_counts WHERE scope = $1 AND issue_id = $2",
+    )
+    .bind(scope)
+    .bind(issue)
+    .fetch_one(pool)
+    .await
+    .expect("minute counts")
 }

@@ -9,8 +9,8 @@
 //! A request's events (and span counts) are admitted only if the queue has room for all of
 //! them (else `Overloaded`, which ingestion answers with 503 + Retry-After: never an unbounded
 //! buffer). A worker takes every job waiting, up to the batch size, and writes them in one
-//! transaction (see [`write_in`]): issues, releases, the event rows, then — summed per issue
-//! and per series-minute — the counts. There is one worker unless configured otherwise: its
+//! transaction (see `transaction`): issues, releases, the event rows, then — summed per issue
+//! and per series-minute — the counts; in one round trip when the batch is all new events. There is one worker unless configured otherwise: its
 //! batches grow with the load, which costs less per event than two workers splitting it
 //! (measured with a slow commit too, bench/README.md). Several workers pipeline: the rows
 //! every batch shares are locked only at the very end, so one worker's inserts overlap

@@ -1,5 +1,11 @@
 //! One writer transaction: issues, releases and the event rows, then the counts of the
 //! events that were new, with the span counts of batches not applied before.
+//!
+//! A batch goes whole, in one round trip ([`write_whole`]), its issues named by the
+//! position of their key until the database answers their ids, and its deltas and counts
+//! computed as if every event and span count is new. Should one not be (a retry, a replay)
+//! or an issue appear meanwhile, it goes step by step ([`write_in`]): each statement's
+//! answer decides the next.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,7 +15,7 @@ use uuid::Uuid;
 
 use super::Written;
 use crate::model::{IssueId, ProjectId, Scope, SeriesMinute, SpanTally, Tally};
-use crate::store::batch::{self, IssueDelta, IssueKey, Release};
+use crate::store::batch::{self, IssueDelta, IssueKey, IssueMinute, Release, WholeBatch};
 use crate::store::events::NewEvent;
 use crate::store::StoreError;
 
@@ -20,9 +26,67 @@ pub(super) struct SpanGroup<'a> {
     pub spans: &'a [SpanTally],
 }
 
-/// The batch's statements, inside the caller's transaction (begun by
-/// `batch::begin_sharing_issue_sets`, see `store::batch`): issues, releases
-/// and the event rows, then the counts of the events that were new.
+/// The batch in one round trip (see `batch::write_whole`); `None`, with nothing written,
+/// when an event or a request's span counts were stored before, or an issue was created
+/// meanwhile, and the batch must go step by step ([`write_in`]).
+pub(super) async fn write_whole(
+    conn: &mut PgConnection,
+    events: &[&NewEvent],
+    spans: &[SpanGroup<'_>],
+) -> Result<Option<Vec<Written>>, StoreError> {
+    let keys = issue_keys(events);
+    let with_key: Vec<(&NewEvent, usize)> = events
+        .iter()
+        .map(|e| Ok((*e, key_position(&keys, e)?)))
+        .collect::<Result<_, StoreError>>()?;
+    let span_tallies: Vec<&SpanTally> = spans.iter().flat_map(|g| g.spans).collect();
+    let whole = WholeBatch {
+        projects: events.iter().map(|e| e.project_id).collect(),
+        applied: spans.iter().map(|g| g.batch).collect(),
+        releases: release_sightings(events),
+        deltas: issue_deltas(&with_key),
+        series: series_tallies(&with_key, &span_tallies)
+            .into_iter()
+            .collect(),
+        per_issue: issue_tallies(&with_key).into_iter().collect(),
+        keys,
+        events: with_key,
+    };
+    let Some(issue_ids) = batch::write_whole(conn, &whole).await? else {
+        return Ok(None);
+    };
+    whole
+        .events
+        .iter()
+        .map(|(_, key)| match issue_ids.get(*key) {
+            Some(issue_id) => Ok(Written::Stored {
+                issue_id: *issue_id,
+            }),
+            None => Err(StoreError::Corrupt(format!(
+                "{} issue ids for {} keys",
+                issue_ids.len(),
+                whole.keys.len()
+            ))),
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// Where the event's fingerprint is in the batch's sorted keys.
+fn key_position(keys: &[IssueKey<'_>], event: &NewEvent) -> Result<usize, StoreError> {
+    let wanted = (event.project_id, event.grouping.fingerprint.as_str());
+    keys.binary_search_by(|k| (k.project_id, k.fingerprint).cmp(&wanted))
+        .map_err(|_| {
+            StoreError::Corrupt(format!(
+                "no key for fingerprint {}",
+                event.grouping.fingerprint
+            ))
+        })
+}
+
+/// The batch step by step, inside the caller's transaction (begun by
+/// `batch::begin_sharing_issue_sets`, see `store::batch`): issues, releases and the event
+/// rows, then the counts of the events that were new.
 pub(super) async fn write_in(
     conn: &mut PgConnection,
     events: &[&NewEvent],
@@ -124,24 +188,25 @@ fn release_sightings<'a>(events: &[&'a NewEvent]) -> Vec<Release<'a>> {
     first.into_iter().map(|((p, v), t)| (p, v, t)).collect()
 }
 
-/// One delta per issue, sorted by issue id, with the new events' counts summed.
-fn issue_deltas(events: &[(&NewEvent, IssueId)]) -> Vec<IssueDelta> {
-    let mut deltas: BTreeMap<IssueId, IssueDelta> = BTreeMap::new();
-    for (event, issue_id) in events {
+/// One delta per issue, sorted by how the issue is named (`I`), with the new events' counts
+/// summed.
+fn issue_deltas<I: Ord + Copy>(events: &[(&NewEvent, I)]) -> Vec<IssueDelta<I>> {
+    let mut deltas: BTreeMap<I, IssueDelta<I>> = BTreeMap::new();
+    for (event, issue) in events {
         let unhandled = i64::from(!event.handled);
-        match deltas.get_mut(issue_id) {
+        match deltas.get_mut(issue) {
             Some(delta) => fold_into(delta, event, unhandled),
             None => {
-                deltas.insert(*issue_id, new_delta(*issue_id, event, unhandled));
+                deltas.insert(*issue, new_delta(*issue, event, unhandled));
             }
         }
     }
     deltas.into_values().collect()
 }
 
-fn new_delta(issue_id: IssueId, event: &NewEvent, unhandled: i64) -> IssueDelta {
+fn new_delta<I>(issue: I, event: &NewEvent, unhandled: i64) -> IssueDelta<I> {
     IssueDelta {
-        issue_id,
+        issue,
         title: event.grouping.title.clone(),
         culprit: event.grouping.culprit.clone(),
         level: event.level.as_str(),
@@ -155,7 +220,7 @@ fn new_delta(issue_id: IssueId, event: &NewEvent, unhandled: i64) -> IssueDelta 
 }
 
 /// Later events name the issue (title, culprit, level), as Sentry does.
-fn fold_into(delta: &mut IssueDelta, event: &NewEvent, unhandled: i64) {
+fn fold_into<I>(delta: &mut IssueDelta<I>, event: &NewEvent, unhandled: i64) {
     delta.times_seen += 1;
     delta.times_unhandled += unhandled;
     delta.first_seen = delta.first_seen.min(event.received_at);
@@ -173,41 +238,51 @@ fn fold_into(delta: &mut IssueDelta, event: &NewEvent, unhandled: i64) {
     }
 }
 
-/// Per-minute tallies, sorted by key: events count toward their project, service and issue;
-/// spans toward their project and service.
+/// Per-minute tallies of every series, sorted by key: events count toward their project,
+/// service and issue; spans toward their project and service.
 fn minute_tallies(
     events: &[(&NewEvent, IssueId)],
     spans: &[&SpanTally],
 ) -> Vec<(SeriesMinute, Tally)> {
-    let mut tallies: BTreeMap<SeriesMinute, Tally> = BTreeMap::new();
-    let mut add = |project_id: ProjectId, scope: Scope, minute: DateTime<Utc>, tally: Tally| {
+    let mut tallies = series_tallies(events, spans);
+    for ((project_id, issue_id, minute), tally) in issue_tallies(events) {
         let key = SeriesMinute {
             project_id,
-            scope,
+            scope: Scope::Issue(issue_id),
             minute,
         };
         tallies.entry(key).or_default().add(tally);
-    };
-    for (event, issue_id) in events {
-        let minute = event
-            .received_at
-            .duration_trunc(TimeDelta::minutes(1))
-            .unwrap_or(event.received_at);
-        let tally = Tally {
-            events: 1,
-            unhandled: i64::from(!event.handled),
-            ..Tally::default()
-        };
-        add(event.project_id, Scope::Project, minute, tally);
-        add(event.project_id, Scope::Issue(*issue_id), minute, tally);
-        if let Some(service) = &event.service {
-            add(
-                event.project_id,
-                Scope::Service(service.clone()),
+    }
+    tallies.into_iter().collect()
+}
+
+/// Per-minute tallies of the projects and services: of events and of spans.
+fn series_tallies<I>(
+    events: &[(&NewEvent, I)],
+    spans: &[&SpanTally],
+) -> BTreeMap<SeriesMinute, Tally> {
+    let mut tallies: BTreeMap<SeriesMinute, Tally> = BTreeMap::new();
+    let mut add = |project_id: ProjectId, service: &Option<String>, minute, tally: Tally| {
+        let mut add_to = |scope| {
+            let key = SeriesMinute {
+                project_id,
+                scope,
                 minute,
-                tally,
-            );
+            };
+            tallies.entry(key).or_default().add(tally);
+        };
+        add_to(Scope::Project);
+        if let Some(name) = service {
+            add_to(Scope::Service(name.clone()));
         }
+    };
+    for (event, _) in events {
+        add(
+            event.project_id,
+            &event.service,
+            minute_of(event),
+            event_tally(event),
+        );
     }
     for span in spans {
         let tally = Tally {
@@ -215,15 +290,33 @@ fn minute_tallies(
             failed: span.failed,
             ..Tally::default()
         };
-        add(span.project_id, Scope::Project, span.minute, tally);
-        if let Some(service) = &span.service {
-            add(
-                span.project_id,
-                Scope::Service(service.clone()),
-                span.minute,
-                tally,
-            );
-        }
+        add(span.project_id, &span.service, span.minute, tally);
     }
-    tallies.into_iter().collect()
+    tallies
+}
+
+/// Per-minute tallies of the issues, each named as the events name it (`I`).
+fn issue_tallies<I: Ord + Copy>(events: &[(&NewEvent, I)]) -> BTreeMap<IssueMinute<I>, Tally> {
+    let mut tallies: BTreeMap<IssueMinute<I>, Tally> = BTreeMap::new();
+    for (event, issue) in events {
+        let key = (event.project_id, *issue, minute_of(event));
+        tallies.entry(key).or_default().add(event_tally(event));
+    }
+    tallies
+}
+
+fn event_tally(event: &NewEvent) -> Tally {
+    Tally {
+        events: 1,
+        unhandled: i64::from(!event.handled),
+        ..Tally::default()
+    }
+}
+
+/// The minute the event was received in.
+fn minute_of(event: &NewEvent) -> DateTime<Utc> {
+    event
+        .received_at
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap_or(event.received_at)
 }

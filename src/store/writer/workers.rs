@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, Connection as _, PgConnection};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
-use super::transaction::{write_in, SpanGroup};
+use super::transaction::{write_in, write_whole, SpanGroup};
 use super::{Job, WriteError, WriterSettings, Written};
 use crate::metrics::Metrics;
 use crate::model::ProjectId;
@@ -264,6 +264,13 @@ async fn write_in_transaction(
 ) -> Result<Vec<Written>, StoreError> {
     let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
     partitions.ensure(conn, days).await?;
+    if let Some(written) = write_whole(conn, events, spans).await? {
+        return Ok(written);
+    }
+    tracing::debug!(
+        events = events.len(),
+        "the batch was written before in part, or an issue created meanwhile; writing it step by step"
+    );
     let projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
     let mut tx = conn
         .begin_with(batch::begin_sharing_issue_sets(&projects))
