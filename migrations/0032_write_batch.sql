@@ -16,14 +16,13 @@
 -- The caller computed the deltas and counts assuming every event and span count is new and
 -- every key has an issue by step 2. When that is not so — an event or a request's span
 -- counts stored before (a retry or a replay), or an issue another writer committed after
--- step 2's snapshot — the function raises
--- SQLSTATE 'SW001' and the whole batch rolls back: the writer then writes it step by step,
--- which handles both.
+-- step 2's snapshot — the function raises SQLSTATE 'SW001' and the whole batch rolls back:
+-- the writer then writes it step by step, which handles these cases.
 --
 -- Keys (project, fingerprint) come sorted and distinct; an event names its key by position
 -- (from 1). Deltas name their issue by key position; so do the per-issue counts, while the
--- project and service counts come whole. The events' columns are those of
--- `ROW_COLUMNS` in src/store/events/mod.rs, in that order.
+-- project and service counts come whole. The events' columns are those of `ROW_COLUMNS` in
+-- src/store/events/mod.rs, in that order. Returns the issue id of each key, in key order.
 CREATE FUNCTION seismo_write_batch(
     lock_space int4, lock_keys int4[], applied uuid[],
     k_project int8[], k_fingerprint text[], k_strategy text[], k_title text[], k_culprit text[],
@@ -45,7 +44,8 @@ AS $$
 DECLARE
     lock_key int4;
     issue_ids int8[];
-    stored int8;
+    -- The rows the last insert wrote.
+    written int8;
 BEGIN
     FOREACH lock_key IN ARRAY lock_keys LOOP
         PERFORM pg_advisory_xact_lock_shared(lock_space, lock_key);
@@ -54,8 +54,8 @@ BEGIN
     WITH recorded AS (
         INSERT INTO applied_batches (batch_id) SELECT * FROM UNNEST(applied)
         ON CONFLICT DO NOTHING RETURNING 1)
-    SELECT count(*) INTO stored FROM recorded;
-    IF stored < cardinality(applied) THEN
+    SELECT count(*) INTO written FROM recorded;
+    IF written < cardinality(applied) THEN
         RAISE EXCEPTION 'the span counts of a request of the batch were added before'
           USING ERRCODE = 'SW001';
     END IF;
@@ -108,8 +108,8 @@ BEGIN
             platform, release, environment, service, title, trace_id, handled, top_frames,
             dictionary, data)
         ON CONFLICT DO NOTHING RETURNING 1)
-    SELECT count(*) INTO stored FROM inserted;
-    IF stored < cardinality(e_key) THEN
+    SELECT count(*) INTO written FROM inserted;
+    IF written < cardinality(e_key) THEN
         RAISE EXCEPTION 'an event of the batch was stored before'
           USING ERRCODE = 'SW001';
     END IF;

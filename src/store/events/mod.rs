@@ -290,7 +290,8 @@ pub async fn insert(
 }
 
 /// An event row's columns but `issue_id`, in the order [`bind_rows`] binds them, each with
-/// the type of its array.
+/// the type of its array. The function `seismo_write_batch` (migration 0032) takes and
+/// inserts them in this order too: a new column goes there as well, in a new migration.
 const ROW_COLUMNS: [(&str, &str); 17] = [
     ("event_id", "uuid"),
     ("received_day", "date"),
