@@ -65,6 +65,7 @@ pub(super) fn run_workers(
                     partitions: partitions.clone(),
                     metrics: metrics.clone(),
                     batch_size: settings.batch_size,
+                    ways: Ways::default(),
                 };
                 tokio::spawn(worker.run())
             })
@@ -151,6 +152,7 @@ struct Worker {
     partitions: Arc<Partitions>,
     metrics: Arc<Metrics>,
     batch_size: usize,
+    ways: Ways,
 }
 
 impl Worker {
@@ -248,7 +250,8 @@ impl Worker {
         spans: &[SpanGroup<'_>],
     ) -> Result<Vec<Written>, StoreError> {
         let conn = self.connection.get().await?;
-        let result = write_in_transaction(conn, &self.partitions, events, spans).await;
+        let result =
+            write_in_transaction(conn, &self.partitions, &mut self.ways, events, spans).await;
         if let Err(error) = &result {
             self.connection.forget_after(error);
         }
@@ -259,18 +262,22 @@ impl Worker {
 async fn write_in_transaction(
     conn: &mut PgConnection,
     partitions: &Partitions,
+    ways: &mut Ways,
     events: &[&NewEvent],
     spans: &[SpanGroup<'_>],
 ) -> Result<Vec<Written>, StoreError> {
     let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
     partitions.ensure(conn, days).await?;
-    if let Some(written) = write_whole(conn, events, spans).await? {
-        return Ok(written);
+    if ways.try_whole() {
+        if let Some(written) = write_whole(conn, events, spans).await? {
+            return Ok(written);
+        }
+        ways.fell_back();
+        tracing::debug!(
+            events = events.len(),
+            "the batch was written before in part, or an issue created meanwhile; writing it step by step"
+        );
     }
-    tracing::debug!(
-        events = events.len(),
-        "the batch was written before in part, or an issue created meanwhile; writing it step by step"
-    );
     let projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
     let mut tx = conn
         .begin_with(batch::begin_sharing_issue_sets(&projects))
@@ -278,6 +285,35 @@ async fn write_in_transaction(
     let written = write_in(&mut tx, events, spans).await?;
     tx.commit().await?;
     Ok(written)
+}
+
+/// Which way a worker writes its next batch: whole, in one round trip, unless a recent batch
+/// could not go that way. A batch that falls back is written twice, and the first, rolled
+/// back, inserted every row; when clients resend what was stored already (retries under
+/// load, a replayed spool), most batches would, so after a fallback the next
+/// [`STEPS_AFTER_A_FALLBACK`] go step by step without trying.
+#[derive(Debug, Default)]
+struct Ways {
+    steps_left: u32,
+}
+
+const STEPS_AFTER_A_FALLBACK: u32 = 16;
+
+impl Ways {
+    /// Whether to try the next batch whole.
+    fn try_whole(&mut self) -> bool {
+        match self.steps_left {
+            0 => true,
+            _ => {
+                self.steps_left -= 1;
+                false
+            }
+        }
+    }
+
+    fn fell_back(&mut self) {
+        self.steps_left = STEPS_AFTER_A_FALLBACK;
+    }
 }
 
 /// The job, unless its request gave up waiting and spooled it (then its reply is dropped).
@@ -300,5 +336,22 @@ fn reply_in_order(jobs: Vec<Job>, written: Vec<Written>) {
     for job in jobs {
         let mine: Vec<Written> = written.by_ref().take(job.batch.events.len()).collect();
         let _ = job.reply.send(Ok(mine));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_fallback_the_next_batches_go_step_by_step_then_whole_again() {
+        let mut ways = Ways::default();
+        assert!(ways.try_whole());
+        assert!(ways.try_whole(), "batches that went whole change nothing");
+        ways.fell_back();
+        for n in 0..STEPS_AFTER_A_FALLBACK {
+            assert!(!ways.try_whole(), "batch {n} after the fallback");
+        }
+        assert!(ways.try_whole());
     }
 }
