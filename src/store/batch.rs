@@ -393,11 +393,10 @@ pub type IssueMinute<I> = (ProjectId, I, DateTime<Utc>);
 /// A batch for [`write_whole`], its issues named by the position of their key in `keys`:
 /// every event, delta and count computed as if all events and span counts are new.
 pub struct WholeBatch<'a> {
-    /// The projects whose issue sets the batch holds.
-    pub projects: Vec<ProjectId>,
     /// The ids of the requests whose span counts are in `series` (see [`record_applied`]).
     pub applied: Vec<Uuid>,
-    /// Sorted by (project, fingerprint), each once.
+    /// Sorted by (project, fingerprint), each once; the batch holds the issue sets of their
+    /// projects.
     pub keys: Vec<IssueKey<'a>>,
     pub releases: Vec<Release<'a>>,
     pub events: Vec<(&'a NewEvent, usize)>,
@@ -426,7 +425,7 @@ pub async fn write_whole(
     let columns: Vec<_> = column(&batch.series, |(key, _)| key.scope.columns());
     let query = sqlx::query_as(&WRITE_BATCH)
         .bind(ISSUE_SET_LOCK)
-        .bind(issue_set_locks(&batch.projects))
+        .bind(issue_set_locks(&column(&batch.keys, |k| k.project_id)))
         .bind(&batch.applied);
     let query = bind_keys(query, &batch.keys, &batch.releases)
         .bind(column(&batch.events, |(_, key)| sql_position(*key)));

@@ -41,7 +41,6 @@ pub(super) async fn write_whole(
         .collect::<Result<_, StoreError>>()?;
     let span_tallies: Vec<&SpanTally> = spans.iter().flat_map(|g| g.spans).collect();
     let whole = WholeBatch {
-        projects: events.iter().map(|e| e.project_id).collect(),
         applied: spans.iter().map(|g| g.batch).collect(),
         releases: release_sightings(events),
         deltas: issue_deltas(&with_key),
@@ -55,21 +54,17 @@ pub(super) async fn write_whole(
     let Some(issue_ids) = batch::write_whole(conn, &whole).await? else {
         return Ok(None);
     };
-    whole
-        .events
-        .iter()
-        .map(|(_, key)| match issue_ids.get(*key) {
-            Some(issue_id) => Ok(Written::Stored {
-                issue_id: *issue_id,
-            }),
-            None => Err(StoreError::Corrupt(format!(
-                "{} issue ids for {} keys",
-                issue_ids.len(),
-                whole.keys.len()
-            ))),
-        })
-        .collect::<Result<_, _>>()
-        .map(Some)
+    if issue_ids.len() != whole.keys.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} issue ids for {} keys",
+            issue_ids.len(),
+            whole.keys.len()
+        )));
+    }
+    let written = whole.events.iter().map(|(_, key)| Written::Stored {
+        issue_id: issue_ids[*key],
+    });
+    Ok(Some(written.collect()))
 }
 
 /// Where the event's fingerprint is in the batch's sorted keys.
