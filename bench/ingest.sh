@@ -10,6 +10,9 @@
 #   CONCURRENCIES="16 64"    one run per value, on the same server and database
 #   ISSUE_GROUPS=50          distinct issue groups in the generated events
 #   GZIP=0                   1 sends gzip-compressed bodies
+#   RESEND_EVERY=0           N > 0: every Nth request of each loadgen task sends its previous
+#                            envelope again (an SDK's retry, a replay): stored once, answered
+#                            200, reported as `resent`; the writer's batches by way follow
 #   PORT=18390               where Seismo listens (127.0.0.1 only)
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   the PostgreSQL server (trust auth)
 #   SKIP_BUILD=0             1 uses the binaries already in target/release
@@ -21,6 +24,7 @@
 #                            127.0.0.1 that accepts and discards them (the cost of tracing on)
 #   COMMIT_DELAY_US=0        every commit of the database waits this long before its WAL
 #                            flush (PostgreSQL's commit_delay): a slower disk, simulated
+#   DB_SETTINGS=""           PostgreSQL settings for Seismo's sessions, e.g. "enable_seqscan=off"
 #   DICTIONARY_WARMUP=0      1 first sends 5 s of events at concurrency 16 and waits until
 #                            the project's compression dictionary is trained (checked every
 #                            5 s), so the measured runs see a project in its steady state
@@ -40,6 +44,7 @@ DURATION=${DURATION:-20}
 CONCURRENCIES=${CONCURRENCIES:-"16 64"}
 ISSUE_GROUPS=${ISSUE_GROUPS:-50}
 GZIP=${GZIP:-0}
+RESEND_EVERY=${RESEND_EVERY:-0}
 PORT=${PORT:-18390}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SELF_TRACING=${SELF_TRACING:-0}
@@ -63,7 +68,8 @@ run_load() {
     log "loadgen: concurrency $concurrency, ${DURATION}s, $ISSUE_GROUPS groups"
     [[ "$CALLGRIND" == 1 ]] && callgrind_control --zero "$SEISMO_PID" >/dev/null
     measure_loadgen "$out" --dsn "$DSN" --concurrency "$concurrency" \
-        --duration "$DURATION" --groups "$ISSUE_GROUPS" --report-every 5 "${gzip_flag[@]}"
+        --duration "$DURATION" --groups "$ISSUE_GROUPS" --report-every 5 "${gzip_flag[@]}" \
+        --resend-every "$RESEND_EVERY"
     cat "$out"
     report_run "$concurrency" "$out"
     [[ "$CALLGRIND" == 1 ]] && report_instructions "$(field "$out" accepted)"
@@ -98,7 +104,8 @@ report_run() {
     echo "accepted_per_s $(field "$out" accepted_per_s)"
     echo "ack_ms p50=$(field "$out" ack_p50_ms) p90=$(field "$out" ack_p90_ms) p99=$(field "$out" ack_p99_ms) max=$(field "$out" ack_max_ms)"
     echo "accepted_per_s_each_5s $(awk '$1 == "interval" { printf "%s%.0f", (n++ ? " " : ""), $3 }' "$out")"
-    echo "statuses 200=$(field "$out" status_200) 429=$(field "$out" status_429) 503=$(field "$out" status_503) other=$(field "$out" status_other) errors=$(field "$out" errors)"
+    echo "statuses 200=$(field "$out" status_200) 429=$(field "$out" status_429) 503=$(field "$out" status_503) other=$(field "$out" status_other) errors=$(field "$out" errors) resent=$(field "$out" resent)"
+    writer_ways "$WORK/metrics.txt"
     awk -v s="$batch_sum" -v ps="$PREV_BATCH_SUM" -v c="$batch_count" -v pc="$PREV_BATCH_COUNT" \
         -v t="$commit_sum" -v pt="$PREV_COMMIT_SUM" 'BEGIN {
             if (c > pc) printf "writer_batch_mean %.1f events, %.1f ms per transaction (%d transactions this run)\n",
@@ -115,6 +122,12 @@ report_run() {
     seismo_warnings
     pg_health
     echo "rows_in_events $rows accepted_so_far $TOTAL_ACCEPTED $([[ "$rows" == "$TOTAL_ACCEPTED" ]] && echo MATCH || echo MISMATCH)"
+}
+
+# Committed writer batches by way, since start (a build without the metric prints nothing).
+writer_ways() {
+    awk -F'[{}" ]+' '/^seismo_writer_batches_total\{/ { for (i = 2; i < NF; i++) if ($i == "way=") w[$(i + 1)] = $NF }
+        END { if (length(w)) printf "writer_batches_since_start whole=%d fell_back=%d step_by_step=%d\n", w["whole"], w["fell_back"], w["step_by_step"] }' "$1"
 }
 
 warm_up_dictionary() {

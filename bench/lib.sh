@@ -4,8 +4,10 @@
 # Before sourcing, set DURATION (seconds per run), SKIP_BUILD and optionally DB_PREFIX
 # (default seismo_bench), SEISMO_BIN and LOADGEN_BIN (default: the release builds in
 # target/; e.g. other builds to compare with, with SKIP_BUILD=1). Before start_seismo, set PORT (Seismo's HTTP port) and optionally
-# OTLP_HTTP_LISTEN and OTLP_GRPC_LISTEN (host:port, default off). Sourcing changes to the
-# repository root and installs the EXIT trap.
+# OTLP_HTTP_LISTEN and OTLP_GRPC_LISTEN (host:port, default off), and DB_SETTINGS: PostgreSQL
+# settings for Seismo's sessions on the fresh database, e.g. "enable_seqscan=off
+# plan_cache_mode=force_custom_plan" (set with ALTER DATABASE before Seismo connects).
+# Sourcing changes to the repository root and installs the EXIT trap.
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -124,6 +126,10 @@ start_seismo() {
         psql -d postgres -q -c "alter database \"$DB\" set commit_delay = ${COMMIT_DELAY_US}" \
             -c "alter database \"$DB\" set commit_siblings = 0" >/dev/null
     fi
+    # What-ifs for the database side: the same build with another plan or setting.
+    for setting in ${DB_SETTINGS:-}; do
+        psql -d postgres -qc "alter database \"$DB\" set ${setting%%=*} = '${setting#*=}'" >/dev/null
+    done
     export SEISMO_DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
     export SEISMO_LISTEN="127.0.0.1:${PORT}"
     export SEISMO_DATA_DIR="$WORK/data"

@@ -10,7 +10,10 @@
 //! - `sentry` (default): realistic ~6 KB Python exception events spread over `--groups`
 //!   groups (exception type and in-app function names differ per group; line numbers, ids
 //!   and values differ within a group), each in a Sentry envelope with a fresh event id,
-//!   POSTed over one shared keep-alive client. Target: `--dsn`.
+//!   POSTed over one shared keep-alive client. Target: `--dsn`. With `--resend-every N`,
+//!   every Nth request of a task sends its previous envelope again, byte for byte: an SDK
+//!   retrying a request whose answer it lost, or a replay. Seismo stores the event once and
+//!   answers 200; the report counts those requests as `resent`, apart from `accepted`.
 //! - `otlp-http`: OTLP/HTTP protobuf `POST /v1/traces` with `x-seismo-key: --key`, over one
 //!   shared keep-alive HTTP/1.1 client. Target: `--target` (default 127.0.0.1:4318).
 //! - `otlp-grpc`: OTLP/gRPC `TraceService/Export` with `x-seismo-key` metadata, over
@@ -117,6 +120,10 @@ struct Args {
     /// Safety bound on the number of requests sent.
     #[arg(long, default_value_t = 2_000_000)]
     max_requests: u64,
+    /// Sentry: every this many requests, a task sends its previous envelope again, same
+    /// event id and all (0: never).
+    #[arg(long, default_value_t = 0)]
+    resend_every: usize,
     /// Send bodies gzip-compressed (`Content-Encoding: gzip`, gRPC message compression),
     /// compressed per request.
     #[arg(long)]
@@ -168,6 +175,7 @@ fn sentry_clients(args: &Args) -> anyhow::Result<Vec<Client>> {
                 templates: templates.clone(),
                 gzip: args.gzip,
                 next_template: task * 7,
+                resend: Resend::every(args.resend_every),
             })
         })
         .collect())
@@ -380,15 +388,29 @@ struct SentryClient {
     templates: Arc<Vec<Template>>,
     gzip: bool,
     next_template: usize,
+    resend: Resend,
 }
 
 impl SentryClient {
     async fn send_one(&mut self) -> (Answer, Duration) {
-        let template = &self.templates[self.next_template % self.templates.len()];
-        self.next_template += 1;
-        let body = request_body(template, self.gzip);
+        let (body, resent) = match self.resend.previous() {
+            Some(previous) => (previous, true),
+            None => {
+                let template = &self.templates[self.next_template % self.templates.len()];
+                self.next_template += 1;
+                let body = request_body(template, self.gzip);
+                self.resend.keep(&body);
+                (body, false)
+            }
+        };
         let started = Instant::now();
-        let answer = self.post(body).await;
+        let answer = match self.post(body).await {
+            Answer::Accepted(_) if resent => Answer::Accepted(Carried {
+                resent: 1,
+                ..Carried::default()
+            }),
+            answer => answer,
+        };
         (answer, started.elapsed())
     }
 
@@ -419,6 +441,41 @@ impl SentryClient {
             429 => Answer::TooMany(backoff),
             503 => Answer::Unavailable(backoff),
             _ => Answer::Other,
+        }
+    }
+}
+
+/// Which requests of a task send the previous envelope again (`--resend-every`).
+struct Resend {
+    every: usize,
+    count: usize,
+    previous: Option<Vec<u8>>,
+}
+
+impl Resend {
+    fn every(every: usize) -> Resend {
+        Resend {
+            every,
+            count: 0,
+            previous: None,
+        }
+    }
+
+    /// The previous envelope, when this request is one to send again.
+    fn previous(&mut self) -> Option<Vec<u8>> {
+        if self.every == 0 {
+            return None;
+        }
+        self.count += 1;
+        if !self.count.is_multiple_of(self.every) {
+            return None;
+        }
+        self.previous.clone()
+    }
+
+    fn keep(&mut self, body: &[u8]) {
+        if self.every > 0 {
+            self.previous = Some(body.to_vec());
         }
     }
 }
@@ -867,6 +924,7 @@ impl OtlpClient {
                     // Which spans were rejected is not said; none should be (ids are valid).
                     exceptions: batch.exceptions,
                     rejected_spans: rejected,
+                    resent: 0,
                 })
             }
             Err(answer) => answer,
@@ -1028,6 +1086,8 @@ struct Carried {
     spans: u64,
     exceptions: u64,
     rejected_spans: u64,
+    /// 1 for a Sentry envelope sent again (its event was stored before).
+    resent: u64,
 }
 
 /// What one task observed.
@@ -1035,6 +1095,7 @@ struct Carried {
 struct Tally {
     ack_latencies_us: Vec<u64>,
     ok: u64,
+    resent: u64,
     spans: u64,
     exceptions: u64,
     rejected_spans: u64,
@@ -1050,6 +1111,7 @@ impl Tally {
         match answer {
             Answer::Accepted(carried) => {
                 self.ok += 1;
+                self.resent += carried.resent;
                 self.spans += carried.spans;
                 self.exceptions += carried.exceptions;
                 self.rejected_spans += carried.rejected_spans;
@@ -1158,6 +1220,7 @@ fn merge(tallies: Vec<Tally>) -> Tally {
     for tally in tallies {
         total.ack_latencies_us.extend(tally.ack_latencies_us);
         total.ok += tally.ok;
+        total.resent += tally.resent;
         total.spans += tally.spans;
         total.exceptions += tally.exceptions;
         total.rejected_spans += tally.rejected_spans;
@@ -1180,7 +1243,8 @@ fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
     sorted_us[index] as f64 / 1000.0
 }
 
-/// `accepted` counts accepted requests (one event each for Sentry); OTLP runs add the
+/// `accepted` counts accepted requests (one event each for Sentry) but not the `resent`
+/// ones, whose event was stored before (`status_200` counts both); OTLP runs add the
 /// spans and exceptions those requests carried. For gRPC, `status_200` is OK,
 /// `status_429` RESOURCE_EXHAUSTED, `status_503` UNAVAILABLE, `errors` client-side failures.
 fn print_report(mode: Mode, tally: &Tally, elapsed: Duration) {
@@ -1189,8 +1253,12 @@ fn print_report(mode: Mode, tally: &Tally, elapsed: Duration) {
     let lat = &tally.ack_latencies_us;
     println!("elapsed_s {seconds:.2}");
     println!("requests {requests}");
-    println!("accepted {}", tally.ok);
-    println!("accepted_per_s {:.1}", tally.ok as f64 / seconds);
+    let accepted = tally.ok - tally.resent;
+    println!("accepted {accepted}");
+    println!("accepted_per_s {:.1}", accepted as f64 / seconds);
+    if mode == Mode::Sentry {
+        println!("resent {}", tally.resent);
+    }
     if mode != Mode::Sentry {
         println!("spans {}", tally.spans);
         println!("spans_per_s {:.1}", tally.spans as f64 / seconds);
