@@ -10,7 +10,7 @@ use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::store::dictionaries::Dictionaries;
 use crate::store::spool::{Spool, SpoolError};
-use crate::store::writer::{Writer, WriterSettings, WriterTasks};
+use crate::store::writer::{Writer, WriterSettings, WriterTasks, REPLAN_EVERY};
 
 pub struct App {
     pub config: Config,
@@ -42,6 +42,7 @@ impl App {
             batch_size: config.writer_batch_size,
             concurrency: config.writer_concurrency,
             spool_after: config.spool_after,
+            replan_every: REPLAN_EVERY,
         };
         let (writer, tasks) = Writer::start(&pool, settings, metrics.clone(), spool.clone());
         let dictionaries = Dictionaries::new(config.dictionary_max_projects);

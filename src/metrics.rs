@@ -21,6 +21,9 @@ pub struct Metrics {
     /// Every HTTP request by method, route template (never the raw path) and status code.
     pub http_request_duration: HistogramVec,
     pub writer_batch_size: Histogram,
+    /// Committed writer batches by how they were written: `whole` (one round trip),
+    /// `fell_back` (tried whole, then step by step) or `step_by_step`.
+    pub writer_batches: IntCounterVec,
     pub writer_queue_depth: IntGauge,
     pub writer_commit_duration: Histogram,
     pub incidents_open: IntGaugeVec,
@@ -129,6 +132,14 @@ impl Metrics {
                         1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
                     ],
                 ),
+            )
+            .expect("static metric"),
+            writer_batches: IntCounterVec::new(
+                Opts::new(
+                    "writer_batches_total",
+                    "Committed writer transactions by how they were written",
+                ),
+                &["way"],
             )
             .expect("static metric"),
             writer_queue_depth: IntGauge::new(
@@ -326,6 +337,7 @@ impl Metrics {
             Box::new(self.ingest_request_duration.clone()),
             Box::new(self.http_request_duration.clone()),
             Box::new(self.writer_batch_size.clone()),
+            Box::new(self.writer_batches.clone()),
             Box::new(self.writer_queue_depth.clone()),
             Box::new(self.writer_commit_duration.clone()),
             Box::new(self.incidents_open.clone()),

@@ -595,7 +595,7 @@ async fn dashboards_sql_queries_run_against_the_migrated_schema() {
 }
 
 /// Prometheus panels that must show data after [`traffic`] (by title).
-const PROMQL_WITH_DATA: [&str; 18] = [
+const PROMQL_WITH_DATA: [&str; 19] = [
     "Events accepted / s",
     "Open incidents",
     "P handle",
@@ -607,6 +607,7 @@ const PROMQL_WITH_DATA: [&str; 18] = [
     "Ingest acknowledgement latency",
     "Writer queue depth",
     "Writer batch size",
+    "Writer transactions by way",
     "Detection pass duration",
     "Live series",
     "Issues by status (all projects)",
@@ -783,7 +784,7 @@ async fn metrics_after_traffic(app: &TestApp) -> String {
 }
 
 /// Label names a metric may carry: none names an issue, fingerprint, user, URL or message.
-const LABELS: [&str; 14] = [
+const LABELS: [&str; 15] = [
     "source",
     "outcome",
     "reason",
@@ -798,6 +799,7 @@ const LABELS: [&str; 14] = [
     "version",
     "le",
     "quantile",
+    "way",
 ];
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use seismo::store::batch::{self, EnsuredIssue, IssueKey};
 use seismo::store::events::NewEvent;
 use seismo::store::partitions::Partitions;
 use seismo::store::projects;
-use seismo::store::writer::{Batch, Writer, WriterSettings, WriterTasks, Written};
+use seismo::store::writer::{Batch, Writer, WriterSettings, WriterTasks, Written, REPLAN_EVERY};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -189,7 +189,8 @@ async fn an_issue_another_writer_commits_while_a_batch_opens_gets_the_batch_even
 #[tokio::test]
 async fn a_batch_holding_an_event_stored_before_counts_only_the_new_ones() {
     let (pool, received) = database_with_a_project("again").await;
-    let (writer, tasks) = start_writer(&pool);
+    let metrics = Arc::new(Metrics::new());
+    let (writer, tasks) = start_writer_counting(&pool, metrics.clone());
     let first = prepared(received, "AgainError", 1);
     let second = prepared(received, "AgainError", 2);
     let other = prepared(received, "OtherError", 3);
@@ -224,6 +225,100 @@ async fn a_batch_holding_an_event_stored_before_counts_only_the_new_ones() {
     assert_eq!(times_seen(&pool, issue_id).await, 3);
     assert_eq!(minute_events(&pool, "issue", issue_id).await, 3);
     assert_eq!(minute_events(&pool, "project", IssueId(0)).await, 4);
+    // The first batch went whole; the retry fell back; the batch after it went step by step
+    // without trying.
+    let batches = |way: &str| metrics.writer_batches.with_label_values(&[way]).get();
+    assert_eq!(
+        (
+            batches("whole"),
+            batches("fell_back"),
+            batches("step_by_step")
+        ),
+        (1, 1, 1)
+    );
+}
+
+/// A writer whose session first wrote while `issues` was small finds, locks and updates its
+/// issues through the indexes once the table has grown: its plans are made again
+/// (`REPLAN_EVERY`, here before every batch), where plans kept from the first batches would
+/// scan the whole table for every batch.
+#[tokio::test]
+async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_many() {
+    const GROWN: i64 = 20_000;
+    let (pool, received) = database_with_a_project("grown").await;
+    // An analyze of the grown table would have the plans made again anyway.
+    sqlx::query("ALTER TABLE issues SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .expect("autovacuum off for issues");
+    let settings = WriterSettings {
+        replan_every: Duration::ZERO,
+        ..test_settings()
+    };
+    let (writer, tasks) = Writer::start(&pool, settings, Arc::new(Metrics::new()), None);
+    let write = |n: u32| {
+        let writer = writer.clone();
+        let event = prepared(received, "GrownError", n);
+        async move { writer.write(batch_of(&[&event])).await.expect("written") }
+    };
+    // More calls than the five after which PostgreSQL may settle on a generic plan.
+    for n in 0..8 {
+        write(n).await;
+    }
+    sqlx::query(
+        "INSERT INTO issues (project_id, fingerprint, grouping_strategy, title, level, \
+         first_seen, last_seen) \
+         SELECT $1, 'other-' || g, 'custom', 'other', 'error', now(), now() \
+         FROM generate_series(1, $2) g",
+    )
+    .bind(received.project_id)
+    .bind(GROWN)
+    .execute(&pool)
+    .await
+    .expect("many more issues");
+    for n in 8..12 {
+        write(n).await;
+    }
+    let writer_backend: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'SELECT seismo_write_batch(%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the writer's backend");
+    drop(writer);
+    tasks.join().await;
+    wait_for_backend_exit(&pool, writer_backend).await;
+
+    let (read_by_scans, times_seen): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'issues'), \
+                (SELECT times_seen FROM issues WHERE fingerprint NOT LIKE 'other-%')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the scans of issues");
+    assert_eq!(times_seen, 12);
+    assert!(
+        read_by_scans < GROWN,
+        "the writer read {read_by_scans} issue rows by scanning the table"
+    );
+}
+
+/// Waits until the backend has exited: it reports its table statistics as it exits.
+async fn wait_for_backend_exit(pool: &sqlx::PgPool, pid: i32) {
+    for _ in 0..500 {
+        let alive: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(pid)
+                .fetch_one(pool)
+                .await
+                .expect("pg_stat_activity");
+        if !alive {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("backend {pid} did not exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,13 +416,12 @@ async fn a_kept_writer_connection_is_replaced_once_older_than_the_pools_max_life
     let writer_pool = sqlx::postgres::PgPoolOptions::new()
         .max_lifetime(lifetime)
         .connect_lazy_with(options);
-    let settings = WriterSettings {
-        queue_capacity: 100,
-        batch_size: 10,
-        concurrency: 1,
-        spool_after: Duration::from_secs(5),
-    };
-    let (writer, tasks) = Writer::start(&writer_pool, settings, Arc::new(Metrics::new()), None);
+    let (writer, tasks) = Writer::start(
+        &writer_pool,
+        test_settings(),
+        Arc::new(Metrics::new()),
+        None,
+    );
     let write = |n: u32| {
         let batch = batch_of(&[&prepared(received, "AgeError", n)]);
         let writer = writer.clone();
@@ -420,13 +514,22 @@ async fn wait_for_a_lock_wait(pool: &sqlx::PgPool) {
 
 /// A writer of one worker on the test's database.
 fn start_writer(pool: &sqlx::PgPool) -> (Writer, WriterTasks) {
-    let settings = WriterSettings {
+    start_writer_counting(pool, Arc::new(Metrics::new()))
+}
+
+fn start_writer_counting(pool: &sqlx::PgPool, metrics: Arc<Metrics>) -> (Writer, WriterTasks) {
+    Writer::start(pool, test_settings(), metrics, None)
+}
+
+/// One worker, small batches, plans made again as in production.
+fn test_settings() -> WriterSettings {
+    WriterSettings {
         queue_capacity: 100,
         batch_size: 10,
         concurrency: 1,
         spool_after: Duration::from_secs(5),
-    };
-    Writer::start(pool, settings, Arc::new(Metrics::new()), None)
+        replan_every: REPLAN_EVERY,
+    }
 }
 
 /// A Python exception of the group, prepared as ingestion prepares it.

@@ -49,7 +49,18 @@ pub struct WriterSettings {
     pub concurrency: usize,
     /// With a spool: how long a request waits for its COMMIT before spooling instead.
     pub spool_after: Duration,
+    /// How often a worker's session drops its cached query plans ([`REPLAN_EVERY`]).
+    pub replan_every: Duration,
 }
+
+/// How often a worker's session has PostgreSQL make its query plans again. A session keeps
+/// a generic plan per statement, made for the tables' sizes of its first calls, until a
+/// table is analyzed. `issues` grows with every batch until a vacuum (each issue update
+/// leaves a dead row version), so without autovacuum a plan made while it was small went on
+/// scanning the whole table to find, lock and update a batch's issues: after a minute, half
+/// of the writer backend's CPU (bench/README.md). Made again every few seconds, the plans
+/// follow the tables' sizes, at the cost of a few plannings per period.
+pub const REPLAN_EVERY: Duration = Duration::from_secs(10);
 
 /// What happened to one event of a `write` call, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection as _, PgConnection};
+use sqlx::{ConnectOptions, Connection as _, Executor as _, PgConnection};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
@@ -59,6 +59,7 @@ pub(super) fn run_workers(
                     connection: Connection {
                         options: options.clone(),
                         max_lifetime,
+                        replan_every: settings.replan_every,
                         open: None,
                     },
                     receiver: receiver.clone(),
@@ -84,12 +85,16 @@ struct Connection {
     options: PgConnectOptions,
     /// How long a connection is kept (`None`: until it fails).
     max_lifetime: Option<Duration>,
+    /// How often its session's cached plans are dropped (`REPLAN_EVERY`).
+    replan_every: Duration,
     open: Option<Opened>,
 }
 
 struct Opened {
     conn: PgConnection,
     at: Instant,
+    /// Since when the session's cached plans were made.
+    planned: Instant,
 }
 
 impl Connection {
@@ -102,9 +107,23 @@ impl Connection {
                     .await
                     .map_err(|_| connect_timed_out())??,
                 at: Instant::now(),
+                planned: Instant::now(),
             },
         };
         Ok(&mut self.open.insert(opened).conn)
+    }
+
+    /// Has the kept session drop its cached query plans once they are older than
+    /// `replan_every`, so that its next statements are planned for the tables' sizes now
+    /// (see `writer::REPLAN_EVERY`). Prepared statements stay prepared.
+    async fn replan_if_due(&mut self) -> Result<(), StoreError> {
+        let every = self.replan_every;
+        let Some(opened) = self.open.as_mut().filter(|o| o.planned.elapsed() >= every) else {
+            return Ok(());
+        };
+        opened.conn.execute("DISCARD PLANS").await?;
+        opened.planned = Instant::now();
+        Ok(())
     }
 
     /// Closes the kept connection once it is older than `max_lifetime`: the next batch
@@ -227,7 +246,7 @@ impl Worker {
         self.connection.retire_if_old().await;
         let started = Instant::now();
         let kept = self.connection.open.is_some();
-        let written = match self.write_on_connection(events, spans).await {
+        let (written, way) = match self.write_on_connection(events, spans).await {
             // The kept connection was closed by the server since the last batch. Written
             // again on a new one; should the first try have committed after all, its events
             // now read as duplicates and count once.
@@ -236,6 +255,10 @@ impl Worker {
             }
             result => result?,
         };
+        self.metrics
+            .writer_batches
+            .with_label_values(&[way.label()])
+            .inc();
         self.metrics.writer_batch_size.observe(events.len() as f64);
         self.metrics
             .writer_commit_duration
@@ -248,10 +271,14 @@ impl Worker {
         &mut self,
         events: &[&NewEvent],
         spans: &[SpanGroup<'_>],
-    ) -> Result<Vec<Written>, StoreError> {
-        let conn = self.connection.get().await?;
-        let result =
-            write_in_transaction(conn, &self.partitions, &mut self.ways, events, spans).await;
+    ) -> Result<(Vec<Written>, Way), StoreError> {
+        let result = match self.connection.replan_if_due().await {
+            Ok(()) => {
+                let conn = self.connection.get().await?;
+                write_in_transaction(conn, &self.partitions, &mut self.ways, events, spans).await
+            }
+            Err(error) => Err(error),
+        };
         if let Err(error) = &result {
             self.connection.forget_after(error);
         }
@@ -265,26 +292,51 @@ async fn write_in_transaction(
     ways: &mut Ways,
     events: &[&NewEvent],
     spans: &[SpanGroup<'_>],
-) -> Result<Vec<Written>, StoreError> {
+) -> Result<(Vec<Written>, Way), StoreError> {
     let days: HashSet<_> = events.iter().map(|e| e.received_day()).collect();
     partitions.ensure(conn, days).await?;
-    if ways.try_whole() {
+    let way = if ways.try_whole() {
         if let Some(written) = write_whole(conn, events, spans).await? {
-            return Ok(written);
+            return Ok((written, Way::Whole));
         }
         ways.fell_back();
         tracing::debug!(
             events = events.len(),
             "the batch was written before in part, or an issue created meanwhile; writing it step by step"
         );
-    }
+        Way::FellBack
+    } else {
+        Way::StepByStep
+    };
     let projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
     let mut tx = conn
         .begin_with(batch::begin_sharing_issue_sets(&projects))
         .await?;
     let written = write_in(&mut tx, events, spans).await?;
     tx.commit().await?;
-    Ok(written)
+    Ok((written, way))
+}
+
+/// How a committed batch was written, the label of `seismo_writer_batches_total`: how often
+/// batches fall back tells an operator what retries and replays cost the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// In one round trip.
+    Whole,
+    /// Tried whole, rolled back, then written step by step.
+    FellBack,
+    /// Step by step without trying, in the pause after a fallback.
+    StepByStep,
+}
+
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::Whole => "whole",
+            Way::FellBack => "fell_back",
+            Way::StepByStep => "step_by_step",
+        }
+    }
 }
 
 /// Which way a worker writes its next batch: whole, in one round trip, unless a recent batch
