@@ -4,12 +4,14 @@
 //!
 //! Each worker keeps one connection of its own from batch to batch. A pooled connection is
 //! pinged when taken and again when given back: two round trips per batch on top of the
-//! batch's own four (see `store::batch`), each costing both sides a wake-up and, with TLS, a
-//! record each way. A kept connection the server has closed since (a restart, an idle
+//! batch's own one (four step by step, see `store::batch`), each costing both sides a
+//! wake-up and, with TLS, a record each way. A kept connection the server has closed since (a restart, an idle
 //! timeout) fails the next batch at its first statement; the worker then connects anew and
 //! writes the batch once more. A kept connection older than the pool's `max_lifetime` is
 //! closed and replaced before its next batch, as the pool does with its own: a backend's
 //! caches grow over its life, and a new connection follows a moved or reconfigured server.
+//! And every `writer::REPLAN_EVERY` the kept session drops its cached query plans, so that
+//! they follow the tables' sizes.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
