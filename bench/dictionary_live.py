@@ -58,13 +58,21 @@ def one_event(rng):
         sentry_sdk.capture_exception(error)
 
 
+def local_variables_on():
+    """The option that sends each frame's local variables: `data_collection` from
+    sentry-sdk 3 on, `include_local_variables` before."""
+    if int(sentry_sdk.VERSION.split(".")[0]) >= 3:
+        return {"data_collection": {"stack_frame_variables": True}}
+    return {"include_local_variables": True}
+
+
 def main():
     sentry_sdk.init(
         dsn=os.environ["SEISMO_DSN"],
         release="shop@4.2.0",
         environment="production",
-        include_local_variables=True,
         traces_sample_rate=0,
+        **local_variables_on(),
     )
     sentry_sdk.set_tag("region", "eu-west-1")
     rng = random.Random(7)
