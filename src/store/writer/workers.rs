@@ -5,13 +5,13 @@
 //! Each worker keeps one connection of its own from batch to batch. A pooled connection is
 //! pinged when taken and again when given back: two round trips per batch on top of the
 //! batch's own one (four step by step, see `store::batch`), each costing both sides a
-//! wake-up and, with TLS, a record each way. A kept connection the server has closed since (a restart, an idle
-//! timeout) fails the next batch at its first statement; the worker then connects anew and
-//! writes the batch once more. A kept connection older than the pool's `max_lifetime` is
-//! closed and replaced before its next batch, as the pool does with its own: a backend's
-//! caches grow over its life, and a new connection follows a moved or reconfigured server.
-//! And every `writer::REPLAN_EVERY` the kept session drops its cached query plans, so that
-//! they follow the tables' sizes.
+//! wake-up and, with TLS, a record each way. A kept connection the server has closed since
+//! (a restart, an idle timeout) fails the next batch at its first statement; the worker then
+//! connects anew and writes the batch once more. A kept connection older than the pool's
+//! `max_lifetime` is closed and replaced before its next batch, as the pool does with its
+//! own: a backend's caches grow over its life, and a new connection follows a moved or
+//! reconfigured server. And every `writer::REPLAN_EVERY` the kept session drops its cached
+//! query plans, so that they follow the tables' sizes.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -117,15 +117,20 @@ impl Connection {
 
     /// Has the kept session drop its cached query plans once they are older than
     /// `replan_every`, so that its next statements are planned for the tables' sizes now
-    /// (see `writer::REPLAN_EVERY`). Prepared statements stay prepared.
-    async fn replan_if_due(&mut self) -> Result<(), StoreError> {
+    /// (see `writer::REPLAN_EVERY`); prepared statements stay prepared. A session that
+    /// cannot is closed: the next batch gets a new one.
+    async fn replan_if_due(&mut self) {
         let every = self.replan_every;
         let Some(opened) = self.open.as_mut().filter(|o| o.planned.elapsed() >= every) else {
-            return Ok(());
+            return;
         };
-        opened.conn.execute("DISCARD PLANS").await?;
-        opened.planned = Instant::now();
-        Ok(())
+        match opened.conn.execute("DISCARD PLANS").await {
+            Ok(_) => opened.planned = Instant::now(),
+            Err(error) => {
+                tracing::debug!(%error, "dropping the session's plans failed; connecting anew");
+                self.open = None;
+            }
+        }
     }
 
     /// Closes the kept connection once it is older than `max_lifetime`: the next batch
@@ -246,6 +251,7 @@ impl Worker {
         spans: &[SpanGroup<'_>],
     ) -> Result<Vec<Written>, StoreError> {
         self.connection.retire_if_old().await;
+        self.connection.replan_if_due().await;
         let started = Instant::now();
         let kept = self.connection.open.is_some();
         let (written, way) = match self.write_on_connection(events, spans).await {
@@ -274,13 +280,9 @@ impl Worker {
         events: &[&NewEvent],
         spans: &[SpanGroup<'_>],
     ) -> Result<(Vec<Written>, Way), StoreError> {
-        let result = match self.connection.replan_if_due().await {
-            Ok(()) => {
-                let conn = self.connection.get().await?;
-                write_in_transaction(conn, &self.partitions, &mut self.ways, events, spans).await
-            }
-            Err(error) => Err(error),
-        };
+        let conn = self.connection.get().await?;
+        let result =
+            write_in_transaction(conn, &self.partitions, &mut self.ways, events, spans).await;
         if let Err(error) = &result {
             self.connection.forget_after(error);
         }
