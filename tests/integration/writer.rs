@@ -288,7 +288,13 @@ async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_man
     .expect("the writer's backend");
     drop(writer);
     tasks.join().await;
-    wait_for_backend_exit(&pool, writer_backend).await;
+    // A backend reports its table statistics as it exits.
+    wait_until_activity(
+        &pool,
+        &format!("NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {writer_backend})"),
+        "the writer's backend to exit",
+    )
+    .await;
 
     let (read_by_scans, times_seen): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'issues'), \
@@ -302,23 +308,6 @@ async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_man
         read_by_scans < GROWN,
         "the writer read {read_by_scans} issue rows by scanning the table"
     );
-}
-
-/// Waits until the backend has exited: it reports its table statistics as it exits.
-async fn wait_for_backend_exit(pool: &sqlx::PgPool, pid: i32) {
-    for _ in 0..500 {
-        let alive: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
-                .bind(pid)
-                .fetch_one(pool)
-                .await
-                .expect("pg_stat_activity");
-        if !alive {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("backend {pid} did not exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,20 +485,29 @@ async fn database_with_a_project(slug: &str) -> (sqlx::PgPool, Received) {
 
 /// Waits until some backend of the test's database waits for a lock.
 async fn wait_for_a_lock_wait(pool: &sqlx::PgPool) {
+    wait_until_activity(
+        pool,
+        "EXISTS (SELECT 1 FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        "a backend to wait for a lock",
+    )
+    .await;
+}
+
+/// Waits until `holds` (an SQL condition, on `pg_stat_activity` say) is true: checked every
+/// 10 ms, for 5 s at most.
+async fn wait_until_activity(pool: &sqlx::PgPool, holds: &str, what: &str) {
     for _ in 0..500 {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock')",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("pg_stat_activity");
-        if waiting {
+        let held: bool = sqlx::query_scalar(&format!("SELECT {holds}"))
+            .fetch_one(pool)
+            .await
+            .expect("the condition");
+        if held {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("no backend waited for a lock within 5 s");
+    panic!("waited 5 s for {what}");
 }
 
 /// A writer of one worker on the test's database.
