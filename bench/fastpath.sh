@@ -13,6 +13,8 @@
 #   BUILDS="before=/path/seismo-a after=/path/seismo-b" LOADGEN_BIN=… bench/fastpath.sh
 #   ROUNDS=3 CONCURRENCIES="64 16" DURATION=15   (the defaults)
 #   CALLGRIND=1   also the instructions Seismo ran per event, under callgrind (see ingest.sh)
+#   DB_SQL_<build>="…"   a schema what-if for that build only (ingest.sh's DB_SQL), e.g.
+#                 BUILDS="now=$bin hot=$bin" DB_SQL_hot="alter table issues set (fillfactor = 50)"
 set -euo pipefail
 
 BUILDS=${BUILDS:?name=binary pairs, e.g. "before=/tmp/seismo-a after=/tmp/seismo-b"}
@@ -35,7 +37,7 @@ summarize() {
         c == "" { next }
         /^accepted_per_s / { rate[c] = $2 }
         /^ack_ms / { split($4, p, "="); p99[c] = p[2] }
-        /^cpu_s_per_1k_events / { split($2, s, "="); cpu[c] = s[2] }
+        /^cpu_s_per_1k_events / { split($2, s, "="); cpu[c] = s[2]; split($3, s, "="); pg[c] = s[2] }
         /^seismo_peak_rss / { rss[c] = $2 }
         /^events_partitions / { bytes = $4 }
         /^callgrind_instructions_per_event / { instructions[c] = $2 }
@@ -49,6 +51,7 @@ summarize() {
                 printf "%s round=%s c=%s events_s=%s p99_ms=%s seismo_cpu_s_per_1k=%s rss_kb=%s bytes_per_event=%s load=%s",
                     build, round, c, rate[c], p99[c], cpu[c], rss[c], bytes, loadavg
                 if (c in kernel) printf " kernel_share=%s", kernel[c]
+                if (c in pg) printf " postgres_cpu_s_per_1k=%s", pg[c]
                 if (c in instructions) printf " instructions_per_event=%s", instructions[c]
                 printf "\n"
             }
@@ -63,10 +66,11 @@ for round in $(seq 1 "$ROUNDS"); do
         pair=${PAIRS[$(((i + round - 1) % ${#PAIRS[@]}))]}
         build=${pair%%=*}
         bin=${pair#*=}
+        sql_of_build="DB_SQL_${build}"
         load=$(cut -d' ' -f1 /proc/loadavg)
         out=$(mktemp -t seismo-fastpath-run.XXXXXX)
         if ! SKIP_BUILD=1 SEISMO_BIN="$bin" LOADGEN_BIN="$LOADGEN_BIN" CONCURRENCIES="$CONCURRENCIES" \
-            DURATION="$DURATION" bench/ingest.sh >"$out" 2>&1; then
+            DURATION="$DURATION" DB_SQL="${!sql_of_build:-${DB_SQL:-}}" bench/ingest.sh >"$out" 2>&1; then
             cat "$out" >&2
             rm -f "$out"
             exit 1

@@ -25,6 +25,8 @@
 #   COMMIT_DELAY_US=0        every commit of the database waits this long before its WAL
 #                            flush (PostgreSQL's commit_delay): a slower disk, simulated
 #   DB_SETTINGS=""           PostgreSQL settings for Seismo's sessions, e.g. "enable_seqscan=off"
+#   DB_SQL=""                SQL run on the database once Seismo has migrated it, before the
+#                            runs: a schema what-if, e.g. "drop index issues_project_last_seen"
 #   DICTIONARY_WARMUP=0      1 first sends 5 s of events at concurrency 16 and waits until
 #                            the project's compression dictionary is trained (checked every
 #                            5 s), so the measured runs see a project in its steady state

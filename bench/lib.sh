@@ -6,7 +6,8 @@
 # target/; e.g. other builds to compare with, with SKIP_BUILD=1). Before start_seismo, set PORT (Seismo's HTTP port) and optionally
 # OTLP_HTTP_LISTEN and OTLP_GRPC_LISTEN (host:port, default off), and DB_SETTINGS: PostgreSQL
 # settings for Seismo's sessions on the fresh database, e.g. "enable_seqscan=off
-# plan_cache_mode=force_custom_plan" (set with ALTER DATABASE before Seismo connects).
+# plan_cache_mode=force_custom_plan" (set with ALTER DATABASE before Seismo connects), and
+# DB_SQL: statements run on that database once Seismo has migrated it (a schema what-if).
 # Sourcing changes to the repository root and installs the EXIT trap.
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -143,6 +144,7 @@ start_seismo() {
     for _ in $(seq 1 $((4 * ${STARTUP_SECONDS:-30}))); do
         if curl -sf "$BASE/healthz" >/dev/null 2>&1; then
             log "seismo is up (pid $SEISMO_PID)"
+            run_db_sql
             return
         fi
         if ! kill -0 "$SEISMO_PID" 2>/dev/null; then
@@ -154,6 +156,15 @@ start_seismo() {
     done
     echo "seismo did not answer /healthz within ${STARTUP_SECONDS:-30} s" >&2
     exit 1
+}
+
+# What-ifs for the schema: DB_SQL runs on the database once Seismo has migrated it, before
+# any event arrives (e.g. "alter table issues set (fillfactor = 50)").
+run_db_sql() {
+    if [[ -n "${DB_SQL:-}" ]]; then
+        log "on $DB: $DB_SQL"
+        psql -d "$DB" -v ON_ERROR_STOP=1 -qc "$DB_SQL" >/dev/null
+    fi
 }
 
 # Creates the `bench` project; sets DSN (Sentry) and OTLP_KEY.
@@ -305,12 +316,15 @@ seismo_warnings() {
 
 # Signs of PostgreSQL trouble that grow with time: sequential scans of the events partitions
 # during the run (a write-path lookup that stopped using the primary key; the scripts' own
-# count(*) checks run after it and are not counted) and dead issue rows (every event updates
-# its issue; without autovacuum nothing reclaims the old versions).
+# count(*) checks run after it and are not counted) and the issue rows' updates since the
+# start (about one per event): those in place (HOT) leave no index entries and are pruned as
+# the page is next read; any other leaves a dead row that only a vacuum reclaims.
 pg_health() {
-    local dead autovacuum
-    dead=$(sql "select n_dead_tup from pg_stat_user_tables where relname = 'issues'")
+    local updates autovacuum
+    updates=$(sql "select n_tup_upd || ' updated, ' || n_tup_hot_upd || ' in place, ' ||
+                          n_dead_tup || ' dead, ' || pg_total_relation_size(relid) / 1024 || ' kB'
+                   from pg_stat_user_tables where relname = 'issues'")
     autovacuum=$(sql 'show autovacuum')
     echo "pg_events_seq_scans $(awk '{ print $1 " scans, " $2 " rows read" }' "$WORK/seqscans.txt") (during the run)"
-    echo "pg_issues_dead_rows $dead (autovacuum $autovacuum)"
+    echo "pg_issue_rows $updates (autovacuum $autovacuum)"
 }

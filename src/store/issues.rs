@@ -169,7 +169,10 @@ pub async fn list(
         Sort::LastSeen | Sort::FirstSeen => "timestamptz",
     };
     // The sort column comes from the enum above, never from the request.
-    // The event clause is left out when unused, so the plain listing stays an index scan.
+    // The event clause is left out when unused, so the plain listing reads only the
+    // project's issues. Only first seen has an index in the sort's order: the writer changes
+    // last seen and the count with every event, and indexed they would make each of those
+    // updates write an entry in every index (migrations/0033_issue_updates_in_place.sql).
     let events_clause = match filter.events.is_empty() {
         true => "",
         false => {

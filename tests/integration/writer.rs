@@ -279,22 +279,7 @@ async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_man
     for n in 8..12 {
         write(n).await;
     }
-    let writer_backend: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'SELECT seismo_write_batch(%'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("the writer's backend");
-    drop(writer);
-    tasks.join().await;
-    // A backend reports its table statistics as it exits.
-    wait_until_activity(
-        &pool,
-        &format!("NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {writer_backend})"),
-        "the writer's backend to exit",
-    )
-    .await;
+    stop_writer_until_its_statistics_are_in(&pool, writer, tasks).await;
 
     let (read_by_scans, times_seen): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'issues'), \
@@ -307,6 +292,50 @@ async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_man
     assert!(
         read_by_scans < GROWN,
         "the writer read {read_by_scans} issue rows by scanning the table"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_updates_its_issues_in_place_leaving_no_index_entries() {
+    const BATCHES: u32 = 60;
+    let (pool, received) = database_with_a_project("in-place").await;
+    // No vacuum between the batches: only the updates themselves keep the table small.
+    sqlx::query("ALTER TABLE issues SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .expect("autovacuum off for issues");
+    let (writer, tasks) = start_writer(&pool);
+    for n in 0..BATCHES {
+        let group = ["FirstError", "SecondError", "ThirdError"][n as usize % 3];
+        // Each a moment later than the one before: its issue's last seen moves too.
+        let later = Received {
+            at: received.at + TimeDelta::milliseconds(i64::from(n)),
+            ..received
+        };
+        let event = prepared(later, group, n);
+        writer.write(batch_of(&[&event])).await.expect("written");
+    }
+    stop_writer_until_its_statistics_are_in(&pool, writer, tasks).await;
+
+    let (updates, in_place, seen): (i64, i64, i64) = sqlx::query_as(
+        "SELECT n_tup_upd, n_tup_hot_upd, (SELECT sum(times_seen)::int8 FROM issues) \
+         FROM pg_stat_user_tables WHERE relname = 'issues'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the updates of issues");
+    assert_eq!(seen, i64::from(BATCHES));
+    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM issues WHERE last_seen > first_seen")
+        .fetch_one(&pool)
+        .await
+        .expect("the issues whose last seen moved");
+    assert_eq!(moved, 3);
+    assert!(updates >= i64::from(BATCHES), "{updates} issue updates");
+    // An indexed column the batches change (last seen, times seen) makes every one of them
+    // write a new entry in every index of the table.
+    assert!(
+        in_place * 10 >= updates * 9,
+        "{in_place} of {updates} issue updates were in place (HOT)"
     );
 }
 
@@ -508,6 +537,30 @@ async fn wait_until_activity(pool: &sqlx::PgPool, holds: &str, what: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("waited 5 s for {what}");
+}
+
+/// Stops the writer and waits until its backend has exited: a backend reports its table
+/// statistics (`pg_stat_user_tables`) as it exits.
+async fn stop_writer_until_its_statistics_are_in(
+    pool: &sqlx::PgPool,
+    writer: Writer,
+    tasks: WriterTasks,
+) {
+    let writer_backend: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'SELECT seismo_write_batch(%'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the writer's backend");
+    drop(writer);
+    tasks.join().await;
+    wait_until_activity(
+        pool,
+        &format!("NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {writer_backend})"),
+        "the writer's backend to exit",
+    )
+    .await;
 }
 
 /// A writer of one worker on the test's database.
