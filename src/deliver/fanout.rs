@@ -13,13 +13,15 @@
 //! notifications and `incident:<id>:recovery` for actions, so one incident never makes two
 //! deliveries of one action even if its row were fanned out twice.
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 
 use super::payload::recovery_request;
 use super::{delta, DeliverError, Settings};
-use crate::model::ProjectId;
+use crate::model::{IncidentId, ProjectId};
 use crate::store::deliveries::{self, NewDelivery, OutboxRow};
 use crate::store::endpoints::{self, Endpoint};
 use crate::store::incident_context::{self, IncidentContext};
@@ -76,21 +78,24 @@ pub async fn fan_out(
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<usize, DeliverError> {
-    let mut tx = pool.begin().await?;
-    let rows = deliveries::claim_outbox(&mut tx, settings.batch).await?;
-    if rows.is_empty() {
+    let waiting = deliveries::peek_outbox(pool, settings.batch).await?;
+    if waiting.is_empty() {
         return Ok(0);
     }
-    let mut known: Vec<(ProjectId, Vec<Endpoint>)> = Vec::new();
+    let endpoints = enabled_endpoints(pool, &waiting).await?;
+    let contexts = recovery_contexts(pool, &waiting, &endpoints, now).await?;
+    // The transaction stays short, the slow reads done above: while it is open, PostgreSQL
+    // keeps every row version it might see, so no page is pruned and no vacuum reclaims
+    // anything (the writer's issue rows, updated with every event, among them), and the
+    // rows it claimed wait for it. Gathering contexts in it held it for 30 s in a burst of
+    // new issues under load (bench/README.md, "Issue updates in place").
+    let mut tx = pool.begin().await?;
+    let ids: Vec<i64> = waiting.iter().map(|r| r.id).collect();
+    let rows = deliveries::claim_outbox(&mut tx, &ids).await?;
     for row in &rows {
-        if !known.iter().any(|(p, _)| *p == row.project_id) {
-            let found = endpoints::enabled_for(&mut tx, row.project_id).await?;
-            known.push((row.project_id, found));
-        }
-        let project_endpoints = known
-            .iter()
-            .find(|(p, _)| *p == row.project_id)
-            .map_or(&[][..], |(_, e)| e.as_slice());
+        let project_endpoints = endpoints
+            .get(&row.project_id)
+            .map_or(&[][..], Vec::as_slice);
         let silenced = match row.incident_id {
             Some(id) => silences::covering(&mut tx, id, now).await?.is_some(),
             None => false,
@@ -98,30 +103,69 @@ pub async fn fan_out(
         for new in notifications(row, project_endpoints, settings, now, silenced) {
             deliveries::insert(&mut tx, &new).await?;
         }
-        if let (Some(step), Some(incident_id), false) = (chain_step(row), row.incident_id, silenced)
-        {
-            let Some(context) = incident_context::gather(pool, incident_id, now).await? else {
-                continue;
-            };
-            if let Some(new) = recovery(
+        let context = row.incident_id.and_then(|id| contexts.get(&id));
+        if let (Some(step), Some(context), false) = (chain_step(row), context, silenced) {
+            let request = recovery(
                 &mut tx,
                 row,
                 project_endpoints,
-                &context,
+                context,
                 step,
                 settings,
                 now,
             )
-            .await?
-            {
+            .await?;
+            if let Some(new) = request {
                 deliveries::insert(&mut tx, &new).await?;
             }
         }
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    deliveries::remove_outbox(&mut tx, &ids).await?;
+    let claimed: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    deliveries::remove_outbox(&mut tx, &claimed).await?;
     tx.commit().await?;
     Ok(rows.len())
+}
+
+/// The enabled endpoints of each project with a row waiting.
+async fn enabled_endpoints(
+    pool: &PgPool,
+    rows: &[OutboxRow],
+) -> Result<HashMap<ProjectId, Vec<Endpoint>>, DeliverError> {
+    let mut conn = pool.acquire().await?;
+    let mut found = HashMap::new();
+    for row in rows {
+        if let Entry::Vacant(slot) = found.entry(row.project_id) {
+            slot.insert(endpoints::enabled_for(&mut conn, row.project_id).await?);
+        }
+    }
+    Ok(found)
+}
+
+/// The context of each incident whose row starts or continues its recovery chain, in a
+/// project with a recovery endpoint: the service that picks the endpoint, and what the
+/// request tells it. Each takes several reads of the incident's events.
+async fn recovery_contexts(
+    pool: &PgPool,
+    rows: &[OutboxRow],
+    endpoints: &HashMap<ProjectId, Vec<Endpoint>>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<IncidentId, IncidentContext>, DeliverError> {
+    let mut contexts = HashMap::new();
+    for row in rows {
+        let Some(incident_id) = row.incident_id else {
+            continue;
+        };
+        let recovers = endpoints
+            .get(&row.project_id)
+            .is_some_and(|found| found.iter().any(|e| e.kind == "recovery"));
+        if chain_step(row).is_none() || !recovers || contexts.contains_key(&incident_id) {
+            continue;
+        }
+        if let Some(context) = incident_context::gather(pool, incident_id, now).await? {
+            contexts.insert(incident_id, context);
+        }
+    }
+    Ok(contexts)
 }
 
 fn notifications(

@@ -2,7 +2,8 @@
 //!
 //! The outbox is drained by [`claim_outbox`] (`FOR UPDATE SKIP LOCKED`, so two processes
 //! take disjoint rows) inside the transaction that inserts the deliveries and deletes the
-//! rows: a row is fanned out exactly once, and never lost. A delivery is then claimed by
+//! rows: a row is fanned out exactly once, and never lost. What that transaction needs
+//! from slower reads is read before it, for the rows [`peek_outbox`] saw. A delivery is then claimed by
 //! [`claim_due`] with a lease (`claimed_by`, `lease_until`) in a short transaction, sent
 //! after that COMMIT, and its result written by [`record`] only if the lease is still the
 //! sender's; a sender that dies leaves a lease that lapses, and another process retries
@@ -54,16 +55,29 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Locks up to `limit` available outbox rows no other transaction holds, oldest first.
+/// Up to `limit` available outbox rows, oldest first, without locking them: what a fan-out
+/// prepares for before it claims them.
+pub async fn peek_outbox(pool: &PgPool, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, project_id, incident_id, topic, payload, created_at FROM outbox \
+         WHERE available_at <= now() ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Locks those of the outbox rows `ids` that are still there and no other transaction
+/// holds, oldest first.
 pub async fn claim_outbox(
     conn: &mut PgConnection,
-    limit: i64,
+    ids: &[i64],
 ) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, project_id, incident_id, topic, payload, created_at FROM outbox \
-         WHERE available_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
     )
-    .bind(limit)
+    .bind(ids)
     .fetch_all(conn)
     .await?)
 }

@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::Utc;
 use reqwest::Method;
+use seismo::deliver::fanout;
 use seismo::deliver::mail::transport::Mailer;
 use seismo::deliver::signing::Secret;
 use seismo::model::{Kind, Scope, State};
 use seismo::store::endpoints::{self, NewEndpoint};
 use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
 
 use crate::delivery::{
     deliveries, endpoint, more_rounds, open_incident, rounds_until, settings, wait_for_state,
@@ -99,6 +102,41 @@ async fn deliver_a_recovery_webhook_is_signed_and_moves_the_incident_to_recoveri
     assert!(app
         .metrics()
         .contains("seismo_deliveries_total{kind=\"recovery\",result=\"delivered\"} 1"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deliver_a_fan_out_reads_the_incident_context_before_its_transaction() {
+    let app = spawn().await;
+    let service = Receiver::start(vec![]).await;
+    endpoint(
+        &app,
+        json!({"kind": "recovery", "url": service.url("/admin/restart"), "action": "restart"}),
+    )
+    .await;
+    let incident = open_incident(&app, Kind::Anomaly, checkout()).await;
+    // One connection: reading the context on the pool while the fan-out's transaction holds
+    // that connection would wait for another, and fail at the pool's timeout. A long
+    // transaction stops PostgreSQL from pruning or vacuuming anything it might still see.
+    let only_one = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(&app.database_url)
+        .await
+        .expect("a pool of one connection");
+    let taken = fanout::fan_out(&only_one, &settings(&app), Utc::now())
+        .await
+        .expect("fanned out");
+    assert!(taken >= 1, "{taken} outbox rows");
+    let requested: Vec<(String, String)> = sqlx::query_as(
+        "SELECT status, payload->'data'->>'service' FROM deliveries \
+         WHERE incident_id = $1 AND kind = 'recovery'",
+    )
+    .bind(incident.id)
+    .fetch_all(&app.pool)
+    .await
+    .expect("the recovery deliveries");
+    assert_eq!(requested, [("pending".to_owned(), "checkout".to_owned())]);
     app.stop().await;
 }
 
