@@ -316,15 +316,17 @@ seismo_warnings() {
 
 # Signs of PostgreSQL trouble that grow with time: sequential scans of the events partitions
 # during the run (a write-path lookup that stopped using the primary key; the scripts' own
-# count(*) checks run after it and are not counted) and the issue rows' updates since the
-# start (about one per event): those in place (HOT) leave no index entries and are pruned as
-# the page is next read; any other leaves a dead row that only a vacuum reclaims.
+# count(*) checks run after it and are not counted) and the updates since the start of the
+# rows every batch adds to (issues, about one per event, and the per-minute counts): those
+# in place (HOT) leave no index entries and are pruned as the page is next read; any other
+# leaves a dead row that only a vacuum reclaims.
 pg_health() {
-    local updates autovacuum
-    updates=$(sql "select n_tup_upd || ' updated, ' || n_tup_hot_upd || ' in place, ' ||
-                          n_dead_tup || ' dead, ' || pg_total_relation_size(relid) / 1024 || ' kB'
-                   from pg_stat_user_tables where relname = 'issues'")
+    local table autovacuum
     autovacuum=$(sql 'show autovacuum')
     echo "pg_events_seq_scans $(awk '{ print $1 " scans, " $2 " rows read" }' "$WORK/seqscans.txt") (during the run)"
-    echo "pg_issue_rows $updates (autovacuum $autovacuum)"
+    for table in issues minute_counts; do
+        echo "pg_${table}_rows $(sql "select n_tup_upd || ' updated, ' || n_tup_hot_upd ||
+                ' in place, ' || n_dead_tup || ' dead, ' || pg_total_relation_size(relid) / 1024 || ' kB'
+            from pg_stat_user_tables where relname = '$table'") (autovacuum $autovacuum)"
+    done
 }

@@ -9,6 +9,11 @@
 //!   project-wide incident: no one service owns it); `incident.escalated` (written by the detector when an
 //!   action failed its verification, with that action's `order`) to the next one after it.
 //!
+//! One round reads first, outside any transaction: the waiting outbox rows, their projects'
+//! endpoints, and the incident context of each recovery request (several reads of the
+//! incident's events). Then one short transaction claims those rows, writes their
+//! deliveries and deletes them.
+//!
 //! Deduplication is the table's: `UNIQUE (endpoint_id, dedup_key)` with `outbox:<row>` for
 //! notifications and `incident:<id>:recovery` for actions, so one incident never makes two
 //! deliveries of one action even if its row were fanned out twice.
@@ -88,7 +93,7 @@ pub async fn fan_out(
     // keeps every row version it might see, so no page is pruned and no vacuum reclaims
     // anything (the writer's issue rows, updated with every event, among them), and the
     // rows it claimed wait for it. Gathering contexts in it held it for 30 s in a burst of
-    // new issues under load (bench/README.md, "Issue updates in place").
+    // new issues under load (bench/README.md, "A transaction held open for half a minute").
     let mut tx = pool.begin().await?;
     let ids: Vec<i64> = waiting.iter().map(|r| r.id).collect();
     let rows = deliveries::claim_outbox(&mut tx, &ids).await?;
