@@ -247,10 +247,7 @@ async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_man
     const GROWN: i64 = 20_000;
     let (pool, received) = database_with_a_project("grown").await;
     // An analyze of the grown table would have the plans made again anyway.
-    sqlx::query("ALTER TABLE issues SET (autovacuum_enabled = false)")
-        .execute(&pool)
-        .await
-        .expect("autovacuum off for issues");
+    no_autovacuum_of_issues(&pool).await;
     let settings = WriterSettings {
         replan_every: Duration::ZERO,
         ..test_settings()
@@ -295,15 +292,14 @@ async fn a_writer_that_began_on_few_issues_probes_the_indexes_once_there_are_man
     );
 }
 
+/// Every batch updates its issues; those updates change no indexed column, so PostgreSQL
+/// makes them in place (HOT): no index entries, and old versions pruned as the page is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_updates_its_issues_in_place_leaving_no_index_entries() {
     const BATCHES: u32 = 60;
     let (pool, received) = database_with_a_project("in-place").await;
     // No vacuum between the batches: only the updates themselves keep the table small.
-    sqlx::query("ALTER TABLE issues SET (autovacuum_enabled = false)")
-        .execute(&pool)
-        .await
-        .expect("autovacuum off for issues");
+    no_autovacuum_of_issues(&pool).await;
     let (writer, tasks) = start_writer(&pool);
     for n in 0..BATCHES {
         let group = ["FirstError", "SecondError", "ThirdError"][n as usize % 3];
@@ -537,6 +533,13 @@ async fn wait_until_activity(pool: &sqlx::PgPool, holds: &str, what: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("waited 5 s for {what}");
+}
+
+async fn no_autovacuum_of_issues(pool: &sqlx::PgPool) {
+    sqlx::query("ALTER TABLE issues SET (autovacuum_enabled = false)")
+        .execute(pool)
+        .await
+        .expect("autovacuum off for issues");
 }
 
 /// Stops the writer and waits until its backend has exited: a backend reports its table
