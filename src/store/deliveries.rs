@@ -3,11 +3,13 @@
 //! The outbox is drained by [`claim_outbox`] (`FOR UPDATE SKIP LOCKED`, so two processes
 //! take disjoint rows) inside the transaction that inserts the deliveries and deletes the
 //! rows: a row is fanned out exactly once, and never lost. What that transaction needs
-//! from slower reads is read before it, for the rows [`peek_outbox`] saw. A delivery is then claimed by
-//! [`claim_due`] with a lease (`claimed_by`, `lease_until`) in a short transaction, sent
-//! after that COMMIT, and its result written by [`record`] only if the lease is still the
-//! sender's; a sender that dies leaves a lease that lapses, and another process retries
-//! the same message (same `webhook-id`): at least once, never twice at the same time.
+//! from slower reads is read before it, for the rows [`peek_outbox`] saw.
+//!
+//! A delivery is then claimed by [`claim_due`] with a lease (`claimed_by`, `lease_until`)
+//! in a short transaction, sent after that COMMIT, and its result written by [`record`]
+//! only if the lease is still the sender's; a sender that dies leaves a lease that lapses,
+//! and another process retries the same message (same `webhook-id`): at least once, never
+//! twice at the same time.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
