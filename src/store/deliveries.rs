@@ -46,6 +46,9 @@ const DELIVERY_COLUMNS: &str = "id, endpoint_id, project_id, incident_id, kind, 
      dedup_key, message_id, payload, status, attempts, next_attempt_at, expires_at, last_status, \
      last_error, response_excerpt, created_at, delivered_at";
 
+/// The columns of [`OutboxRow`], in its order.
+const OUTBOX_COLUMNS: &str = "id, project_id, incident_id, topic, payload, created_at";
+
 /// An outbox row being fanned out.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OutboxRow {
@@ -60,13 +63,10 @@ pub struct OutboxRow {
 /// Up to `limit` available outbox rows, oldest first, without locking them: what a fan-out
 /// prepares for before it claims them.
 pub async fn peek_outbox(pool: &PgPool, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, project_id, incident_id, topic, payload, created_at FROM outbox \
-         WHERE available_at <= now() ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let sql = format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE available_at <= now() ORDER BY id LIMIT $1"
+    );
+    Ok(sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?)
 }
 
 /// Locks those of the outbox rows `ids` that are still there and no other transaction
@@ -75,13 +75,10 @@ pub async fn claim_outbox(
     conn: &mut PgConnection,
     ids: &[i64],
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, project_id, incident_id, topic, payload, created_at FROM outbox \
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
-    )
-    .bind(ids)
-    .fetch_all(conn)
-    .await?)
+    let sql = format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED"
+    );
+    Ok(sqlx::query_as(&sql).bind(ids).fetch_all(conn).await?)
 }
 
 /// Removes fanned-out outbox rows (in the transaction that made their deliveries).
