@@ -95,8 +95,9 @@ pub async fn fan_out(
     // rows it claimed wait for it. Gathering contexts in it held it for 30 s in a burst of
     // new issues under load (bench/README.md, "A transaction held open for half a minute").
     let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = waiting.iter().map(|r| r.id).collect();
-    let rows = deliveries::claim_outbox(&mut tx, &ids).await?;
+    let peeked: Vec<i64> = waiting.iter().map(|r| r.id).collect();
+    // Another process may have claimed some of them since: those are skipped.
+    let rows = deliveries::claim_outbox(&mut tx, &peeked).await?;
     for row in &rows {
         let project_endpoints = endpoints
             .get(&row.project_id)
